@@ -1,0 +1,1 @@
+"""California housing price prediction: shared domain code."""
