@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Export the pinned requirements of each container image from uv.lock.
+# Usage: scripts/export_requirements.sh [OUTPUT_ROOT]   (default: the repository root)
+# tests/ci/test_requirements.py runs this into a temporary directory and compares,
+# so the committed files cannot drift from uv.lock.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${1:-$repo}"
+cd "$repo"
+
+# Exported to stdout (not -o) so the uv header is the same whatever OUTPUT_ROOT is.
+export_extra() {
+    local target="$1"
+    shift
+    mkdir -p "$(dirname "$out/$target")"
+    uv export --frozen --no-hashes --no-dev --no-emit-project "$@" >"$out/$target.tmp"
+    mv "$out/$target.tmp" "$out/$target"
+}
+
+# API image: model stack + serve extra (mlflow-skinny; no dvc, optuna or full mlflow).
+export_extra serve/requirements.txt --extra serve
+# Streamlit image: it talks to the API over HTTP only, so the model-fitting stack is pruned.
+export_extra app/requirements.txt --extra app --prune scikit-learn --prune lightgbm --prune skops
+# Pipeline image: model stack + pipeline extra (dvc[gs], mlflow, optuna, wandb).
+export_extra requirements/pipeline.txt --extra pipeline
