@@ -1,0 +1,1 @@
+"""Streamlit front end: prices districts through the prediction API over HTTP only."""

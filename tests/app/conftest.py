@@ -1,0 +1,46 @@
+"""Fixtures for the Streamlit app: a stub API over real HTTP and an AppTest pointed at it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from app_stub import StubApi
+from streamlit.testing.v1 import AppTest
+
+APP_MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
+
+
+@pytest.fixture
+def stub() -> Iterator[StubApi]:
+    """A stub prediction API on a fresh 127.0.0.1 port, stopped after the test."""
+    server = StubApi().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens, so connecting is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def make_app(monkeypatch: pytest.MonkeyPatch):
+    """Build an AppTest of app/main.py talking to ``api_url``, with empty caches."""
+
+    def _make(api_url: str, **env: str) -> AppTest:
+        monkeypatch.setenv("API_URL", api_url)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        st.cache_data.clear()
+        return AppTest.from_file(str(APP_MAIN), default_timeout=30)
+
+    yield _make
+    st.cache_data.clear()
