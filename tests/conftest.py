@@ -1,0 +1,99 @@
+"""Fixtures shared by every test tier: the real data mirror, splits, and a small real model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+# Pin native thread pools before numpy/LightGBM start them (2 shared cores here).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MIRROR = Path(
+    os.environ.get("HOUSING_DATA_MIRROR", REPO_ROOT.parent / "shared" / "data" / "housing.csv")
+)
+MIRROR_SHA256 = "8a3727f4cf54ac1a327f69b1d5b4db54c5834ea81c6e4efc0d163300022a685e"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def mirror_csv() -> Path:
+    """The data set mirror on this machine (never committed)."""
+    assert MIRROR.is_file(), f"data mirror not found at {MIRROR}; set HOUSING_DATA_MIRROR"
+    return MIRROR
+
+
+@pytest.fixture(scope="session")
+def housing_df(mirror_csv: Path) -> pd.DataFrame:
+    return pd.read_csv(mirror_csv)
+
+
+@pytest.fixture(scope="session")
+def small_train(housing_df: pd.DataFrame) -> pd.DataFrame:
+    """A 3,000-row deterministic sample: big enough for real behaviour, fast to fit."""
+    return housing_df.sample(3000, random_state=7).reset_index(drop=True)
+
+
+def train_small_model(train: pd.DataFrame, *, family: str = "lightgbm", seed: int = 42):
+    """Fit the real model class on ``train`` with small, fast settings."""
+    from housing.contract import TARGET
+    from housing.model import FeatureConfig, ModelSpec, build_model
+
+    params = {"n_estimators": 60, "num_leaves": 15} if family == "lightgbm" else {}
+    spec = ModelSpec(
+        imputer="median",
+        features=FeatureConfig(n_clusters=5, gamma=1.0, rotations=(30.0, 60.0), neighbors=8),
+        family=family,
+        params=params,
+        seed=seed,
+    )
+    model = build_model(spec).fit(train.drop(columns=[TARGET]), train[TARGET])
+    return spec, model
+
+
+def write_bundle(directory: Path, train: pd.DataFrame, *, seed: int = 42) -> Path:
+    """Train a small real model and save it as a bundle (model.skops + model.json)."""
+    from housing.artifact import save_bundle
+    from housing.contract import TARGET, derive_contract
+    from housing.metrics import regression_report
+
+    spec, model = train_small_model(train, seed=seed)
+    contract = derive_contract(train, margin=0.25)
+    y = train[TARGET].to_numpy()
+    meta = {
+        "name": "housing_price_model",
+        "spec": {
+            "imputer": spec.imputer,
+            "features": spec.features.to_dict(),
+            "family": spec.family,
+            "params": dict(spec.params),
+            "seed": spec.seed,
+        },
+        "contract": contract.to_dict(),
+        "metrics": regression_report(y, model.predict(train.drop(columns=[TARGET]))),
+        "data_md5": "test-fixture",
+    }
+    save_bundle(directory, model, meta)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def model_bundle_dir(tmp_path_factory: pytest.TempPathFactory, small_train) -> Path:
+    """A real, small model bundle directory, as the register stage writes to ``models/``."""
+    return write_bundle(tmp_path_factory.mktemp("bundle"), small_train)
+
+
+@pytest.fixture(scope="session")
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
