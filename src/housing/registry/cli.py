@@ -1,0 +1,176 @@
+"""``housing-registry``: list versions, promote, roll back and show the model registry.
+
+A thin shell over :mod:`housing.registry.ops`; every failure is one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Annotated, TypeVar
+
+import typer
+
+from housing.registry.records import CHAMPION, MODEL_NAME, RegistryError, VersionInfo
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    name="housing-registry",
+    help="Inspect and move the champion of the housing price model in the MLflow registry.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="MLflow tracking/registry URI (default: sqlite:///mlflow.db in the working dir).",
+        show_default=False,
+    ),
+]
+ModelName = Annotated[str, typer.Option("--model-name", help="Registered model name.")]
+Reason = Annotated[
+    str, typer.Option("--reason", help="Why: recorded on the version.", show_default=False)
+]
+
+T = TypeVar("T")
+
+
+@app.callback()
+def _main() -> None:
+    """Keep MLflow's INFO chatter off stderr so errors stay one line."""
+    from housing.logs import configure
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    configure(os.environ.get("LOG_LEVEL", "WARNING"))
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Run ``action``; a RegistryError (or any failure) becomes one stderr line and exit 1."""
+    try:
+        return action()
+    except RegistryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        logger.debug("unexpected failure", exc_info=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        typer.echo(f"error: {type(exc).__name__}: {first}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _fmt_float(value: float | None, pattern: str) -> str:
+    return "-" if value is None else format(value, pattern)
+
+
+def _decision(info: VersionInfo) -> str:
+    decision = info.tags.get("promotion.decision", "-")
+    mode = info.tags.get("promotion.mode")
+    return f"{decision} ({mode})" if mode else decision
+
+
+def format_table(versions: Sequence[VersionInfo]) -> str:
+    """Versions as an aligned plain-text table: version, aliases, rmse, r2, created, decision."""
+    header = ("VERSION", "ALIASES", "RMSE", "R2", "CREATED", "DECISION")
+    rows = [
+        (
+            info.version,
+            ",".join(info.aliases) or "-",
+            _fmt_float(info.metrics.get("rmse"), ",.0f"),
+            _fmt_float(info.metrics.get("r2"), ".4f"),
+            info.created_at or "-",
+            _decision(info),
+        )
+        for info in versions
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def format_version(info: VersionInfo, model_name: str) -> str:
+    """One version as ``key: value`` lines for ``show``."""
+    lines = [
+        f"model:      {model_name}",
+        f"version:    {info.version}",
+        f"aliases:    {', '.join(info.aliases) or '-'}",
+        f"run_id:     {info.run_id or '-'}",
+        f"created:    {info.created_at or '-'}",
+        f"sha256:     {info.tags.get('artifact_sha256', '-')}",
+        f"git_commit: {info.tags.get('git_commit', '-')}",
+        f"data_md5:   {info.tags.get('data_md5', '-')}",
+        f"decision:   {_decision(info)}",
+        f"reason:     {info.tags.get('promotion.reason', '-')}",
+        f"previous:   {info.tags.get('promotion.previous_champion') or '-'}",
+        "metrics:",
+        *(f"  {key}: {value:.6g}" for key, value in sorted(info.metrics.items())),
+    ]
+    return "\n".join(lines)
+
+
+@app.command("list")
+def list_cmd(
+    tracking_uri: TrackingUri = None,
+    model_name: ModelName = MODEL_NAME,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the versions of the model, newest first."""
+    from housing.registry.ops import list_versions
+
+    versions = _run(lambda: list_versions(model_name=model_name, tracking_uri=tracking_uri))
+    if as_json:
+        typer.echo(json.dumps([asdict(v) for v in versions], indent=2))
+    else:
+        typer.echo(format_table(versions))
+
+
+@app.command("promote")
+def promote_cmd(
+    version: Annotated[str, typer.Argument(help="Version number to make the champion.")],
+    reason: Reason,
+    tracking_uri: TrackingUri = None,
+    model_name: ModelName = MODEL_NAME,
+) -> None:
+    """Point the champion alias at VERSION, recording the reason and the previous champion."""
+    from housing.registry.ops import promote
+
+    info = _run(lambda: promote(version, reason, model_name=model_name, tracking_uri=tracking_uri))
+    previous = info.tags.get("promotion.previous_champion") or "none"
+    typer.echo(f"champion of {model_name} is now version {info.version} (was {previous})")
+
+
+@app.command("rollback")
+def rollback_cmd(
+    reason: Reason,
+    tracking_uri: TrackingUri = None,
+    model_name: ModelName = MODEL_NAME,
+) -> None:
+    """Move the champion alias back to the previous champion."""
+    from housing.registry.ops import rollback
+
+    info = _run(lambda: rollback(reason, model_name=model_name, tracking_uri=tracking_uri))
+    previous = info.tags.get("promotion.previous_champion") or "none"
+    typer.echo(f"champion of {model_name} rolled back to version {info.version} (was {previous})")
+
+
+@app.command("show")
+def show_cmd(
+    alias: Annotated[str, typer.Option("--alias", help="Alias to show.")] = CHAMPION,
+    tracking_uri: TrackingUri = None,
+    model_name: ModelName = MODEL_NAME,
+) -> None:
+    """Show the version an alias points at: metrics, lineage tags and the last decision."""
+    from housing.registry.ops import version_for_alias
+
+    info = _run(lambda: version_for_alias(alias, model_name=model_name, tracking_uri=tracking_uri))
+    typer.echo(format_version(info, model_name))

@@ -1,0 +1,110 @@
+"""Where the registry lives: tracking URI resolution, reachability, clients, error translation.
+
+MLflow is imported inside functions only: ``import mlflow`` costs seconds, and the API imports
+this package on its start-up path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from housing.registry.records import RegistryError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+ARTIFACTS_DIRNAME = "mlartifacts"
+_SQLITE_PREFIX = "sqlite:///"
+_HEALTH_TIMEOUT_S = 5.0
+
+
+def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
+    """The explicit URI, else ``MLFLOW_TRACKING_URI``, else a SQLite file in the working dir."""
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    return uri.strip()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative or absolute), else None."""
+    if not uri.startswith(_SQLITE_PREFIX):
+        return None
+    raw = uri[len(_SQLITE_PREFIX) :].split("?", 1)[0]
+    return Path(raw) if raw and raw != ":memory:" else None
+
+
+def default_artifact_location(uri: str) -> str | None:
+    """``mlartifacts/`` beside a SQLite database (``./mlartifacts`` for the default URI).
+
+    MLflow's own default for a SQLite store is ``./mlruns`` under the current directory; putting
+    artifacts beside the database keeps a registry self-contained and a test's files in its tmp
+    dir. A tracking server chooses its own artifact store, so other URIs return None.
+    """
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    return (db.resolve().parent / ARTIFACTS_DIRNAME).as_uri()
+
+
+def check_reachable(uri: str, *, must_exist: bool) -> None:
+    """Fail fast with one line when the store is missing or a tracking server does not answer.
+
+    MLflow's HTTP client retries for minutes before giving up, so a server URI is probed once
+    on ``/health`` with a short timeout; a SQLite file must exist for read-only operations so a
+    typo does not silently create an empty registry.
+    """
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=_HEALTH_TIMEOUT_S):
+                return
+        except urllib.error.HTTPError:
+            return  # the server answered, even if it has no /health route
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise RegistryError(f"tracking server unreachable at {uri}: {reason}") from exc
+    db = sqlite_path(uri)
+    if db is not None and must_exist and not db.is_file():
+        raise RegistryError(f"no MLflow database at {db} (tracking URI {uri})")
+
+
+def make_client(uri: str) -> MlflowClient:
+    """A client bound to ``uri`` for both tracking and the model registry."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """Whether an MLflow exception means the requested entity does not exist."""
+    return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception message, for one-line user errors."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+@contextlib.contextmanager
+def translated(action: str) -> Iterator[None]:
+    """Turn MLflow and connection failures inside the block into a one-line RegistryError."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except RegistryError:
+        raise
+    except MlflowException as exc:
+        raise RegistryError(f"{action}: {one_line(exc)}") from exc
+    except OSError as exc:
+        raise RegistryError(f"{action}: {one_line(exc)}") from exc
