@@ -442,15 +442,33 @@ def build_report(base: Revision, head: Revision) -> Report:
     return Report(base.label, head.label, params, metrics, plots)
 
 
+def report_files(worktree: Revision) -> list[str]:
+    """Existing files the report reads (params, metrics, plots), to hand between CI jobs."""
+    declared = declared_files(_load_dvc_yaml(worktree))
+    paths = ["dvc.yaml", "dvc.lock", *declared["params"], *declared["metrics"]]
+    paths += _expand_plot_paths(declared["plots"], worktree)
+    return [path for path in dict.fromkeys(paths) if (worktree.repo / path).is_file()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="base revision (e.g. origin/main)")
+    parser.add_argument("--base", help="base revision (e.g. origin/main); required for a report")
     parser.add_argument("--head", default=None, help="head revision (default: working tree)")
     parser.add_argument("--repo", type=Path, default=Path.cwd(), help="repository root")
     parser.add_argument("--title", default="Pipeline report", help="report heading")
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    parser.add_argument(
+        "--list-files",
+        action="store_true",
+        help="print the working-tree files the report reads, one per line, and exit",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.list_files:
+        sys.stdout.write("".join(f"{path}\n" for path in report_files(Revision(args.repo, None))))
+        return 0
+    if args.base is None:
+        parser.error("--base is required (or use --list-files)")
     try:
         for rev in (args.base, args.head):
             if rev is not None:

@@ -195,3 +195,19 @@ def test_flatten_and_param_diff_cover_added_and_removed_keys() -> None:
         ("d", {}, None),
     ]
     assert pr_report.fmt([1, 2]) == "[1, 2]" and pr_report.fmt(None) == "—"
+
+
+def test_list_files_names_what_the_report_reads(two_commit_repo: Path) -> None:
+    (two_commit_repo / "extra.yaml").unlink()
+
+    done = _run(two_commit_repo, "--list-files")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "dvc.yaml",
+        "params.yaml",
+        "reports/metrics.json",
+        "reports/plots/pred.csv",
+        "reports/plots/residuals.csv",
+    ]
+    assert _run(two_commit_repo).returncode == 2  # a report needs --base
