@@ -156,13 +156,21 @@ def _finish(engine: str, sweep_id: str, spec: SweepSpec, records: list[TrialReco
 # -- embedded Optuna engine ----------------------------------------------------------------
 
 
+class _GridSampler(optuna.samplers.GridSampler):
+    """GridSampler that never calls ``study.stop()``: the engine already caps trials at the grid
+    size, and ``stop()`` raises outside ``study.optimize`` (this engine uses ask/tell)."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        return None
+
+
 def build_sampler(spec: SweepSpec, seed: int) -> optuna.samplers.BaseSampler:
     """bayes -> TPE, random -> RandomSampler, grid -> GridSampler; all seeded."""
     if spec.method == "bayes":
         return optuna.samplers.TPESampler(seed=seed)
     if spec.method == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.GridSampler(spec.grid_space(), seed=seed)
+    return _GridSampler(spec.grid_space(), seed=seed)
 
 
 def build_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
