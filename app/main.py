@@ -115,6 +115,9 @@ def render_single(client: ApiClient, specs: Sequence[FieldSpec], settings: AppSe
                     )
                 else:
                     values[spec.name] = _number_input(spec)
+                    # A number input cannot send "unknown"; nullable inputs get a checkbox.
+                    if spec.nullable and st.checkbox("Unknown", key=f"unknown_{spec.name}"):
+                        values[spec.name] = None
                 slots[spec.name] = st.empty()
         submitted = st.form_submit_button("Predict price", type="primary")
 
@@ -294,7 +297,7 @@ def _show_batch_results(frame: pd.DataFrame, name: str) -> None:
     ):
         col.metric(label, f"{stats[key]:,.0f}" if key == "count" else _money(stats[key]))
     st.dataframe(
-        pd.DataFrame({"statistic": list(stats), "predicted_price": list(stats.values())}),
+        pd.DataFrame({"statistic": list(stats), "value": list(stats.values())}),
         hide_index=True,
         key="batch_summary",
     )
