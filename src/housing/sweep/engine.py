@@ -326,7 +326,7 @@ def _run_wandb(
     def _trial() -> None:
         # Under the agent, wandb.init() receives the sampled params as its config.
         run = wandb.init(settings=wandb.Settings(silent=True, console="off"))
-        params = dict(run.config)
+        params = {k: run.config[k] for k in spec.parameters if k in run.config}
         tracked = _WandbRun(run, spec.metric_name)
         reporter = _WandbReporter(tracked)
         start = time.perf_counter()
