@@ -1,0 +1,168 @@
+"""Helpers for the registry tests: tiny models, bundles, call arguments, a real mlflow server.
+
+MLflow and scikit-learn are imported inside functions, so collecting fast tests stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SERVER_START_TIMEOUT_S = 240.0
+FEATURES = ["median_income", "housing_median_age", "total_rooms"]
+GATE_PARAMS = {"min_r2": 0.85, "max_rmse": 45_000, "max_regression_pct": 1.0}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def synthetic_frame(rows: int = 50, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """A tiny regression problem with the shape of a few housing features."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "median_income": rng.uniform(0.5, 15.0, rows),
+            "housing_median_age": rng.uniform(1.0, 52.0, rows),
+            "total_rooms": rng.uniform(100.0, 8000.0, rows),
+        }
+    )
+    target = 40_000 * frame["median_income"] + 500 * frame["housing_median_age"]
+    target = target + rng.normal(0.0, 10_000.0, rows)
+    return frame, pd.Series(target, name="median_house_value")
+
+
+def ridge_pipeline(alpha: float, X: pd.DataFrame, y: pd.Series) -> Any:
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(X, y)
+
+
+def hgb_pipeline(X: pd.DataFrame, y: pd.Series) -> Any:
+    """A model whose skops file holds types skops does not trust by default (TreePredictor)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = HistGradientBoostingRegressor(max_iter=15, min_samples_leaf=5, random_state=0)
+    return make_pipeline(StandardScaler(), model).fit(X, y)
+
+
+def write_bundle(model: Any, bundle_dir: Path, note: str) -> list[str]:
+    """Write model.skops + model.json like housing.artifact does; return its untrusted types."""
+    import skops.io as sio
+
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    sio.dump(model, bundle_dir / "model.skops")
+    (bundle_dir / "model.json").write_text(json.dumps({"note": note, "features": FEATURES}))
+    return list(sio.get_untrusted_types(file=bundle_dir / "model.skops"))
+
+
+@dataclass
+class Scenario:
+    """A SQLite registry with three versions: 1 champion, 2 held, 3 promoted over 1."""
+
+    root: Path
+    uri: str
+    X: pd.DataFrame
+    models: dict[str, Any]
+    bundles: dict[str, Path]
+    registrations: dict[str, Any]
+    snapshots: dict[str, list[Any]]
+    plot: Path
+    scratch_cwd: Path
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def register_kwargs(
+    model: Any,
+    bundle: Path,
+    X: pd.DataFrame,
+    metrics: dict[str, float],
+    trusted: list[str],
+    plot: Path,
+    uri: str,
+) -> dict[str, Any]:
+    from housing.registry import GateConfig
+
+    return {
+        "sk_model": model,
+        "bundle_dir": bundle,
+        "params": {"train": {"engine": "ridge", "alpha": 1.0, "features": FEATURES}, "seed": 42},
+        "metrics": metrics,
+        "tags": {
+            "git_commit": "abc123",
+            "data_md5": "d41d8cd9",
+            "sweep_id": "sw-1",
+            "engine": "optuna",
+        },
+        "plots": [plot],
+        "description": "Ridge on three features, trained for the registry tests.",
+        "input_example": X.head(3),
+        "gates": GateConfig(**GATE_PARAMS),
+        "trusted_types": trusted,
+        "tracking_uri": uri,
+    }
+
+
+@contextlib.contextmanager
+def running_mlflow_server(workdir: Path) -> Iterator[str]:
+    """Start ``mlflow server`` on a free loopback port, wait for /health, stop it afterwards."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = workdir / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    cmd = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{workdir / 'server.db'}",
+        "--artifacts-destination", str(workdir / "art"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server not healthy in time:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # our own session: the server and its workers
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)

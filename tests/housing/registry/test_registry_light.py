@@ -1,0 +1,69 @@
+"""Fast checks that need no MLflow import: import cost, URI defaults, table formatting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from housing.registry import DEFAULT_TRACKING_URI, VersionInfo, resolve_tracking_uri
+from housing.registry.cli import format_table
+from housing.registry.ops import flatten_params
+from housing.registry.tracking import default_artifact_location, sqlite_path
+
+
+def test_importing_the_registry_package_does_not_import_mlflow():
+    code = (
+        "import sys, housing.registry, housing.registry.cli;"
+        "from housing.registry import resolve;"
+        "sys.exit(1 if any(m == 'mlflow' or m.startswith('mlflow.') for m in sys.modules) else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_tracking_uri_precedence(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri() == DEFAULT_TRACKING_URI == "sqlite:///mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri() == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_default_sqlite_store_keeps_artifacts_in_mlartifacts_beside_the_db(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert sqlite_path("sqlite:///mlflow.db") == Path("mlflow.db")
+    assert sqlite_path("sqlite:////abs/dir/m.db") == Path("/abs/dir/m.db")
+    assert default_artifact_location("sqlite:///mlflow.db") == (tmp_path / "mlartifacts").as_uri()
+    assert default_artifact_location("sqlite:////abs/dir/m.db") == "file:///abs/dir/mlartifacts"
+    assert default_artifact_location("http://127.0.0.1:5000") is None
+
+
+def test_flatten_params_dotted_and_stringified():
+    flat = flatten_params({"train": {"model": {"alpha": 0.5, "layers": [1, 2]}}, "seed": 42})
+    assert flat == {"train.model.alpha": "0.5", "train.model.layers": "[1, 2]", "seed": "42"}
+
+
+def test_list_table_has_one_row_per_version_with_metrics_and_decision():
+    versions = [
+        VersionInfo(
+            "2",
+            [],
+            "r2",
+            {"rmse": 44_800.4, "r2": 0.86},
+            {"promotion.decision": "held", "promotion.mode": "gates"},
+            "2026-11-27T13:00:00Z",
+        ),
+        VersionInfo("1", ["champion"], "r1", {}, {}, "2026-11-27T12:00:00Z"),
+    ]
+    lines = format_table(versions).splitlines()
+    assert lines[0].split() == ["VERSION", "ALIASES", "RMSE", "R2", "CREATED", "DECISION"]
+    assert lines[1].split() == [
+        "2",
+        "-",
+        "44,800",
+        "0.8600",
+        "2026-11-27T13:00:00Z",
+        "held",
+        "(gates)",
+    ]
+    assert lines[2].split() == ["1", "champion", "-", "-", "2026-11-27T12:00:00Z", "-"]

@@ -1,0 +1,340 @@
+"""log_and_register, list, promote, rollback and resolve against a real SQLite MLflow registry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from registry_support import (
+    Scenario,
+    free_port,
+    hgb_pipeline,
+    register_kwargs,
+    synthetic_frame,
+    write_bundle,
+)
+from typer.testing import CliRunner
+
+from housing.io import sha256_file
+from housing.registry import (
+    MODEL_NAME,
+    RegistryError,
+    list_versions,
+    log_and_register,
+    promote,
+    resolve,
+    rollback,
+    version_for_alias,
+)
+from housing.registry.cli import app
+
+pytestmark = pytest.mark.slow
+
+
+def _by_version(versions):
+    return {v.version: v for v in versions}
+
+
+def _client(uri):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _history(uri):
+    return json.loads(_client(uri).get_registered_model(MODEL_NAME).tags["champion_history"])
+
+
+# --- log_and_register ---------------------------------------------------------------------
+
+
+def test_first_version_becomes_champion_with_lineage_tags(registry_scenario: Scenario):
+    reg = registry_scenario.registrations["1"]
+    assert (reg.name, reg.version, reg.promoted, reg.previous_champion) == (
+        MODEL_NAME,
+        "1",
+        True,
+        None,
+    )
+    assert reg.model_uri == f"models:/{MODEL_NAME}/1"
+    assert reg.artifact_sha256 == sha256_file(registry_scenario.bundles["1"] / "model.skops")
+    (v1,) = registry_scenario.snapshots["1"]
+    assert v1.aliases == ["champion"]
+    assert v1.run_id == reg.run_id
+    assert v1.metrics == {"r2": 0.86, "rmse": 44_000.0}
+    assert v1.tags["artifact_sha256"] == reg.artifact_sha256
+    assert v1.tags["git_commit"] == "abc123" and v1.tags["data_md5"] == "d41d8cd9"
+    assert v1.tags["metric.rmse"] == "44000.0"
+    assert v1.tags["promotion.decision"] == "promoted"
+    assert v1.tags["promotion.previous_champion"] == ""
+    assert "first model" in v1.tags["promotion.reason"]
+    datetime.fromisoformat(v1.tags["promotion.at"])
+
+
+def test_worse_second_version_is_held_as_challenger(registry_scenario: Scenario):
+    reg = registry_scenario.registrations["2"]
+    assert not reg.promoted and not reg.decision.promote
+    assert reg.previous_champion == "1"
+    assert "+1.82%" in reg.decision.reason
+    versions = _by_version(registry_scenario.snapshots["2"])
+    assert [v.version for v in registry_scenario.snapshots["2"]] == ["2", "1"]  # newest first
+    assert versions["1"].aliases == ["champion"]
+    assert versions["2"].aliases == ["challenger"]
+    assert versions["2"].tags["promotion.decision"] == "held"
+    assert versions["2"].tags["promotion.reason"] == reg.decision.reason
+    assert versions["2"].tags["promotion.previous_champion"] == "1"
+
+
+def test_better_third_version_takes_champion_and_records_history(registry_scenario: Scenario):
+    reg = registry_scenario.registrations["3"]
+    assert reg.promoted and reg.previous_champion == "1"
+    versions = _by_version(list_versions(tracking_uri=registry_scenario.uri))
+    assert versions["3"].aliases == ["champion"]
+    assert versions["1"].aliases == [] and versions["2"].aliases == []
+    assert versions["3"].tags["promotion.previous_champion"] == "1"
+    assert _history(registry_scenario.uri) == ["1", "3"]
+
+
+def test_run_records_params_metrics_tags_note_plots_and_bundle(registry_scenario: Scenario):
+    client = _client(registry_scenario.uri)
+    reg = registry_scenario.registrations["1"]
+    run = client.get_run(reg.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.alpha"] == "1.0"
+    assert run.data.params["train.features"] == json.dumps(
+        ["median_income", "housing_median_age", "total_rooms"]
+    )
+    assert run.data.params["seed"] == "42"
+    assert run.data.metrics == {"r2": 0.86, "rmse": 44_000.0}
+    assert run.data.tags["sweep_id"] == "sw-1" and run.data.tags["engine"] == "optuna"
+    assert run.data.tags["mlflow.note.content"].startswith("Ridge on three features")
+    assert [a.path for a in client.list_artifacts(reg.run_id, "plots")] == [
+        "plots/pred_vs_actual.csv"
+    ]
+    assert sorted(a.path for a in client.list_artifacts(reg.run_id, "bundle")) == [
+        "bundle/model.json",
+        "bundle/model.skops",
+    ]
+    model = client.get_registered_model(MODEL_NAME)
+    assert "champion" in model.description and "challenger" in model.description
+    description = client.get_model_version(MODEL_NAME, "2").description
+    assert "held as `challenger`" in description and "+1.82%" in description
+
+
+def test_artifacts_land_beside_the_database_not_in_the_working_dir(registry_scenario: Scenario):
+    assert list(registry_scenario.scratch_cwd.iterdir()) == []
+    assert (registry_scenario.root / "mlartifacts").is_dir()
+    skops_files = list((registry_scenario.root / "mlartifacts").rglob("bundle/model.skops"))
+    assert len(skops_files) == 3
+
+
+@pytest.mark.parametrize("version", ["1", "3"])
+def test_logged_model_loads_through_mlflow_and_predicts_the_same(
+    registry_scenario: Scenario, version: str, monkeypatch
+):
+    import mlflow
+
+    # MLflow 3 refuses to deserialise any model (skops too) unless this is set.
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    mlflow.set_tracking_uri(registry_scenario.uri)
+    mlflow.set_registry_uri(registry_scenario.uri)
+    loaded = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}")
+    X = registry_scenario.X
+    np.testing.assert_array_equal(loaded.predict(X), registry_scenario.models[version].predict(X))
+
+
+def test_untrusted_skops_types_are_refused_unless_trusted(registry_copy: str, tmp_path: Path):
+    X, y = synthetic_frame(seed=1)
+    model = hgb_pipeline(X, y)
+    untrusted = write_bundle(model, tmp_path / "bundle", note="hgb")
+    assert untrusted  # TreePredictor and friends
+    plot = tmp_path / "p.csv"
+    plot.write_text("a\n1\n")
+    kwargs = register_kwargs(
+        model, tmp_path / "bundle", X, {"r2": 0.9, "rmse": 1.0}, [], plot, registry_copy
+    )
+    with pytest.raises(RegistryError, match="untrusted types"):
+        log_and_register(**kwargs)
+    assert [v.version for v in list_versions(tracking_uri=registry_copy)] == ["3", "2", "1"]
+
+
+def test_bad_inputs_fail_before_anything_is_logged(registry_copy: str, tmp_path: Path):
+    X, _ = synthetic_frame()
+    kwargs = register_kwargs(
+        None, tmp_path / "nope", X, {"r2": 0.9}, [], tmp_path / "p.csv", registry_copy
+    )
+    with pytest.raises(RegistryError, match=r"has no model\.skops"):
+        log_and_register(**kwargs)
+
+
+# --- resolve ------------------------------------------------------------------------------
+
+
+def test_resolve_champion_downloads_bundle_with_matching_sha(
+    registry_scenario: Scenario, tmp_path: Path
+):
+    resolved = resolve(tracking_uri=registry_scenario.uri, dst=tmp_path / "dl")
+    assert (resolved.name, resolved.version, resolved.alias) == (MODEL_NAME, "3", "champion")
+    assert resolved.run_id == registry_scenario.registrations["3"].run_id
+    assert resolved.bundle_local_dir.is_relative_to(tmp_path / "dl")
+    skops_file = resolved.bundle_local_dir / "model.skops"
+    assert sha256_file(skops_file) == resolved.artifact_sha256
+    assert resolved.artifact_sha256 == sha256_file(registry_scenario.bundles["3"] / "model.skops")
+    assert json.loads((resolved.bundle_local_dir / "model.json").read_text())["note"] == "v3"
+    assert resolved.metrics == {"r2": 0.87, "rmse": 43_000.0}
+    assert resolved.tags["git_commit"] == "abc123"
+
+
+def test_resolve_default_dst_and_unknown_alias(registry_scenario: Scenario):
+    resolved = resolve(tracking_uri=registry_scenario.uri)
+    try:
+        assert (resolved.bundle_local_dir / "model.skops").is_file()
+    finally:
+        import shutil
+
+        shutil.rmtree(resolved.bundle_local_dir.parent)
+    with pytest.raises(RegistryError, match="no version with alias 'challenger'"):
+        resolve("challenger", tracking_uri=registry_scenario.uri)
+
+
+# --- promote / rollback -------------------------------------------------------------------
+
+
+def test_promote_then_rollback_twice_records_reasons(registry_copy: str):
+    uri = registry_copy
+    info = promote("2", "hotfix: v2 handles the new district codes", tracking_uri=uri)
+    assert info.version == "2" and info.aliases == ["champion"]
+    assert info.tags["promotion.mode"] == "manual"
+    assert info.tags["promotion.reason"] == "hotfix: v2 handles the new district codes"
+    assert info.tags["promotion.previous_champion"] == "3"
+    assert _history(uri) == ["1", "3", "2"]
+
+    back = rollback("v2 mispriced coastal districts", tracking_uri=uri)
+    assert back.version == "3" and back.aliases == ["champion"]
+    assert back.tags["promotion.mode"] == "rollback"
+    assert back.tags["promotion.reason"] == "v2 mispriced coastal districts"
+    assert back.tags["promotion.previous_champion"] == "2"
+    v2 = _by_version(list_versions(tracking_uri=uri))["2"]
+    assert v2.tags["rollback.reason"] == "v2 mispriced coastal districts"
+    assert v2.aliases == []
+
+    again = rollback("v3 drifted", tracking_uri=uri)
+    assert again.version == "1"
+    assert version_for_alias(tracking_uri=uri).version == "1"
+    assert _history(uri) == ["1"]
+
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        rollback("once more", tracking_uri=uri)
+    assert version_for_alias(tracking_uri=uri).version == "1"  # unchanged by the failure
+
+
+def test_promote_refuses_unknown_version_current_champion_and_blank_reason(registry_copy: str):
+    with pytest.raises(RegistryError, match="has no version '9'"):
+        promote("9", "why not", tracking_uri=registry_copy)
+    with pytest.raises(RegistryError, match="already the champion"):
+        promote("3", "again", tracking_uri=registry_copy)
+    with pytest.raises(RegistryError, match="reason is required"):
+        promote("2", "  ", tracking_uri=registry_copy)
+
+
+def test_rollback_without_champion_and_unknown_model(registry_copy: str):
+    _client(registry_copy).create_registered_model("empty_model")
+    with pytest.raises(RegistryError, match="no champion to roll back from"):
+        rollback("nothing here", model_name="empty_model", tracking_uri=registry_copy)
+    with pytest.raises(RegistryError, match="no registered model named 'nope'"):
+        list_versions(model_name="nope", tracking_uri=registry_copy)
+
+
+def test_missing_sqlite_database_is_an_error_not_a_new_registry(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'typo.db'}"
+    with pytest.raises(RegistryError, match="no MLflow database"):
+        list_versions(tracking_uri=uri)
+    assert not (tmp_path / "typo.db").exists()
+
+
+# --- CLI ----------------------------------------------------------------------------------
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, list(args), env={"MLFLOW_TRACKING_URI": None})
+
+
+def test_cli_list_show_promote_rollback(registry_copy: str):
+    uri = ["--tracking-uri", registry_copy]
+    listed = _invoke("list", *uri)
+    assert listed.exit_code == 0, listed.output
+    rows = listed.stdout.strip().splitlines()
+    assert rows[0].split()[:4] == ["VERSION", "ALIASES", "RMSE", "R2"]
+    assert [r.split()[:2] for r in rows[1:]] == [["3", "champion"], ["2", "-"], ["1", "-"]]
+    assert rows[1].split()[2:4] == ["43,000", "0.8700"]
+    assert "held" in rows[2]
+
+    as_json = _invoke("list", "--json", *uri)
+    assert [v["version"] for v in json.loads(as_json.stdout)] == ["3", "2", "1"]
+
+    shown = _invoke("show", *uri)
+    assert shown.exit_code == 0
+    assert "version:    3" in shown.stdout and "aliases:    champion" in shown.stdout
+
+    promoted = _invoke("promote", "2", "--reason", "manual check", *uri)
+    assert promoted.exit_code == 0
+    assert promoted.stdout.strip() == f"champion of {MODEL_NAME} is now version 2 (was 3)"
+
+    rolled = _invoke("rollback", "--reason", "undo", *uri)
+    assert rolled.exit_code == 0
+    assert rolled.stdout.strip() == f"champion of {MODEL_NAME} rolled back to version 3 (was 2)"
+    assert _invoke("show", "--alias", "champion", *uri).stdout.count("version:    3") == 1
+
+
+def test_cli_errors_are_one_line_with_exit_code_1(registry_copy: str):
+    uri = ["--tracking-uri", registry_copy]
+    for args, needle in [
+        (["promote", "42", "--reason", "x"], "has no version '42'"),
+        (["show", "--alias", "challenger"], "no version with alias 'challenger'"),
+        (["list", "--model-name", "nope"], "no registered model named 'nope'"),
+    ]:
+        result = _invoke(*args, *uri)
+        assert result.exit_code == 1, result.output
+        assert result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+        assert "Traceback" not in result.output
+
+
+def _module_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return subprocess.run(
+        [sys.executable, "-m", "housing.registry", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_python_dash_m_list_and_one_line_errors(registry_scenario: Scenario, tmp_path: Path):
+    ok = _module_cli("list", "--tracking-uri", registry_scenario.uri, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert [line.split()[0] for line in ok.stdout.strip().splitlines()] == [
+        "VERSION",
+        "3",
+        "2",
+        "1",
+    ]
+    assert ok.stderr == ""
+
+    missing = _module_cli("rollback", "--reason", "x", cwd=tmp_path)  # default sqlite:///mlflow.db
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        "error: no MLflow database at mlflow.db (tracking URI sqlite:///mlflow.db)"
+    ]
+    assert not (tmp_path / "mlflow.db").exists()
+
+    down = _module_cli("list", "--tracking-uri", f"http://127.0.0.1:{free_port()}", cwd=tmp_path)
+    assert down.returncode == 1
+    (line,) = down.stderr.strip().splitlines()
+    assert line.startswith("error: tracking server unreachable at http://127.0.0.1:")
