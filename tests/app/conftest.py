@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,13 @@ import streamlit as st
 from app_stub import StubApi
 from streamlit.testing.v1 import AppTest
 
-APP_MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APP_MAIN = REPO_ROOT / "app" / "main.py"
+
+# `app` is a top-level folder, not an installed package: make it importable however pytest
+# was launched (`pytest` does not put the working directory on sys.path; `python -m` does).
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 
 @pytest.fixture
