@@ -26,7 +26,7 @@ from ci_tools import REPO_ROOT, run
 pytestmark = pytest.mark.slow
 
 # How the API is pointed at a local model bundle directory (see serve/config.py).
-LOCAL_MODEL_ENV = {"MODEL_SOURCE": "local", "MODEL_DIR": "{bundle}"}
+LOCAL_MODEL_ENV = {"LOCAL_MODEL_DIR": "{bundle}"}
 STARTUP_TIMEOUT_S = 180.0
 
 
