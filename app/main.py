@@ -116,7 +116,9 @@ def render_single(client: ApiClient, specs: Sequence[FieldSpec], settings: AppSe
                 else:
                     values[spec.name] = _number_input(spec)
                     # A number input cannot send "unknown"; nullable inputs get a checkbox.
-                    if spec.nullable and st.checkbox("Unknown", key=f"unknown_{spec.name}"):
+                    if spec.nullable and st.checkbox(
+                        f"{spec.label} unknown", key=f"unknown_{spec.name}"
+                    ):
                         values[spec.name] = None
                 slots[spec.name] = st.empty()
         submitted = st.form_submit_button("Predict price", type="primary")
