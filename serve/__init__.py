@@ -1,0 +1,1 @@
+"""The prediction API: FastAPI serving the registered housing price model."""

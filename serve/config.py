@@ -1,0 +1,86 @@
+"""Runtime settings of the API, read from the environment or `.env` (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SourceName = Literal["registry", "gcs", "local"]
+SOURCE_NAMES: tuple[str, ...] = ("registry", "gcs", "local")
+STREAMLIT_ORIGINS = ("http://localhost:8501", "http://127.0.0.1:8501")
+
+
+def _split_commas(value: object) -> object:
+    """Accept `a,b,c` (or a JSON-free list) for list settings given as one env string."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; env var names are the field names in upper case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", protected_namespaces=()
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    # Where the model comes from, tried in this order.
+    model_sources: Annotated[tuple[SourceName, ...], NoDecode] = ("registry", "gcs", "local")
+    mlflow_tracking_uri: str | None = None  # the registry source is configured only when set
+    model_name: str = "housing_price_model"
+    model_alias: str = "champion"
+    gcs_bucket: str | None = None  # the GCS source is configured only when set
+    gcs_prefix: str = "models"
+    gcs_endpoint_url: str | None = None  # e.g. a local emulator; STORAGE_EMULATOR_HOST also works
+    gcs_project: str | None = None
+    local_model_dir: Path = Path("models")
+
+    # Request limits.
+    max_batch: int = Field(1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    # Operations.
+    reload_interval_s: float = Field(30.0, ge=0.0)  # 0 turns hot reload off
+    admin_token: SecretStr | None = None  # POST /api/v1/admin/reload is disabled without it
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = STREAMLIT_ORIGINS
+    load_in_background: bool = True  # listen at once; /ready turns 200 when a model loads
+    shutdown_grace_s: float = Field(0.0, ge=0.0)  # after SIGTERM: /ready 503, still serving
+    log_level: str = "INFO"
+    log_json: bool = True
+    access_log: bool = True
+    context_points: int = Field(2000, ge=0, le=20_000)
+
+    # Prediction statistics to Weights & Biases (never on the request path).
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    wandb_project: str = "housing-price-serving"
+    prediction_log_queue: int = Field(1000, ge=1)
+    prediction_log_flush_s: float = Field(10.0, gt=0.0)
+
+    @field_validator("model_sources", "cors_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator(
+        "mlflow_tracking_uri", "gcs_bucket", "gcs_endpoint_url", "admin_token", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def registry_configured(self) -> bool:
+        return "registry" in self.model_sources and bool(self.mlflow_tracking_uri)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests pass their own to `create_app`)."""
+    return Settings()

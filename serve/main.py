@@ -1,0 +1,185 @@
+"""The FastAPI application: `create_app(settings)`, its lifespan, and its middleware.
+
+`uvicorn serve.main:app` serves the module-level app; building it does no I/O (settings,
+sources and the model are resolved in the lifespan), so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from types import FrameType
+
+import anyio
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from serve.config import Settings, get_settings
+from serve.errors import install_error_handlers
+from serve.logs import configure_logging
+from serve.metrics import ServeMetrics
+from serve.middleware import ObservabilityMiddleware, RequestGuardMiddleware
+from serve.model_store import ModelStore, Reloader
+from serve.prediction_log import PredictionLogger, WandbSink
+from serve.responses import OrjsonResponse
+from serve.routes import admin, health, metrics, model, predict
+from serve.sources import build_sources
+from serve.state import ServeState
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Prices California districts with the model the pipeline registered (MLflow alias
+`champion` by default, else a GCS object, else the local `models/` bundle).
+Field bounds and categories come from the served model's data contract
+(`GET /api/v1/contract`). Every error answers `{"error": {...}, "request_id": ...}`.
+"""
+
+
+class _LazySettings:
+    """Settings resolved on first use (in the lifespan), so building the app reads nothing."""
+
+    def __init__(self, settings: Settings | None) -> None:
+        self._settings = settings
+
+    def __call__(self) -> Settings:
+        if self._settings is None:
+            self._settings = get_settings()
+        return self._settings
+
+
+class _LazyCORSMiddleware:
+    """CORS from the settings' allowlist, built on the first request: GET/POST, no credentials."""
+
+    def __init__(self, app: ASGIApp, settings: Callable[[], Settings]) -> None:
+        self.app = app
+        self._settings = settings
+        self._inner: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._inner is None:
+            self._inner = CORSMiddleware(
+                self.app,
+                allow_origins=list(self._settings().cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
+                expose_headers=["X-Request-ID"],
+                allow_credentials=False,
+                max_age=600,
+            )
+        await self._inner(scope, receive, send)
+
+
+def _install_drain_handler(store: ModelStore, grace_s: float) -> None:
+    """On SIGTERM, turn /ready to 503 first; hand over to uvicorn's shutdown after ``grace_s``.
+
+    Uvicorn then stops accepting connections, lets in-flight requests finish and runs the
+    lifespan shutdown. Only possible in the main thread (not under a test client).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous):
+        return
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm(sig: int, frame: FrameType | None) -> None:
+        if store.draining:
+            previous(sig, frame)
+            return
+        store.draining = True
+        logger.info("SIGTERM: readiness off; shutting down in %.1f s", grace_s)
+        if grace_s > 0:
+            loop.call_soon_threadsafe(loop.call_later, grace_s, previous, sig, frame)
+        else:
+            previous(sig, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _start_loading(store: ModelStore, reloader: Reloader, *, background: bool) -> None:
+    def run() -> None:
+        store.load_initial()
+        reloader.start()
+
+    store.loading = True
+    threading.Thread(target=run, name="model-initial-load", daemon=True).start()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; ``settings`` default to the environment (read in the lifespan)."""
+    resolve = _LazySettings(settings)
+    serve_metrics = ServeMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cfg = resolve()
+        configure_logging(cfg.log_level, json=cfg.log_json)
+        sources, skipped = build_sources(cfg)
+        store = ModelStore(sources, serve_metrics, skipped=skipped)
+        reloader = Reloader(store, cfg.reload_interval_s)
+        pred_log = None
+        if cfg.wandb_mode != "disabled":
+            sink = WandbSink(
+                mode=cfg.wandb_mode,
+                project=cfg.wandb_project,
+                config={"model_sources": list(cfg.model_sources)},
+            )
+            pred_log = PredictionLogger(
+                sink,
+                maxsize=cfg.prediction_log_queue,
+                flush_s=cfg.prediction_log_flush_s,
+                on_drop=serve_metrics.prediction_log_dropped.inc,
+                close_sink=sink.close,
+            )
+            pred_log.start()
+        app.state.serve = ServeState(cfg, serve_metrics, store, reloader, pred_log)
+        logger.info(
+            "model sources in order: %s",
+            ", ".join(s.describe() for s in sources) or "none configured",
+        )
+        if cfg.load_in_background:
+            _start_loading(store, reloader, background=True)
+        else:
+            await anyio.to_thread.run_sync(store.load_initial)
+            reloader.start()
+        _install_drain_handler(store, cfg.shutdown_grace_s)
+        try:
+            yield
+        finally:
+            store.draining = True
+            reloader.stop()
+            if pred_log is not None:
+                await anyio.to_thread.run_sync(pred_log.stop)
+            logger.info("API stopped")
+
+    app = FastAPI(
+        title="California housing price API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+    )
+    install_error_handlers(app)
+    for router in (health.router, predict.router, model.router, admin.router, metrics.router):
+        app.include_router(router)
+    # Added innermost first: the guard sits inside CORS so its 413/415 carry CORS headers.
+    app.add_middleware(RequestGuardMiddleware, max_body_bytes=lambda: resolve().max_body_bytes)
+    app.add_middleware(_LazyCORSMiddleware, settings=resolve)
+    app.add_middleware(
+        ObservabilityMiddleware,
+        metrics=lambda: serve_metrics,
+        access_log=lambda: resolve().access_log,
+    )
+    return app
+
+
+app = create_app()

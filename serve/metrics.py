@@ -1,0 +1,69 @@
+"""Prometheus metrics of one app instance (its own registry, so test apps never collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ServeMetrics:
+    """Requests and latency by route and status, predictions, model version, reloads."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Request latency by route, method and status.",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "predictions_total", "Instances priced.", ["model_version"], registry=self.registry
+        )
+        self.model_info = Gauge(
+            "model_info",
+            "The served model (value 1): name, version, alias, source, sha256.",
+            ["name", "version", "alias", "source", "sha256"],
+            registry=self.registry,
+        )
+        self.model_loaded = Gauge(
+            "model_loaded", "1 when a model is loaded and serving.", registry=self.registry
+        )
+        self.reloads = Counter(
+            "model_reloads_total", "Models swapped in by hot reload.", registry=self.registry
+        )
+        self.reload_failures = Counter(
+            "model_reload_failures_total",
+            "Reload checks or loads that failed.",
+            registry=self.registry,
+        )
+        self.prediction_log_dropped = Counter(
+            "prediction_log_dropped_total",
+            "Prediction-statistics records dropped because the logging queue was full.",
+            registry=self.registry,
+        )
+
+    def set_model(self, name: str, version: str, alias: str | None, source: str, sha256: str):
+        """Point the model_info gauge at the new model only."""
+        self.model_info.clear()
+        self.model_info.labels(name, version, alias or "", source, sha256[:12]).set(1)
+        self.model_loaded.set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,153 @@
+"""Prediction statistics to Weights & Biases, never on the request path.
+
+Requests put one small record (count, mean/min/max price, latency) on a bounded queue with
+`put_nowait`; when the queue is full the record is dropped and counted, so a request never
+waits. A daemon thread aggregates records into windows and hands each window to a sink
+(W&B offline by default; `WANDB_MODE=disabled` turns the whole logger off).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Sink = Callable[[dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    count: int
+    mean: float
+    min: float
+    max: float
+    latency_ms: float
+
+
+def aggregate(records: list[PredictionRecord], dropped: int) -> dict[str, float]:
+    """One W&B row for a window of requests."""
+    instances = sum(r.count for r in records)
+    return {
+        "requests": float(len(records)),
+        "instances": float(instances),
+        "prediction_mean": sum(r.mean * r.count for r in records) / instances,
+        "prediction_min": min(r.min for r in records),
+        "prediction_max": max(r.max for r in records),
+        "latency_ms_mean": sum(r.latency_ms for r in records) / len(records),
+        "latency_ms_max": max(r.latency_ms for r in records),
+        "dropped_total": float(dropped),
+    }
+
+
+class PredictionLogger:
+    """Bounded, drop-on-full queue drained by one background thread into ``sink``."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        maxsize: int = 1000,
+        flush_s: float = 10.0,
+        on_drop: Callable[[], None] | None = None,
+        close_sink: Callable[[], None] | None = None,
+    ) -> None:
+        self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(maxsize=maxsize)
+        self._sink = sink
+        self._flush_s = flush_s
+        self._on_drop = on_drop
+        self._close_sink = close_sink
+        self.dropped = 0
+        self.logged_windows = 0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def record(self, record: PredictionRecord) -> bool:
+        """Queue a record without waiting; False (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+            if self._on_drop is not None:
+                self._on_drop()
+            return False
+        return True
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Flush what is queued, close the sink, and stop the thread (bounded wait)."""
+        self._stop.set()
+        if self._thread is None:
+            return
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        window: list[PredictionRecord] = []
+        deadline = time.monotonic() + self._flush_s
+        while True:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if item is not None:
+                window.append(item)
+            stopping = self._stop.is_set() and self._queue.empty()
+            if time.monotonic() >= deadline or stopping:
+                if window:
+                    self._flush(window)
+                    window = []
+                deadline = time.monotonic() + self._flush_s
+            if stopping:
+                break
+        if self._close_sink is not None:
+            try:
+                self._close_sink()
+            except Exception:
+                logger.exception("closing the prediction-log sink failed")
+
+    def _flush(self, window: list[PredictionRecord]) -> None:
+        try:
+            self._sink(aggregate(window, self.dropped))
+            self.logged_windows += 1
+        except Exception:
+            logger.exception("prediction-log sink failed; %d record(s) lost", len(window))
+
+
+class WandbSink:
+    """Logs each window to one W&B run, started lazily in the logger's thread."""
+
+    def __init__(self, *, mode: str, project: str, config: dict[str, Any] | None = None) -> None:
+        self.mode, self.project, self.config = mode, project, config or {}
+        self._run: Any = None
+        self._failed = False
+
+    def __call__(self, row: dict[str, float]) -> None:
+        if self._failed:
+            return
+        if self._run is None:
+            try:
+                import wandb
+
+                self._run = wandb.init(
+                    project=self.project, mode=self.mode, job_type="serving", config=self.config
+                )
+            except Exception:
+                self._failed = True
+                logger.exception("W&B init failed; prediction statistics are not logged")
+                return
+        self._run.log(row)
+
+    def close(self) -> None:
+        if self._run is not None:
+            self._run.finish()

@@ -1,0 +1,1 @@
+"""Thin routers: each handler validates through its schema, calls the store or model, answers."""

@@ -1,0 +1,27 @@
+"""The interface every model source implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from serve.loaded_model import LoadedModel
+
+
+class SourceError(RuntimeError):
+    """A source cannot provide a model now; the message (one line) says why."""
+
+
+class ModelSource(Protocol):
+    name: str
+
+    def describe(self) -> str:
+        """Where this source looks, for logs (no secrets)."""
+        ...
+
+    def fingerprint(self) -> str:
+        """A cheap identifier of the model the source offers now; changes when the model does."""
+        ...
+
+    def load(self) -> LoadedModel:
+        """Fetch, verify (sha256 before deserialising) and assemble the model."""
+        ...

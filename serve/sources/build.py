@@ -1,0 +1,57 @@
+"""Turn settings into the ordered list of configured sources, saying why any is skipped."""
+
+from __future__ import annotations
+
+import logging
+
+from serve.config import Settings
+from serve.sources.base import ModelSource
+
+logger = logging.getLogger(__name__)
+
+
+def build_sources(settings: Settings) -> tuple[list[ModelSource], list[str]]:
+    """Configured sources in MODEL_SOURCES order, and one line per source left out."""
+    sources: list[ModelSource] = []
+    skipped: list[str] = []
+    limit = settings.context_points
+    for name in dict.fromkeys(settings.model_sources):
+        if name == "registry":
+            if not settings.mlflow_tracking_uri:
+                skipped.append("registry: not configured (MLFLOW_TRACKING_URI is not set)")
+                continue
+            from serve.sources.registry import RegistrySource
+
+            sources.append(
+                RegistrySource(
+                    settings.mlflow_tracking_uri,
+                    model_name=settings.model_name,
+                    alias=settings.model_alias,
+                    context_limit=limit,
+                )
+            )
+        elif name == "gcs":
+            if not settings.gcs_bucket:
+                skipped.append("gcs: not configured (GCS_BUCKET is not set)")
+                continue
+            from serve.sources.gcs import GcsSource
+
+            sources.append(
+                GcsSource(
+                    settings.gcs_bucket,
+                    settings.gcs_prefix,
+                    endpoint_url=settings.gcs_endpoint_url,
+                    project=settings.gcs_project,
+                    model_name=settings.model_name,
+                    context_limit=limit,
+                )
+            )
+        elif name == "local":
+            from serve.sources.local import LocalSource
+
+            sources.append(
+                LocalSource(
+                    settings.local_model_dir, model_name=settings.model_name, context_limit=limit
+                )
+            )
+    return sources, skipped

@@ -1,0 +1,19 @@
+"""Everything the app builds at start-up, kept on `app.state.serve` for the dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from serve.config import Settings
+from serve.metrics import ServeMetrics
+from serve.model_store import ModelStore, Reloader
+from serve.prediction_log import PredictionLogger
+
+
+@dataclass
+class ServeState:
+    settings: Settings
+    metrics: ServeMetrics
+    store: ModelStore
+    reloader: Reloader
+    prediction_log: PredictionLogger | None
