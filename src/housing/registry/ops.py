@@ -234,7 +234,7 @@ def _validate_inputs(bundle_dir: Path, plots: Sequence[Path], metrics: Mapping[s
     return model_file
 
 
-def _version_description(description: str, decision: Decision, metrics: Mapping[str, float]):
+def _version_description(description: str, decision: Decision, metrics: Mapping[str, float]) -> str:
     rows = "\n".join(f"| {key} | {value:.6g} |" for key, value in sorted(metrics.items()))
     verdict = "promoted to `champion`" if decision.promote else "held as `challenger`"
     return (

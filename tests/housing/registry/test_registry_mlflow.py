@@ -260,8 +260,22 @@ def test_missing_sqlite_database_is_an_error_not_a_new_registry(tmp_path: Path):
 # --- CLI ----------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _restore_root_logging():
+    """The CLI configures root logging as an entry point should; undo it for later tests."""
+    import logging
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 def _invoke(*args: str):
-    return CliRunner().invoke(app, list(args), env={"MLFLOW_TRACKING_URI": None})
+    # Listing a key in env makes CliRunner restore it afterwards (the CLI sets the log level).
+    env = {"MLFLOW_TRACKING_URI": None, "MLFLOW_LOGGING_LEVEL": None}
+    return CliRunner().invoke(app, list(args), env=env)
 
 
 def test_cli_list_show_promote_rollback(registry_copy: str):
