@@ -10,7 +10,7 @@ import pydeck as pdk
 
 # Blue (cheap) -> yellow -> red (dear); three stops read well without a basemap.
 _STOPS = np.array([[49, 54, 149], [254, 224, 144], [165, 0, 38]], dtype=float)
-CALIFORNIA_VIEW = pdk.ViewState(latitude=37.2, longitude=-119.5, zoom=4.6, pitch=0)
+CALIFORNIA_VIEW = pdk.ViewState(latitude=37.2, longitude=-119.5, zoom=5.0, pitch=0)
 
 
 def value_colours(values: Sequence[float]) -> list[list[int]]:

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-# Display hints only; bounds, order and categories always come from the contract.
+# Display hints only (labels, and the order of the data set's columns); bounds, categories
+# and which fields exist always come from the contract.
 _LABELS = {
     "longitude": "Longitude",
     "latitude": "Latitude",
@@ -61,14 +62,14 @@ def normalize_category(value: Any, categories: Sequence[str]) -> str | None:
 
 
 def field_specs(contract: Mapping[str, Any]) -> list[FieldSpec]:
-    """Fields in the contract's feature order, pre-filled from its example district."""
+    """The contract's fields in the data set's column order, pre-filled from its example."""
     features = contract.get("features")
     if not isinstance(features, Mapping) or not features:
         raise ContractError("the API's contract has no 'features'")
     example = contract.get("example")
     example = example if isinstance(example, Mapping) else {}
     specs = []
-    for name, rule in features.items():
+    for name, rule in sorted(features.items(), key=lambda item: _display_rank(item[0])):
         if not isinstance(rule, Mapping):
             raise ContractError(f"contract feature {name!r} is not an object")
         label = _LABELS.get(name, name.replace("_", " ").capitalize())
@@ -99,6 +100,12 @@ def field_specs(contract: Mapping[str, Any]) -> list[FieldSpec]:
         default = None if raw_default is None else spec.clamp(raw_default)
         specs.append(replace(spec, default=default))
     return specs
+
+
+def _display_rank(name: str) -> int:
+    """Known inputs in the data set's column order (location first), unknown ones after."""
+    order = list(_LABELS)
+    return order.index(name) if name in order else len(order)
 
 
 def _number_or_none(value: Any) -> float | None:

@@ -138,12 +138,11 @@ def render_single(client: ApiClient, specs: Sequence[FieldSpec], settings: AppSe
     if result:
         body = result["body"]
         price = float(body["predictions"][0]["predicted_price"])
-        left, right = st.columns(2)
-        left.metric("Predicted median house value", _money(price))
-        right.metric(
-            "Model",
-            f"{body.get('model_name', '?')} v{body.get('model_version', '?')}",
-            help=f"alias: {body.get('model_alias') or 'none'}; request id {body.get('request_id')}",
+        st.metric("Predicted median house value", _money(price))
+        st.markdown(
+            f"Priced by **{body.get('model_name', '?')}** version "
+            f"`{body.get('model_version', '?')}` (alias `{body.get('model_alias') or 'none'}`, "
+            f"request `{body.get('request_id') or '?'}`)."
         )
         where = result["instance"]
     else:

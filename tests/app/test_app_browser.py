@@ -68,6 +68,10 @@ def test_browser_fills_the_form_and_reads_the_price(model_bundle_dir, tmp_path):
                 value = metric.get_by_test_id("stMetricValue")
                 expect(value).to_have_text(re.compile(r"^\$[\d,]+$"), timeout=60_000)
                 shown = value.inner_text()
+                # The map draws after the price; wait for its canvas so the screenshot shows it.
+                page.get_by_test_id("stDeckGlJsonChart").locator("canvas").first.wait_for(
+                    timeout=30_000
+                )
                 page.screenshot(path=str(shots / "app_e2e.png"), full_page=True)
             finally:
                 browser.close()

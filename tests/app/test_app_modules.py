@@ -91,6 +91,13 @@ def test_example_outside_bounds_is_clamped_and_missing_example_falls_back():
     assert (a.default, b.default, b.maximum, c.default, d.default) == (1.0, 2.0, None, None, "Y")
 
 
+def test_form_order_is_the_data_sets_whatever_order_the_api_serves():
+    features = dict(sorted(CONTRACT["features"].items()))
+    features = {"zeta": {"dtype": "float", "min": 0, "max": 1}, **features}
+    names = [s.name for s in field_specs(dict(CONTRACT, features=features))]
+    assert names == [*CONTRACT["features"], "zeta"]
+
+
 @pytest.mark.parametrize("contract", [{}, {"features": {}}, {"features": {"x": "float"}}])
 def test_unusable_contract_is_refused(contract):
     with pytest.raises(ContractError):

@@ -55,8 +55,8 @@ def test_submitting_the_form_shows_price_model_and_map(stub, make_app):
     assert len(sent) == 1
     assert sent[0].body == {"instances": [CONTRACT["example"]]}
     assert _price_metric(at) == f"${stub_price(CONTRACT['example']):,.0f}"
-    model = next(m.value for m in at.metric if m.label == "Model")
-    assert model == "housing_price_model v3"
+    identity = next(m.value for m in at.markdown if m.value.startswith("Priced by"))
+    assert "**housing_price_model** version `3` (alias `champion`" in identity
     layers = _deck(at)["layers"]
     assert [layer["id"] for layer in layers] == ["training-districts", "district"]
     assert len(layers[0]["data"]) == 3
