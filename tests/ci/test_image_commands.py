@@ -132,6 +132,19 @@ def _log(cwd: Path, module: str) -> str:
     return (cwd.parent / f"{module}.log").read_text(errors="replace")[-4000:]
 
 
+def _until_up(proc: subprocess.Popen, check, base: str, workdir: Path, module: str):
+    """Retry ``check`` in short rounds; fail at once if the server process has exited."""
+    end = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{module} exited with {proc.returncode}\n{_log(workdir, module)}")
+        try:
+            return check(base, 5.0)
+        except smoke.SmokeError as exc:
+            if time.monotonic() > end:
+                pytest.fail(f"{exc}\n--- server log ---\n{_log(workdir, module)}")
+
+
 def test_api_command_from_its_own_requirements(
     tmp_path: Path, model_bundle_dir: Path, server: list[subprocess.Popen]
 ) -> None:
@@ -151,11 +164,8 @@ def test_api_command_from_its_own_requirements(
     proc = _start(server, venv, "serve", workdir, env)
 
     base = f"http://127.0.0.1:{port}"
-    try:
-        smoke.wait_healthy(base, STARTUP_TIMEOUT_S)
-        price = smoke.predict_example(base, STARTUP_TIMEOUT_S)
-    except smoke.SmokeError as exc:
-        pytest.fail(f"{exc}\n--- server log ---\n{_log(workdir, 'serve')}")
+    _until_up(proc, smoke.wait_healthy, base, workdir, "serve")
+    price = _until_up(proc, smoke.predict_example, base, workdir, "serve")
     assert price > 0
     assert proc.poll() is None
 
@@ -168,10 +178,12 @@ def test_app_command_from_its_own_requirements(
     port = _free_port()
     nowhere = f"http://127.0.0.1:{_free_port()}"  # the API is down: the page must still render
     env = _env(venv, tmp_path, HOST="127.0.0.1", PORT=str(port), API_URL=nowhere)
-    _start(server, venv, "app", workdir, env)
+    proc = _start(server, venv, "app", workdir, env)
 
     deadline_error = None
     for _ in range(int(STARTUP_TIMEOUT_S)):
+        if proc.poll() is not None:
+            pytest.fail(f"app exited with {proc.returncode}\n{_log(workdir, 'app')}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=3) as r:
                 assert r.status == 200 and r.read().strip() == b"ok"
