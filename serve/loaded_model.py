@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from housing.contract import Contract
+from housing.contract import RAW_FEATURES, Contract
 from serve.validation import RequestValidator
 
 
@@ -95,6 +95,7 @@ def assemble(bundle: Any, identity: ModelIdentity, *, context_limit: int = 2000)
     missing = [c for c in contract.categories if c not in index]
     if missing:
         raise ValueError(f"contract categories unknown to the model: {missing}")
+    _warm_up(predictor, validator, contract)
     points, total = context_points(bundle.model, context_limit)
     return LoadedModel(
         identity=identity,
@@ -107,6 +108,21 @@ def assemble(bundle: Any, identity: ModelIdentity, *, context_limit: int = 2000)
         context_total=total,
         loaded_at=utc_now_iso(),
     )
+
+
+def _warm_up(predictor: Any, validator: RequestValidator, contract: Contract) -> None:
+    """Price the contract's example once: proves the model works before it is swapped in,
+    and pays first-call costs here rather than on the first request."""
+    example = contract.example
+    if not example:
+        return
+    from types import SimpleNamespace
+
+    row = SimpleNamespace(**{name: example.get(name) for name in RAW_FEATURES})
+    numeric, cats = validator.to_arrays([row], max_batch=1)
+    price = predictor.predict(numeric, cats)
+    if not np.isfinite(price).all():
+        raise ValueError(f"the model priced the contract example as {price.tolist()}")
 
 
 def identity_from_meta(

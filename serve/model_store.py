@@ -49,7 +49,6 @@ class ModelStore:
         self.load_errors: list[str] = []
         self.last_reload_error: str | None = None
         self.last_reload_check_at: str | None = None
-        self._failed_fingerprint: str | None = None
         self._lock = threading.Lock()  # one load/check at a time
 
     @property
@@ -118,8 +117,8 @@ class ModelStore:
 
         Sources are tried in order, but never one of lower priority than the source now
         serving: a registry outage must not downgrade the registry model to the local file.
-        A failed load keeps the old model and is reported; the same failing model is not
-        retried until it changes or ``force`` is set.
+        A failed load keeps the old model, is reported and counted, and is retried at the
+        next check (``force`` is accepted for the admin route; every check is a full one).
         """
         with self._lock:
             self.last_reload_check_at = utc_now_iso()
@@ -140,18 +139,14 @@ class ModelStore:
                 if same_source and current.identity.fingerprint == fingerprint:
                     self.last_reload_error = None
                     return ReloadOutcome(False, current.identity.version)
-                if fingerprint == self._failed_fingerprint and not force:
-                    return ReloadOutcome(False, _version(current), self.last_reload_error)
                 try:
                     model = source.load()
                 except Exception as exc:
-                    self._failed_fingerprint = fingerprint
                     return self._fail(
                         f"{source.name}: loading {fingerprint[:24]} failed: {_reason(exc)}",
                         current,
                         exc,
                     )
-                self._failed_fingerprint = None
                 self.last_reload_error = None
                 self.load_errors = []
                 self.swap(model)

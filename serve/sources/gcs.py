@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from housing.artifact import META_FILE, MODEL_FILE, ArtifactError
 from serve.loaded_model import LoadedModel, assemble, identity_from_meta
@@ -47,14 +49,28 @@ class GcsSource:
         parts = [self.bucket, self.prefix, name] if self.prefix else [self.bucket, name]
         return "/".join(p for p in parts if p)
 
+    def _probe(self) -> None:
+        """Fail in seconds when a custom endpoint is down (gcsfs retries for ~30 s)."""
+        if not self.endpoint_url:
+            return
+        parsed = urlsplit(
+            self.endpoint_url if "://" in self.endpoint_url else f"http://{self.endpoint_url}"
+        )
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            socket.create_connection((parsed.hostname, port), timeout=2.0).close()
+        except OSError as exc:
+            raise SourceError(f"GCS endpoint {self.endpoint_url} unreachable: {exc}") from None
+
     def _filesystem(self) -> Any:
+        self._probe()
         if self._fs is None:
             # Without this, gcsfs asks the bucket type over gRPC, which an emulator never
             # answers: every call then waits minutes.
             os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
             import gcsfs
 
-            kwargs: dict[str, Any] = {"skip_instance_cache": True, "cache_timeout": 0, "retries": 2}
+            kwargs: dict[str, Any] = {"skip_instance_cache": True, "cache_timeout": 0, "retries": 1}
             if self.endpoint_url:
                 kwargs |= {"endpoint_url": self.endpoint_url, "token": "anon"}
             if self.project:

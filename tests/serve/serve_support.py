@@ -1,0 +1,183 @@
+"""Helpers for the API tests: settings, bundles, free ports, a GCS emulator handle, real uvicorn.
+
+Processes started here listen on 127.0.0.1 only and are stopped by pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from serve.config import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 120.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM the process we started, then SIGKILL it if it does not exit."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Test settings: local source only, model loaded before the app serves, no W&B."""
+    base: dict[str, Any] = {
+        "model_sources": ("local",),
+        "wandb_mode": "disabled",
+        "load_in_background": False,
+        "reload_interval_s": 0.0,
+        "log_json": False,
+        "access_log": False,
+        "mlflow_tracking_uri": None,
+        "gcs_bucket": None,
+        "admin_token": None,
+    }
+    return Settings(_env_file=None, **(base | overrides))
+
+
+def copy_bundle(src: Path, dst: Path) -> Path:
+    """Copy a bundle dir; model.json last, so a reader never sees a new sha with old bytes."""
+    dst.mkdir(parents=True, exist_ok=True)
+    tmp = dst / ".model.skops.tmp"
+    shutil.copyfile(src / "model.skops", tmp)
+    tmp.replace(dst / "model.skops")
+    tmp = dst / ".model.json.tmp"
+    shutil.copyfile(src / "model.json", tmp)
+    tmp.replace(dst / "model.json")
+    return dst
+
+
+def root_conftest() -> Any:
+    """The already-imported tests/conftest.py module (its helpers are plain functions)."""
+    path = str(REPO_ROOT / "tests" / "conftest.py")
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) == path:
+            return module
+    raise RuntimeError("tests/conftest.py is not loaded")
+
+
+@dataclass
+class GcsEmulator:
+    endpoint: str
+    port: int
+
+    def filesystem(self) -> Any:
+        import gcsfs
+
+        return gcsfs.GCSFileSystem(
+            endpoint_url=self.endpoint, token="anon", skip_instance_cache=True, cache_timeout=0
+        )
+
+    def upload_bundle(self, bundle: Path, bucket: str, prefix: str) -> None:
+        fs = self.filesystem()
+        with contextlib.suppress(FileExistsError):
+            fs.mkdir(bucket)
+        for name in ("model.skops", "model.json"):  # json last, as a writer should
+            fs.pipe_file(f"{bucket}/{prefix}/{name}", (bundle / name).read_bytes())
+
+
+# --- real uvicorn ------------------------------------------------------------------------
+
+
+@dataclass
+class RunningServer:
+    proc: subprocess.Popen
+    base_url: str
+    log: Path
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def server_env(**env: str) -> dict[str, str]:
+    """The environment of a server under test: ours plus thread pins, no stray settings."""
+    out = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"MLFLOW_TRACKING_URI", "GCS_BUCKET", "ADMIN_TOKEN", "MODEL_SOURCES"}
+    }
+    out |= {
+        "OMP_NUM_THREADS": "1",
+        "WANDB_MODE": "disabled",
+        "PYTHONUNBUFFERED": "1",
+        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+    }
+    return out | env
+
+
+@contextlib.contextmanager
+def running_uvicorn(
+    tmp: Path, argv: list[str] | None = None, *, wait_ready: bool = True, **env: str
+) -> Iterator[RunningServer]:
+    """Start `python -m uvicorn serve.main:app` (or ``argv``) on a free port; stop it by pid."""
+    port = free_port()
+    argv = argv or [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "serve.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    env = {"PORT": str(port), **env}
+    log = tmp / f"server-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=server_env(**env), stdout=out, stderr=subprocess.STDOUT
+        )
+    server = RunningServer(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_for_port(port, START_TIMEOUT_S, proc)
+        if wait_ready:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while httpx.get(f"{server.base_url}/ready", timeout=5).status_code != 200:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"server never became ready:\n{server.logs()[-3000:]}")
+                time.sleep(0.1)
+        yield server
+    finally:
+        stop_process(proc)
+
+
+def settings_for(bundle_dir: Path, **overrides: Any) -> Settings:
+    """Test settings serving ``bundle_dir`` from the local source."""
+    return make_settings(local_model_dir=bundle_dir, **overrides)
