@@ -213,14 +213,16 @@ def render_batch(
     if validation.problems.empty:
         st.success(f"All {len(frame):,} rows of `{upload.name}` passed validation.")
     else:
-        st.error(
-            f"{len(validation.problems):,} problem(s) in {validation.invalid_rows:,} of "
-            f"{len(frame):,} rows (row 1 is the header). Nothing has been sent."
-        )
+        notice = st.empty()
         st.dataframe(validation.problems.head(MAX_PROBLEMS_SHOWN), hide_index=True)
         if len(validation.problems) > MAX_PROBLEMS_SHOWN:
             st.caption(f"Showing the first {MAX_PROBLEMS_SHOWN:,} problems.")
         skip = st.checkbox("Skip the rows with problems and price the rest", key="batch_skip")
+        notice.error(
+            f"{len(validation.problems):,} problem(s) in {validation.invalid_rows:,} of "
+            f"{len(frame):,} rows (row 1 is the header). "
+            + ("Those rows are skipped." if skip else "Nothing has been sent.")
+        )
         if not skip:
             return
         send_mask = ~frame.index.isin(validation.problems["row"].to_numpy() - 2)

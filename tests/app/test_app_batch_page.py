@@ -82,7 +82,9 @@ def test_problems_are_listed_per_row_and_nothing_is_sent(stub, make_app):
     assert not [b for b in at.button if b.key == "batch_go"]
     assert not stub.calls("POST", "/api/v1/predict")
 
+    assert "Nothing has been sent" in tab.error[0].value
     at.checkbox(key="batch_skip").check().run()
+    assert "Those rows are skipped" in _batch(at).error[0].value
     at.button(key="batch_go").click().run()
     assert not at.exception
     sent = [i for c in stub.calls("POST", "/api/v1/predict") for i in c.body["instances"]]
