@@ -26,8 +26,11 @@ class ReloadOutcome:
 
 
 def _reason(exc: BaseException) -> str:
+    """One line; the exception type only for unexpected errors."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    return text[0] if _expected(exc) else f"{type(exc).__name__}: {text[0]}"
 
 
 class ModelStore:

@@ -37,6 +37,10 @@ class LocalSource:
     def load(self) -> LoadedModel:
         from housing.artifact import load_bundle
 
+        if not (self.directory / META_FILE).is_file():
+            raise SourceError(
+                f"no model bundle in {self.directory} (run `dvc pull` or the pipeline)"
+            )
         try:
             bundle = load_bundle(self.directory)
         except ArtifactError as exc:

@@ -6,6 +6,7 @@ Processes started here listen on 127.0.0.1 only and are stopped by pid.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -85,12 +86,17 @@ def copy_bundle(src: Path, dst: Path) -> Path:
 
 
 def root_conftest() -> Any:
-    """The already-imported tests/conftest.py module (its helpers are plain functions)."""
-    path = str(REPO_ROOT / "tests" / "conftest.py")
-    for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) == path:
-            return module
-    raise RuntimeError("tests/conftest.py is not loaded")
+    """tests/conftest.py as a module (its helpers, e.g. write_bundle, are plain functions).
+
+    Every conftest is imported as `conftest`, so the root one is loaded again by path.
+    """
+    name = "_housing_tests_root_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "tests" / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
 @dataclass

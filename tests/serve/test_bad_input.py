@@ -1,0 +1,192 @@
+"""Every kind of bad input answers a 4xx naming the field and the reason, never a 5xx."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+PREDICT = "/api/v1/predict"
+
+
+def _error(response) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error", "request_id"}
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body["error"]
+
+
+def _only_field(response, status: int, code: str) -> dict[str, str]:
+    assert response.status_code == status, response.text
+    error = _error(response)
+    assert error["status"] == status and error["code"] == code
+    assert error["fields"], "an error must name the field"
+    return error["fields"][0]
+
+
+def _raw(client, payload: bytes, content_type: str | None = "application/json"):
+    headers = {"Content-Type": content_type} if content_type else {}
+    return client.post(PREDICT, content=payload, headers=headers)
+
+
+def test_malformed_json_is_400(client):
+    field = _only_field(_raw(client, b'{"instances": [{'), 400, "malformed_json")
+    assert field["field"] == "body" and "invalid JSON" in field["reason"]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_nan_and_infinity_are_422_naming_the_field(client, example, literal):
+    text = json.dumps({"instances": [example]}).replace(
+        f'"median_income": {json.dumps(example["median_income"])}', f'"median_income": {literal}'
+    )
+    assert literal in text
+    field = _only_field(_raw(client, text.encode()), 422, "validation_error")
+    assert field == {
+        "field": "instances[0].median_income",
+        "reason": "must be a finite number (NaN and Infinity are not allowed)",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("8.3", "must be a number"),
+        (True, "must be a number"),
+        ([1], "must be a number"),
+        (None, "must not be null"),
+    ],
+)
+def test_wrong_types_are_422(client, example, value, reason):
+    response = client.post(PREDICT, json={"instances": [{**example, "median_income": value}]})
+    field = _only_field(response, 422, "validation_error")
+    assert field["field"] == "instances[0].median_income"
+    assert field["reason"].startswith(reason)
+
+
+def test_category_must_be_a_string(client, example):
+    response = client.post(PREDICT, json={"instances": [{**example, "ocean_proximity": 3}]})
+    field = _only_field(response, 422, "validation_error")
+    assert field == {"field": "instances[0].ocean_proximity", "reason": "must be a string"}
+
+
+def test_missing_field_is_422(client, example):
+    row = {k: v for k, v in example.items() if k != "latitude"}
+    response = client.post(PREDICT, json={"instances": [example, row]})
+    assert _only_field(response, 422, "validation_error") == {
+        "field": "instances[1].latitude",
+        "reason": "field required",
+    }
+
+
+def test_unknown_field_is_422(client, example):
+    response = client.post(PREDICT, json={"instances": [{**example, "median_incme": 3.0}]})
+    field = _only_field(response, 422, "validation_error")
+    assert field["field"] == "instances[0].median_incme" and "unknown field" in field["reason"]
+
+
+def test_unknown_category_is_422_listing_the_allowed(client, example):
+    response = client.post(PREDICT, json={"instances": [{**example, "ocean_proximity": "MARS"}]})
+    field = _only_field(response, 422, "validation_error")
+    assert field["field"] == "instances[0].ocean_proximity"
+    assert "unknown category 'MARS'" in field["reason"] and "NEAR BAY" in field["reason"]
+
+
+def test_out_of_range_uses_the_models_contract(client, example):
+    contract = client.get("/api/v1/contract").json()["features"]
+    too_high = contract["median_income"]["max"] * 1.01
+    too_low = contract["latitude"]["min"] - 1
+    rows = [example, {**example, "median_income": too_high, "latitude": too_low}]
+    response = client.post(PREDICT, json={"instances": rows})
+    assert response.status_code == 422
+    fields = {f["field"]: f["reason"] for f in _error(response)["fields"]}
+    assert set(fields) == {"instances[1].median_income", "instances[1].latitude"}
+    assert f"{contract['median_income']['max']:g}" in fields["instances[1].median_income"]
+    assert f"{contract['latitude']['min']:g}" in fields["instances[1].latitude"]
+
+
+def test_bounds_are_inclusive(client, example):
+    contract = client.get("/api/v1/contract").json()["features"]
+    row = {**example, "median_income": contract["median_income"]["max"]}
+    assert client.post(PREDICT, json={"instances": [row]}).status_code == 200
+
+
+def test_negative_count_is_422(client, example):
+    response = client.post(PREDICT, json={"instances": [{**example, "population": -5}]})
+    assert _only_field(response, 422, "validation_error")["field"] == "instances[0].population"
+
+
+def test_empty_batch_is_422(client):
+    field = _only_field(client.post(PREDICT, json={"instances": []}), 422, "validation_error")
+    assert field == {"field": "instances", "reason": "must contain at least 1 instance"}
+
+
+def test_batch_over_max_is_422(client, example):
+    response = client.post(PREDICT, json={"instances": [example] * 1001})
+    field = _only_field(response, 422, "validation_error")
+    assert field["field"] == "instances" and "at most 1000" in field["reason"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (b"[]", "body"),
+        (b'"x"', "body"),
+        (b"{}", "instances"),
+        (b'{"instances": {}}', "instances"),
+        (b'{"instances": [1]}', "instances[0]"),
+    ],
+)
+def test_wrong_shapes_are_422(client, payload, field):
+    assert _only_field(_raw(client, payload), 422, "validation_error")["field"] == field
+
+
+def test_empty_body_is_422(client):
+    assert _only_field(_raw(client, b""), 422, "validation_error")["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None],
+)
+def test_wrong_content_type_is_415(client, example, content_type):
+    payload = json.dumps({"instances": [example]}).encode()
+    field = _only_field(_raw(client, payload, content_type), 415, "unsupported_media_type")
+    assert field["field"] == "Content-Type"
+
+
+def test_json_with_charset_is_accepted(client, example):
+    payload = json.dumps({"instances": [example]}).encode()
+    assert _raw(client, payload, "application/json; charset=utf-8").status_code == 200
+
+
+def test_body_over_limit_is_413_from_content_length(client):
+    payload = b'{"instances": [' + b" " * 1_100_000 + b"]}"
+    field = _only_field(_raw(client, payload), 413, "payload_too_large")
+    assert field["field"] == "body" and "1048576" in field["reason"]
+
+
+def test_chunked_body_over_limit_is_413(client):
+    def chunks():
+        yield b'{"instances": ['
+        for _ in range(200):
+            yield b" " * 10_000
+
+    response = client.post(PREDICT, content=chunks(), headers={"Content-Type": "application/json"})
+    _only_field(response, 413, "payload_too_large")
+
+
+def test_chunked_body_under_limit_is_served(client, example):
+    payload = json.dumps({"instances": [example] * 3}).encode()
+
+    def chunks():
+        for i in range(0, len(payload), 100):
+            yield payload[i : i + 100]
+
+    response = client.post(PREDICT, content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 200 and len(response.json()["predictions"]) == 3
+
+
+def test_unknown_route_and_method_keep_the_error_shape(client):
+    assert _error(client.get("/api/v1/nope"))["code"] == "not_found"
+    assert _error(client.get(PREDICT))["code"] == "method_not_allowed"
