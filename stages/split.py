@@ -1,0 +1,54 @@
+"""Stage ``split``: stratified train/test split on income category (the reference split)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from housing import stage
+from housing.contract import ContractError, check_schema
+from housing.io import write_parquet
+
+logger = logging.getLogger(__name__)
+
+RAW = Path("data/raw/housing.csv")
+TRAIN, TEST = Path("data/split/train.parquet"), Path("data/split/test.parquet")
+
+
+def income_category(income: pd.Series, bins: Sequence[float]) -> pd.Series:
+    """Bucket ``median_income`` into the strata used by the reference split."""
+    edges = [float(b) for b in bins]
+    return pd.cut(income, bins=edges, labels=range(1, len(edges)))
+
+
+def split(
+    df: pd.DataFrame, *, test_size: float, seed: int, income_bins: Sequence[float]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified split on income category; row order inside each part is the source order."""
+    strata = income_category(df["median_income"], income_bins)
+    if strata.isna().any():
+        raise stage.StageError(
+            f"{int(strata.isna().sum())} row(s) have median_income outside split.income_bins"
+        )
+    train, test = train_test_split(df, test_size=test_size, stratify=strata, random_state=seed)
+    return train.sort_index().reset_index(drop=True), test.sort_index().reset_index(drop=True)
+
+
+def main() -> None:
+    p = stage.params("split")
+    df = pd.read_csv(RAW)
+    check_schema(df, with_target=True, what=str(RAW))
+    bins = [np.inf if str(b) in ("inf", ".inf") else b for b in p["income_bins"]]
+    train, test = split(df, test_size=p["test_size"], seed=p["seed"], income_bins=bins)
+    write_parquet(TRAIN, train)
+    write_parquet(TEST, test)
+    logger.info("split %d rows into %d train / %d test", len(df), len(train), len(test))
+
+
+if __name__ == "__main__":
+    stage.run(main, expected=(ContractError,))
