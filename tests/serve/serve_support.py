@@ -113,7 +113,7 @@ class GcsEmulator:
 
     def upload_bundle(self, bundle: Path, bucket: str, prefix: str) -> None:
         fs = self.filesystem()
-        with contextlib.suppress(FileExistsError):
+        if bucket not in {b.rstrip("/") for b in fs.ls("")}:
             fs.mkdir(bucket)
         for name in ("model.skops", "model.json"):  # json last, as a writer should
             fs.pipe_file(f"{bucket}/{prefix}/{name}", (bundle / name).read_bytes())

@@ -1,0 +1,186 @@
+"""The source cascade (registry → GCS → local), sha256 verification, and reload outcomes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from serve_support import REPO_ROOT, copy_bundle, make_settings, server_env, settings_for
+
+from serve.main import create_app
+from serve.metrics import ServeMetrics
+from serve.model_store import ModelStore
+from serve.sources import build_sources
+
+
+def _tamper(bundle: Path) -> None:
+    """Flip one byte of the model file, leaving model.json (and its sha256) as it was."""
+    data = bytearray((bundle / "model.skops").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (bundle / "model.skops").write_bytes(bytes(data))
+
+
+def _store(settings) -> ModelStore:
+    sources, skipped = build_sources(settings)
+    return ModelStore(sources, ServeMetrics(), skipped=skipped)
+
+
+def test_tampered_local_artifact_is_refused(model_bundle_dir, tmp_path, caplog):
+    bad = copy_bundle(model_bundle_dir, tmp_path / "bad")
+    _tamper(bad)
+    store = _store(make_settings(local_model_dir=bad))
+    assert store.load_initial() is False
+    assert store.current is None
+    assert "sha256 mismatch" in store.load_errors[0]
+    assert "sha256 mismatch" in caplog.text
+
+
+def test_tampered_artifact_falls_through_to_the_next_source(
+    model_bundle_dir, tmp_path, gcs_emulator
+):
+    gcs_emulator.upload_bundle(model_bundle_dir, "tampered", "models")
+    fs = gcs_emulator.filesystem()
+    data = bytearray(fs.cat_file("tampered/models/model.skops"))
+    data[100] ^= 0xFF
+    fs.pipe_file("tampered/models/model.skops", bytes(data))
+    settings = make_settings(
+        model_sources=("gcs", "local"),
+        gcs_bucket="tampered",
+        gcs_endpoint_url=gcs_emulator.endpoint,
+        local_model_dir=model_bundle_dir,
+    )
+    store = _store(settings)
+    assert store.load_initial() is True
+    assert store.current.identity.source == "local"
+    assert store.load_errors and "gcs:" in store.load_errors[0]
+    assert "sha256 mismatch" in store.load_errors[0]
+
+
+def test_cascade_registry_unreachable_then_gcs(model_bundle_dir, bundle_v2, tmp_path, gcs_emulator):
+    """Registry down → the GCS object (from the emulator) serves, not the local file."""
+    gcs_emulator.upload_bundle(bundle_v2, "cascade", "prod/model")
+    settings = make_settings(
+        model_sources=("registry", "gcs", "local"),
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'missing' / 'mlflow.db'}",
+        gcs_bucket="cascade",
+        gcs_prefix="prod/model",
+        gcs_endpoint_url=gcs_emulator.endpoint,
+        local_model_dir=model_bundle_dir,
+    )
+    app = create_app(settings)
+    with TestClient(app) as c:
+        info = c.get("/api/v1/model").json()
+        assert info["source"] == "gcs"
+        assert info["sha256"] == json.loads((bundle_v2 / "model.json").read_text())["sha256"]
+        assert any(
+            e.startswith("registry:") and "no MLflow database" in e for e in info["load_errors"]
+        )
+        assert c.get("/ready").status_code == 200
+
+
+def test_cascade_registry_and_gcs_down_then_local(model_bundle_dir, tmp_path, gcs_emulator):
+    """Registry unreachable, GCS object missing, GCS endpoint down: the local file serves."""
+    for bucket, endpoint in (
+        ("empty-bucket", gcs_emulator.endpoint),
+        ("any", "http://127.0.0.1:9"),
+    ):
+        settings = make_settings(
+            model_sources=("registry", "gcs", "local"),
+            mlflow_tracking_uri="http://127.0.0.1:9",  # nothing listens on the discard port
+            gcs_bucket=bucket,
+            gcs_endpoint_url=endpoint,
+            local_model_dir=model_bundle_dir,
+        )
+        store = _store(settings)
+        assert store.load_initial() is True
+        assert store.current.identity.source == "local"
+        registry_error, gcs_error = store.load_errors
+        assert registry_error.startswith("registry:") and "unreachable" in registry_error
+        assert gcs_error.startswith("gcs:")
+        assert ("not found" in gcs_error) or ("unreachable" in gcs_error)
+
+
+def test_unconfigured_sources_are_skipped_with_a_reason(model_bundle_dir):
+    settings = make_settings(
+        model_sources=("registry", "gcs", "local"), local_model_dir=model_bundle_dir
+    )
+    sources, skipped = build_sources(settings)
+    assert [s.name for s in sources] == ["local"]
+    assert skipped == [
+        "registry: not configured (MLFLOW_TRACKING_URI is not set)",
+        "gcs: not configured (GCS_BUCKET is not set)",
+    ]
+
+
+def test_mlflow_is_not_imported_without_a_registry(model_bundle_dir):
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from serve.main import create_app\n"
+        "from serve.config import Settings\n"
+        f"s = Settings(_env_file=None, model_sources=('registry','gcs','local'), "
+        f"local_model_dir={str(model_bundle_dir)!r}, wandb_mode='disabled', "
+        "load_in_background=False)\n"
+        "with TestClient(create_app(s)) as c:\n"
+        "    assert c.get('/ready').status_code == 200\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'mlflow', 'gcsfs', 'wandb'})\n"
+        "assert not bad, bad\n"
+    )
+    env = server_env()
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_failed_reload_keeps_the_old_model_and_reports(model_bundle_dir, bundle_v2, tmp_path):
+    live = copy_bundle(model_bundle_dir, tmp_path / "live")
+    app = create_app(settings_for(live, admin_token="t"))
+    auth = {"Authorization": "Bearer t"}
+    with TestClient(app) as c:
+        before = c.get("/api/v1/model").json()
+        copy_bundle(bundle_v2, live)
+        _tamper(live)
+        outcome = c.post("/api/v1/admin/reload", headers=auth).json()
+        assert outcome["reloaded"] is False and "sha256 mismatch" in outcome["error"]
+        after = c.get("/api/v1/model").json()
+        assert after["sha256"] == before["sha256"]
+        assert "sha256 mismatch" in after["last_reload_error"]
+        assert c.get("/ready").status_code == 200
+        example = c.get("/api/v1/contract").json()["example"]
+        assert c.post("/api/v1/predict", json={"instances": [example]}).status_code == 200
+        assert "model_reload_failures_total 1.0" in c.get("/metrics").text
+        copy_bundle(bundle_v2, live)  # fixed: the next check loads it and clears the error
+        assert c.post("/api/v1/admin/reload", headers=auth).json()["reloaded"] is True
+        final = c.get("/api/v1/model").json()
+        assert final["last_reload_error"] is None and final["sha256"] != before["sha256"]
+
+
+def test_reload_never_downgrades_to_a_lower_priority_source(
+    model_bundle_dir, bundle_v2, tmp_path, gcs_emulator
+):
+    gcs_emulator.upload_bundle(model_bundle_dir, "prio", "m")
+    settings = make_settings(
+        model_sources=("gcs", "local"),
+        gcs_bucket="prio",
+        gcs_prefix="m",
+        gcs_endpoint_url=gcs_emulator.endpoint,
+        local_model_dir=bundle_v2,
+    )
+    store = _store(settings)
+    assert store.load_initial() and store.current.identity.source == "gcs"
+    gcs_emulator.filesystem().rm("prio/m/model.json")  # GCS object gone
+    outcome = store.check_for_update()
+    assert outcome.reloaded is False and "gcs:" in outcome.error
+    assert store.current.identity.source == "gcs"  # still serving, not the local file
+    gcs_emulator.upload_bundle(bundle_v2, "prio", "m")
+    assert store.check_for_update().reloaded is True
+    assert store.current.identity.source == "gcs"
