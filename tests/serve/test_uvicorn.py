@@ -1,0 +1,195 @@
+"""Real uvicorn on 127.0.0.1: HTTP predictions, raw-socket limits, hot reload under load,
+and graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from serve_support import copy_bundle, running_uvicorn
+
+pytestmark = pytest.mark.slow
+
+
+def _local_env(bundle: Path, **extra: str) -> dict[str, str]:
+    return {"MODEL_SOURCES": "local", "LOCAL_MODEL_DIR": str(bundle), **extra}
+
+
+def _predict_body(example: dict, n: int = 1) -> bytes:
+    return json.dumps({"instances": [example] * n}).encode()
+
+
+def _read_response(sock: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return status, rest
+
+
+def test_uvicorn_serves_a_prediction_over_http(tmp_path, model_bundle_dir, example):
+    with running_uvicorn(tmp_path, **_local_env(model_bundle_dir)) as server:
+        response = httpx.post(
+            f"{server.base_url}/api/v1/predict",
+            json={"instances": [example]},
+            headers={"X-Request-ID": "http-test-1"},
+        )
+        assert response.status_code == 200
+        assert response.json()["predictions"][0]["predicted_price"] > 0
+        assert httpx.get(f"{server.base_url}/docs").status_code == 200
+        time.sleep(0.2)
+        lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+    access = [r for r in lines if r.get("request_id") == "http-test-1"]
+    assert access and access[0]["status"] == 200 and access[0]["route"] == "/api/v1/predict"
+
+
+def test_python_m_serve_honours_port(tmp_path, model_bundle_dir, example):
+    argv = [sys.executable, "-m", "serve"]
+    with running_uvicorn(tmp_path, argv, **_local_env(model_bundle_dir)) as server:
+        assert httpx.get(f"{server.base_url}/ready").json()["status"] == "ready"
+
+
+def test_body_limit_refuses_before_reading_the_body(tmp_path, model_bundle_dir):
+    env = _local_env(model_bundle_dir, MAX_BODY_BYTES="4096")
+    with running_uvicorn(tmp_path, **env) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        # Declared too large: answered from the headers alone, no body byte sent.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n"
+            )
+            status, body = _read_response(sock)
+        assert status == 413 and json.loads(body)["error"]["code"] == "payload_too_large"
+        # Chunked: refused once past the limit, long before the client finishes.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            for _ in range(3):
+                sock.sendall(b"800\r\n" + b" " * 0x800 + b"\r\n")  # 3 x 2 KiB > 4 KiB
+            status, body = _read_response(sock)
+        assert status == 413
+
+
+def test_hot_reload_under_concurrent_requests_has_no_failures(
+    tmp_path, model_bundle_dir, bundle_v2, example
+):
+    live = copy_bundle(model_bundle_dir, tmp_path / "live")
+    sha_v2 = json.loads((bundle_v2 / "model.json").read_text())["sha256"]
+    env = _local_env(live, RELOAD_INTERVAL_S="0.2")
+    failures: list[str] = []
+    versions: dict[int, list[str]] = {}
+    stop = threading.Event()
+
+    def hammer(worker: int, base_url: str) -> None:
+        seen = versions.setdefault(worker, [])
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            while not stop.is_set():
+                try:
+                    r = http.post(
+                        "/api/v1/predict",
+                        content=_predict_body(example, 5),
+                        headers={"Content-Type": "application/json"},
+                    )
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                if r.status_code != 200:
+                    failures.append(f"{r.status_code} {r.text[:200]}")
+                else:
+                    seen.append(r.json()["model_version"])
+
+    with running_uvicorn(tmp_path, **env) as server:
+        v1 = httpx.get(f"{server.base_url}/ready").json()["model_version"]
+        threads = [threading.Thread(target=hammer, args=(i, server.base_url)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        copy_bundle(bundle_v2, live)
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{server.base_url}/api/v1/model").json()["sha256"] != sha_v2:
+            assert time.monotonic() < deadline, "the new model was never swapped in"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        v2 = httpx.get(f"{server.base_url}/ready").json()["model_version"]
+    assert not failures, failures[:5]
+    assert v1 != v2
+    for seen in versions.values():
+        assert seen and set(seen) <= {v1, v2}
+        switched = seen.index(v2) if v2 in seen else len(seen)
+        assert all(v == v2 for v in seen[switched:]), "a request went back to the old model"
+    assert any(v2 in seen for seen in versions.values())
+    assert any(v1 in seen for seen in versions.values())
+
+
+def test_sigterm_turns_ready_off_then_finishes_in_flight_requests(
+    tmp_path, model_bundle_dir, example
+):
+    env = _local_env(model_bundle_dir, SHUTDOWN_GRACE_S="1.5")
+    with running_uvicorn(tmp_path, **env) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        body = _predict_body(example, 3)
+        inflight = socket.create_connection(("127.0.0.1", port), timeout=30)
+        inflight.sendall(
+            b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:20]
+        )
+        time.sleep(0.3)  # the request is in flight: the app is waiting for the rest
+        server.proc.send_signal(signal.SIGTERM)
+        # During the grace period: still listening, but not ready.
+        deadline = time.monotonic() + 5
+        while True:
+            ready = httpx.get(f"{server.base_url}/ready", timeout=5)
+            if ready.status_code == 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert ready.status_code == 503
+        assert "shutting down" in ready.json()["error"]["message"]
+        assert httpx.get(f"{server.base_url}/health").status_code == 200
+        # After the grace period uvicorn closes the listener but waits for our request.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            except OSError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the listener never closed after the grace period")
+        assert server.proc.poll() is None, "exited with a request still in flight"
+        inflight.sendall(body[20:])
+        status, payload = _read_response(inflight)
+        inflight.close()
+        assert status == 200 and len(json.loads(payload)["predictions"]) == 3
+        server.proc.wait(30)
+        assert server.proc.returncode in (0, -signal.SIGTERM)
+        logs = server.logs()
+    assert "SIGTERM: readiness off" in logs and "API stopped" in logs
