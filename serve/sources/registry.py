@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -38,6 +39,9 @@ class RegistrySource:
     def load(self) -> LoadedModel:
         from housing.artifact import load_bundle
         from housing.registry import RegistryError, resolve
+
+        # MLflow draws a progress bar on stderr per download; JSON logs have no use for it.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
         tmp = Path(tempfile.mkdtemp(prefix="housing-serve-"))
         try:
