@@ -31,7 +31,8 @@ from housing.model import FeatureConfig, build_preprocessor
 logger = logging.getLogger(__name__)
 
 SPLIT_TRAIN = Path("data/split/train.parquet")
-TRAIN_IN, TEST_IN = Path("data/preprocessed/train.parquet"), Path("data/preprocessed/test.parquet")
+TRAIN_IN = Path("data/preprocessed/train.parquet")
+TEST_IN = Path("data/preprocessed/test.parquet")
 IMPUTATION = Path("reports/preprocess/imputation.json")
 TRAIN_OUT, TEST_OUT = Path("data/features/train.parquet"), Path("data/features/test.parquet")
 FEATURIZER = Path("models/featurizer.skops")

@@ -29,7 +29,8 @@ from housing.model import build_imputer
 logger = logging.getLogger(__name__)
 
 TRAIN_IN, TEST_IN = Path("data/split/train.parquet"), Path("data/split/test.parquet")
-TRAIN_OUT, TEST_OUT = Path("data/preprocessed/train.parquet"), Path("data/preprocessed/test.parquet")
+TRAIN_OUT = Path("data/preprocessed/train.parquet")
+TEST_OUT = Path("data/preprocessed/test.parquet")
 CONTRACT = Path("data/contract.json")
 METRICS = Path("reports/preprocess/imputation.json")
 PLOT = Path("reports/preprocess/imputation.csv")

@@ -135,7 +135,7 @@ def description(spec: ModelSpec, metrics: dict[str, Any], sweep: dict[str, Any])
             f"{sweep.get('n_trials')} trials, {sweep.get('n_pruned')} pruned, "
             f"best CV RMSE {sweep.get('best_value', float('nan')):,.0f}",
             f"- test RMSE **{metrics['rmse']:,.0f}** "
-            f"(95% CI {metrics['rmse_ci95_low']:,.0f}–{metrics['rmse_ci95_high']:,.0f}), "
+            f"(95% CI {metrics['rmse_ci95_low']:,.0f} to {metrics['rmse_ci95_high']:,.0f}), "
             f"R² **{metrics['r2']:.3f}**, MAE {metrics['mae']:,.0f}",
             "- trained on the stratified train split only; test split read once, here.",
         ]

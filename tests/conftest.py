@@ -97,3 +97,18 @@ def model_bundle_dir(tmp_path_factory: pytest.TempPathFactory, small_train) -> P
 @pytest.fixture(scope="session")
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def pipeline_repo(tmp_path_factory: pytest.TempPathFactory, mirror_csv: Path) -> Path:
+    """A copy of the project where the whole pipeline ran once with fast parameters.
+
+    Read-only for tests: a test that changes it must work on ``copy_workspace`` of it.
+    """
+    from pipeline_support import dvc, git, make_pipeline_repo
+
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+    dvc(repo, "repro", mirror=mirror_csv)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "pipeline run")
+    return repo

@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "model.skops"
 META_FILE = "model.json"
 
-# Reviewed: the only non-default types our model contains. Each is data-only state
-# (arrays, LightGBM's model text, KD-tree arrays); none runs code on load.
+# Reviewed: the non-default types a model of any family in housing.model contains (a test
+# keeps this list complete). Each is data-only state (arrays, LightGBM's model text,
+# tree node arrays, KD-tree arrays); none runs code on load.
 TRUSTED_TYPES: tuple[str, ...] = (
     "collections.OrderedDict",
     "housing.features.GeoFeatures",
@@ -34,10 +35,12 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMRegressor",
     "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.impute._iterative.IterativeImputer",
     "sklearn.impute._iterative._ImputerTriplet",
     "sklearn.metrics._dist_metrics.EuclideanDistance64",
     "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.tree._tree.Tree",
 )
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

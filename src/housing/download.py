@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -62,7 +61,7 @@ def _fetch_http(url: str, out: BinaryIO, timeout: float) -> tuple[int, str]:
         raise DownloadError(
             f"HTTP {exc.code} {exc.reason} fetching {url}; check download.url, or {_OFFLINE_HINT}"
         ) from exc
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         raise DownloadError(
             f"timed out after {timeout:g}s fetching {url}; retry, or {_OFFLINE_HINT}"
         ) from exc
@@ -117,4 +116,3 @@ def fetch(source: str, dest: str | Path, *, sha256: str, timeout: float = 60.0) 
         out.close()
     logger.info("downloaded %s (%d bytes, sha256 verified) to %s", source, size, dest)
     return dest
-

@@ -1,0 +1,189 @@
+"""Run the real DVC pipeline in a throw-away copy of this repository.
+
+Tests never run DVC in the developer's work tree: :func:`make_pipeline_repo` copies the
+files git knows about (tracked, or untracked and not ignored) into a new git repository,
+optionally with fast parameters, and :func:`dvc` runs the real ``dvc`` CLI there with the
+offline data mirror, W&B disabled and MLflow on a SQLite file inside the copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+class Replace(dict):
+    """A mapping that replaces, rather than merges into, the value it overrides."""
+
+
+# Small but real: the whole data set, fewer candidates, folds and trials (about a minute).
+FAST_PARAMS: dict[str, Any] = {
+    "preprocess": {"imputers": ["median", "mean"], "cv_folds": 2},
+    "featurize": {"k_min": 4, "k_max": 8, "k_step": 2, "silhouette_sample": 2000, "cv_folds": 2},
+    "select": {
+        "cv_folds": 3,
+        "families": Replace(
+            linear={"alpha": 1.0},
+            lightgbm={"n_estimators": 120, "num_leaves": 31, "learning_rate": 0.1},
+        ),
+    },
+    "sweep": {
+        "n_trials": 4,
+        "cv_folds": 3,
+        "spaces": Replace(
+            lightgbm={
+                "n_estimators": {"distribution": "int_uniform", "min": 80, "max": 160},
+                "learning_rate": {"distribution": "log_uniform_values", "min": 0.05, "max": 0.2},
+                "num_leaves": {"distribution": "int_uniform", "min": 15, "max": 63},
+            },
+            linear={"alpha": {"distribution": "log_uniform_values", "min": 0.01, "max": 10.0}},
+        ),
+    },
+    "register": {"bootstrap_resamples": 200},
+}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` merged in; nested mappings merge, other values replace."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Replace):
+            out[key] = copy.deepcopy(dict(value))
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Nested plain dicts and lists (yaml.safe_dump refuses dict subclasses)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def project_files(root: Path = REPO_ROOT) -> list[str]:
+    """Files git tracks or would track (untracked but not ignored) under ``root``."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return sorted({f for f in out.split("\0") if f and (root / f).is_file()})
+
+
+def pipeline_env(
+    repo: Path, mirror: Path, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Environment for the pipeline: offline mirror, W&B off, MLflow in the copy, 1 thread."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "WANDB_"))}
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        HOUSING_DATA_MIRROR=str(mirror),
+        WANDB_MODE="disabled",
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false",
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.invalid",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.invalid",
+        PYTHONPATH=str(repo),
+    )
+    env.pop("VIRTUAL_ENV", None)
+    env.update(extra or {})
+    return env
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` and return its stdout."""
+    env = pipeline_env(repo, Path("/dev/null"))
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def make_pipeline_repo(
+    dest: Path, *, params: Mapping[str, Any] | None = FAST_PARAMS, root: Path = REPO_ROOT
+) -> Path:
+    """Copy the project to ``dest`` as a fresh one-commit git repo, with ``params`` merged in."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in project_files(root):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, target)
+    if params:
+        path = dest / "params.yaml"
+        merged = _plain(deep_merge(yaml.safe_load(path.read_text()), params))
+        path.write_text(yaml.safe_dump(merged, sort_keys=False))
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "test copy of the project")
+    return dest
+
+
+def dvc(
+    repo: Path,
+    *args: str,
+    mirror: Path,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 1800,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``dvc`` CLI in ``repo``; raise with its output when ``check`` fails."""
+    proc = subprocess.run(
+        [str(VENV_BIN / "dvc"), *args],
+        cwd=repo,
+        env=pipeline_env(repo, mirror, env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"dvc {' '.join(args)} exited {proc.returncode}\n"
+            f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def ran_stages(output: str) -> list[str]:
+    """Names of the stages a ``dvc repro``/``exp run`` output says it ran."""
+    stages = []
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("Running stage '"):
+            stages.append(line.split("'")[1])
+    return stages
+
+
+def lock_outs(repo: Path) -> dict[str, str]:
+    """Map of every output path in ``dvc.lock`` to its md5."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    outs = {}
+    for stage in lock["stages"].values():
+        for out in stage.get("outs", []):
+            outs[out["path"]] = out["md5"]
+    return outs
+
+
+def copy_workspace(src: Path, dest: Path) -> Path:
+    """Copy a whole pipeline workspace (git, DVC cache, outputs, registry) to ``dest``."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
