@@ -93,10 +93,18 @@ def compare_imputers(
     return pd.DataFrame(rows)
 
 
-def choose_imputer(scores: pd.DataFrame) -> str:
-    """The strategy with the lowest model CV RMSE (ties broken by imputation RMSE)."""
-    best = scores.sort_values(["cv_rmse", "imputation_rmse"], kind="stable").iloc[0]
-    return str(best["strategy"])
+def choose_imputer(scores: pd.DataFrame, *, folds: int) -> str:
+    """One-standard-error rule: among strategies whose model CV RMSE is within one standard
+    error of the best, the one that imputes hidden values most accurately.
+
+    Only ~1% of rows miss ``total_bedrooms``, so model scores differ by noise; the masked
+    imputation error separates the strategies where the model cannot.
+    """
+    best = scores.loc[scores["cv_rmse"].idxmin()]
+    tolerance = best["cv_rmse"] + best["cv_rmse_std"] / np.sqrt(folds)
+    tied = scores[scores["cv_rmse"] <= tolerance]
+    pick = tied.sort_values(["imputation_rmse", "cv_rmse"], kind="stable").iloc[0]
+    return str(pick["strategy"])
 
 
 def apply_imputer(
@@ -131,7 +139,7 @@ def main() -> None:
     contract = derive_contract(train, margin=float(p["contract_margin"]))
     validate_splits(train, test, contract)
     scores = compare_imputers(train, p["imputers"], folds=int(p["cv_folds"]), seed=int(p["seed"]))
-    chosen = choose_imputer(scores)
+    chosen = choose_imputer(scores, folds=int(p["cv_folds"]))
     train_imp, test_imp = apply_imputer(train, test, chosen, seed=int(p["seed"]))
 
     write_json(CONTRACT, contract.to_dict())
