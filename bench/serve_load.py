@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = [
@@ -243,27 +244,28 @@ def fit_baseline(data: Path, dest: Path) -> float:
     return fit_s
 
 
+class Instance(BaseModel):
+    longitude: float
+    latitude: float
+    housing_median_age: float
+    total_rooms: float
+    total_bedrooms: float | None = None
+    population: float
+    households: float
+    median_income: float
+    ocean_proximity: str
+
+
+class PredictRequest(BaseModel):
+    instances: list[Instance]
+
+
 def make_baseline_app() -> Any:
     """The original design's API: pydantic body → DataFrame → pipeline.predict (sync route)."""
     from fastapi import FastAPI
-    from pydantic import BaseModel
 
     with Path(os.environ["BASELINE_MODEL"]).open("rb") as fh:
         model = pickle.load(fh)  # our own file, written by fit_baseline above
-
-    class Instance(BaseModel):
-        longitude: float
-        latitude: float
-        housing_median_age: float
-        total_rooms: float
-        total_bedrooms: float | None = None
-        population: float
-        households: float
-        median_income: float
-        ocean_proximity: str
-
-    class PredictRequest(BaseModel):
-        instances: list[Instance]
 
     app = FastAPI()
 
@@ -419,6 +421,15 @@ def main() -> None:
     out.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {out}")
     shutil.rmtree(work, ignore_errors=True)
+    failed = {
+        f"{side}/{name}": report[side][name]["failed"]
+        for side in ("ours", "baseline")
+        if side in report
+        for name, *_ in SCENARIOS
+        if report[side][name]["failed"]
+    }
+    if failed:
+        raise SystemExit(f"non-200 answers during the load: {failed}")
 
 
 def print_table(report: dict[str, Any]) -> None:

@@ -1,4 +1,8 @@
-"""Dependencies as `Annotated` aliases: settings, state, the loaded model, the admin check."""
+"""Dependencies as `Annotated` aliases: settings, state, the loaded model, the admin check.
+
+All are `async def`: FastAPI runs plain `def` dependencies in the thread pool, which costs a
+thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +18,22 @@ from serve.model_store import ModelStore
 from serve.state import ServeState
 
 
-def get_state(request: Request) -> ServeState:
+async def get_state(request: Request) -> ServeState:
     return request.app.state.serve
 
 
-def get_app_settings(state: Annotated[ServeState, Depends(get_state)]) -> Settings:
-    return state.settings
+async def get_app_settings(request: Request) -> Settings:
+    return request.app.state.serve.settings
 
 
-def get_store(state: Annotated[ServeState, Depends(get_state)]) -> ModelStore:
-    return state.store
+async def get_store(request: Request) -> ModelStore:
+    return request.app.state.serve.store
 
 
-def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> LoadedModel:
+async def get_model(request: Request) -> LoadedModel:
     """The model serving now, or 503 saying why there is none (draining still serves)."""
+    # Reads app state directly: each nested dependency costs microseconds per request.
+    store: ModelStore = request.app.state.serve.store
     model = store.current
     if model is None:
         reason = store.not_ready_reason() or "no model loaded"
@@ -35,7 +41,7 @@ def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> LoadedModel:
     return model
 
 
-def require_admin(
+async def require_admin(
     request: Request, settings: Annotated[Settings, Depends(get_app_settings)]
 ) -> None:
     """Bearer token from ADMIN_TOKEN; the admin routes answer 404 when no token is set."""
