@@ -351,7 +351,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "python": sys.version.split()[0]},
+        "machine": {
+            "nproc": os.cpu_count(),
+            "cpu": cpu_model(),
+            "python": sys.version.split()[0],
+            "loadavg_start": os.getloadavg(),
+        },
         "client": client,
         "duration_s": args.duration,
         "model": {
@@ -415,6 +420,7 @@ def main() -> None:
             stop_server(proc)
         report["baseline"]["start_to_ready_s"] = ready_s
 
+    report["machine"]["loadavg_end"] = os.getloadavg()
     print_table(report)
     out = args.out or ROOT / "bench" / "results" / f"serve_load-{int(time.time())}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -436,6 +442,8 @@ def print_table(report: dict[str, Any]) -> None:
     ours, base = report["ours"], report.get("baseline")
     m = report["machine"]
     print(f"\n{m['nproc']} cores, {m['cpu']}, Python {m['python']}, client {report['client']}")
+    load = ", ".join(f"{x:.2f}" for x in m["loadavg_start"])
+    print(f"load average before the run: {load} (other processes share these cores)")
     print(
         f"{'scenario':14s} {'metric':8s} {'ours':>10s} {'baseline':>10s} {'ratio':>8s} "
         f"{'target':>10s}  ok"
