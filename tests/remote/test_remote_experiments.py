@@ -1,0 +1,168 @@
+"""The experiment workflows of docs/experiments.md, run for real on a pipeline copy.
+
+`dvc exp run --set-param` re-runs exactly the affected stages; `exp show`/`exp diff` list the
+params and test metrics; the best experiment is applied, committed and pushed; a colleague's
+clone pulls it exactly, and the pushed run cache spares them any recompute; queued
+experiments run with one worker.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pipeline_support import copy_workspace, dvc, git, lock_outs, ran_stages
+from remote_support import DVC_ENV, clone, create_bucket, head, md5_file, point_remote
+
+pytestmark = pytest.mark.slow
+
+DOWNSTREAM_OF_FEATURIZE = ["select", "sweep", "register"]
+FEATURES = "reports/featurize/features.json"
+METRICS = "reports/register/metrics.json"
+
+
+def run(repo: Path, mirror: Path, *args: str) -> str:
+    return dvc(repo, *args, mirror=mirror, env=DVC_ENV).stdout
+
+
+def exp_show(repo: Path, mirror: Path) -> dict[str, dict[str, Any]]:
+    """`dvc exp show --json` as {experiment name: {"params": ..., "metrics": ...}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for baseline in json.loads(run(repo, mirror, "exp", "show", "--json", "--all-commits")):
+        for exp_range in baseline.get("experiments") or []:
+            for rev in exp_range["revs"]:
+                data = rev["data"]
+                out[rev.get("name") or exp_range.get("name")] = {
+                    "params": data["params"]["params.yaml"]["data"],
+                    "metrics": {k: v["data"] for k, v in data["metrics"].items()},
+                    "status": data.get("status"),
+                }
+    return out
+
+
+@pytest.fixture(scope="module")
+def lab(pipeline_repo, pushed, tmp_path_factory) -> Path:
+    """A copy of the pipeline workspace with its own bucket on the session's emulator."""
+    repo = copy_workspace(pipeline_repo, tmp_path_factory.mktemp("lab") / "repo")
+    create_bucket(pushed.emulator, "dvc-lab")
+    point_remote(repo, pushed.endpoint, "dvc-lab")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def experiments(lab, mirror_csv) -> Iterator[dict[str, Any]]:
+    """Two independent experiments (`--temp`: each from the commit, the workspace untouched)."""
+    baseline = head(lab)
+    features_before = (lab / FEATURES).read_text()
+    trials = run(lab, mirror_csv, "exp", "run", "--temp", "-n", "trials2", "-S", "sweep.n_trials=2")
+    kmin = run(lab, mirror_csv, "exp", "run", "--temp", "-n", "kmin6", "-S", "featurize.k_min=6")
+    yield {
+        "baseline": baseline,
+        "features_before": features_before,
+        "output": {"trials2": trials, "kmin6": kmin},
+    }
+
+
+def test_set_param_reruns_exactly_the_affected_stages(lab, experiments, mirror_csv):
+    assert ran_stages(experiments["output"]["trials2"]) == ["sweep", "register"]
+    shown = exp_show(lab, mirror_csv)
+    features_changed = shown["kmin6"]["metrics"][FEATURES] != json.loads(
+        experiments["features_before"]
+    )
+    assert features_changed  # K is searched from 6 up now, so the chosen K moves
+    expected = ["featurize", *DOWNSTREAM_OF_FEATURIZE]
+    assert ran_stages(experiments["output"]["kmin6"]) == expected
+    # --temp leaves the workspace on the commit.
+    assert git(lab, "status", "--porcelain") == ""
+    assert head(lab) == experiments["baseline"]
+
+
+def test_exp_show_lists_experiments_with_params_and_test_metrics(lab, experiments, mirror_csv):
+    shown = exp_show(lab, mirror_csv)
+    assert {"trials2", "kmin6"} <= set(shown)
+    assert shown["trials2"]["params"]["sweep"]["n_trials"] == 2
+    assert shown["trials2"]["params"]["featurize"]["k_min"] == 4
+    assert shown["kmin6"]["params"]["featurize"]["k_min"] == 6
+    assert shown["kmin6"]["params"]["sweep"]["n_trials"] != 2
+    for name in ("trials2", "kmin6"):
+        metrics = shown[name]["metrics"][METRICS]
+        assert metrics["rmse"] > 0 and 0 < metrics["r2"] <= 1
+    table = run(lab, mirror_csv, "exp", "show", "--md")
+    assert "trials2" in table and "kmin6" in table and "sweep.n_trials" in table
+
+
+def test_diff_apply_best_commit_push_and_a_colleague_pulls_it(
+    lab, experiments, pushed, mirror_csv, tmp_path
+):
+    """The full loop: diff, apply the lowest test RMSE, commit, push; a clone gets it exactly."""
+    shown = exp_show(lab, mirror_csv)
+    best = min(("trials2", "kmin6"), key=lambda n: shown[n]["metrics"][METRICS]["rmse"])
+    diff = json.loads(run(lab, mirror_csv, "exp", "diff", experiments["baseline"], best, "--json"))
+    assert "rmse" in diff["metrics"][METRICS]
+    assert diff["params"]["params.yaml"]  # the changed knob is listed
+
+    run(lab, mirror_csv, "exp", "apply", best)
+    assert json.loads((lab / METRICS).read_text()) == shown[best]["metrics"][METRICS]
+    git(lab, "add", "-A")
+    git(lab, "commit", "-q", "-m", f"Adopt experiment {best}")
+    run(lab, mirror_csv, "push", "--run-cache")
+    assert run(lab, mirror_csv, "status").strip().endswith("Data and pipelines are up to date.")
+
+    colleague = clone(lab, tmp_path / "colleague", pushed.endpoint, "dvc-lab")
+    run(colleague, mirror_csv, "pull")
+    for path, md5 in lock_outs(colleague).items():
+        assert md5_file(colleague / path) == md5, path
+    assert md5_file(colleague / "models/model.skops") == md5_file(lab / "models/model.skops")
+    assert ran_stages(run(colleague, mirror_csv, "repro")) == []
+
+
+def test_pushed_run_cache_spares_a_colleague_the_recompute(
+    lab, experiments, pushed, mirror_csv, tmp_path
+):
+    """A colleague who sets an experiment's params gets its results from the run cache."""
+    run(lab, mirror_csv, "push", "--run-cache")
+    colleague = clone(lab, tmp_path / "colleague", pushed.endpoint, "dvc-lab")
+    git(colleague, "checkout", "-q", experiments["baseline"])
+    run(colleague, mirror_csv, "pull", "--run-cache")
+    params_path = colleague / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["sweep"]["n_trials"] = 2
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    out = run(colleague, mirror_csv, "repro")
+
+    assert ran_stages(out) == []
+    for stage in ("sweep", "register"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in out
+    shown = exp_show(lab, mirror_csv)
+    assert json.loads((colleague / METRICS).read_text()) == shown["trials2"]["metrics"][METRICS]
+
+
+def test_queued_experiments_run_with_one_worker(lab, experiments, mirror_csv):
+    for trials in (3, 5):
+        name, setting = f"q{trials}", f"sweep.n_trials={trials}"
+        run(lab, mirror_csv, "exp", "run", "--queue", "-n", name, "-S", setting)
+    assert "Queued" in run(lab, mirror_csv, "queue", "status")
+
+    run(lab, mirror_csv, "queue", "start", "-j", "1")
+    deadline = time.monotonic() + 900
+    while True:
+        status = run(lab, mirror_csv, "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.monotonic() < deadline, f"queue still busy:\n{status}"
+        time.sleep(5)
+
+    assert "Failed" not in status, status
+    shown = exp_show(lab, mirror_csv)
+    for trials in (3, 5):
+        exp = shown[f"q{trials}"]
+        assert exp["params"]["sweep"]["n_trials"] == trials
+        assert exp["metrics"][METRICS]["rmse"] > 0
+        summary = exp["metrics"]["reports/sweep/summary.json"]
+        assert summary["n_trials"] == trials
