@@ -19,7 +19,14 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
 from housing import stage
-from housing.contract import TARGET, Contract, ContractError, check_frame, derive_contract
+from housing.contract import (
+    TARGET,
+    Contract,
+    ContractError,
+    check_frame,
+    check_schema,
+    derive_contract,
+)
 from housing.cv import cv_rmse, kfold, make_folds
 from housing.features import BEDROOMS, GeoFeatures, RawEncoder
 from housing.io import write_csv, write_json, write_parquet
@@ -136,6 +143,8 @@ def validate_splits(train: pd.DataFrame, test: pd.DataFrame, contract: Contract)
 def main() -> None:
     p = stage.params("preprocess")
     train, test = pd.read_parquet(TRAIN_IN), pd.read_parquet(TEST_IN)
+    # The contract is derived from train: its columns must be there and numeric first.
+    check_schema(train, with_target=True, what=str(TRAIN_IN))
     contract = derive_contract(train, margin=float(p["contract_margin"]))
     validate_splits(train, test, contract)
     scores = compare_imputers(train, p["imputers"], folds=int(p["cv_folds"]), seed=int(p["seed"]))
