@@ -9,8 +9,16 @@ from serve.config import Settings
 
 
 def test_defaults_without_environment(monkeypatch):
-    for name in ("MODEL_SOURCES", "MLFLOW_TRACKING_URI", "PORT", "HOST", "CORS_ORIGINS",
-                 "WANDB_MODE", "ADMIN_TOKEN", "MAX_BATCH"):
+    for name in (
+        "MODEL_SOURCES",
+        "MLFLOW_TRACKING_URI",
+        "PORT",
+        "HOST",
+        "CORS_ORIGINS",
+        "WANDB_MODE",
+        "ADMIN_TOKEN",
+        "MAX_BATCH",
+    ):
         monkeypatch.delenv(name, raising=False)
     s = Settings(_env_file=None)
     assert s.model_sources == ("registry", "gcs", "local")
