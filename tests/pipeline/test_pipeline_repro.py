@@ -1,0 +1,69 @@
+"""The DVC pipeline in copies of the ``pipeline_repo`` workspace: caching, determinism, params."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from pipeline_support import copy_workspace, dvc, lock_outs, ran_stages
+
+pytestmark = pytest.mark.slow
+
+# Registry version and run id: new on every registration by design (an uncached report).
+NON_DETERMINISTIC = {"reports/register/registration.json"}
+STAGES = ["download", "split", "preprocess", "featurize", "select", "sweep", "register"]
+
+
+def workspace(pipeline_repo: Path, dest: Path) -> Path:
+    """A private copy of the pipeline workspace whose registry writes stay inside the copy.
+
+    MLflow stores each experiment's artifact location as an absolute URI, so a plain copy's
+    new runs would write artifacts into the original workspace; point them at the copy.
+    """
+    repo = copy_workspace(pipeline_repo, dest)
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        db.execute(
+            "UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)",
+            (pipeline_repo.as_uri(), repo.as_uri()),
+        )
+    return repo
+
+
+def test_repro_again_runs_nothing(pipeline_repo, mirror_csv, tmp_path):
+    repo = workspace(pipeline_repo, tmp_path / "repo")
+    proc = dvc(repo, "repro", mirror=mirror_csv)
+    assert ran_stages(proc.stdout) == []
+    for stage in STAGES:
+        assert f"Stage '{stage}' didn't change, skipping" in proc.stdout
+    status = dvc(repo, "status", mirror=mirror_csv)
+    assert "Data and pipelines are up to date" in status.stdout
+
+
+def test_forced_repro_rebuilds_identical_outputs(pipeline_repo, mirror_csv, tmp_path):
+    repo = workspace(pipeline_repo, tmp_path / "repo")
+    before = lock_outs(repo)
+    proc = dvc(repo, "repro", "--force", mirror=mirror_csv)
+    assert ran_stages(proc.stdout) == STAGES
+    after = lock_outs(repo)
+    assert set(after) == set(before)
+    changed = {path for path in before if before[path] != after[path]}
+    assert changed == NON_DETERMINISTIC, "only the registry ids may differ"
+    for out in ("data/raw/housing.csv", "models/model.skops", "models/featurizer.skops"):
+        assert out in before
+
+
+@pytest.mark.parametrize(
+    ("param", "expected"),
+    [
+        ("featurize.gamma=0.5", ["featurize", "select", "sweep", "register"]),
+        ("sweep.n_trials=5", ["sweep", "register"]),
+    ],
+)
+def test_a_param_change_reruns_only_its_stage_and_descendants(
+    pipeline_repo, mirror_csv, tmp_path, param, expected
+):
+    repo = workspace(pipeline_repo, tmp_path / "repo")
+    proc = dvc(repo, "exp", "run", "--set-param", param, mirror=mirror_csv)
+    assert ran_stages(proc.stdout) == expected
+    assert not {"download", "split", "preprocess"} & set(ran_stages(proc.stdout))

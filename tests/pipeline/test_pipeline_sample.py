@@ -1,0 +1,79 @@
+"""All seven stages from scratch on a 4,000-row stratified sample of the data set."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pipeline_support import FAST_PARAMS, deep_merge, dvc, lock_outs, make_pipeline_repo, ran_stages
+from sklearn.model_selection import train_test_split
+
+from housing.io import read_json
+
+pytestmark = pytest.mark.slow
+
+METRIC_KEYS = {
+    "rmse",
+    "mae",
+    "r2",
+    "mape",
+    "wmape",
+    "within_10pct",
+    "rmse_ci95_low",
+    "rmse_ci95_high",
+    "rmse_capped",
+    "n_capped",
+    "n_test",
+}
+
+
+def stratified_sample(housing_df: pd.DataFrame, n: int, dest: Path) -> Path:
+    strata = pd.cut(housing_df["median_income"], [0.0, 1.5, 3.0, 4.5, 6.0, np.inf], labels=False)
+    sample, _ = train_test_split(housing_df, train_size=n, stratify=strata, random_state=0)
+    sample.sort_index().to_csv(dest, index=False)
+    return dest
+
+
+def test_full_pipeline_on_a_sample(housing_df, tmp_path):
+    sample = stratified_sample(housing_df, 4_000, tmp_path / "sample.csv")
+    params = deep_merge(
+        FAST_PARAMS,
+        {
+            "download": {"sha256": hashlib.sha256(sample.read_bytes()).hexdigest()},
+            # 3,200 training rows cannot reach the production floors; this test is about the
+            # pipeline's mechanics, so the gates are lowered to what such a sample can pass.
+            "register": {"gates": {"min_r2": 0.6, "max_rmse": 80_000}},
+        },
+    )
+    repo = make_pipeline_repo(tmp_path / "repo", params=params)
+
+    proc = dvc(repo, "repro", mirror=sample)
+    assert ran_stages(proc.stdout) == [
+        "download",
+        "split",
+        "preprocess",
+        "featurize",
+        "select",
+        "sweep",
+        "register",
+    ]
+    assert (repo / "data/raw/housing.csv").read_bytes() == sample.read_bytes()
+    assert len(pd.read_parquet(repo / "data/split/test.parquet")) == 800
+    assert (repo / "models/model.skops").is_file()
+    assert lock_outs(repo)["models/model.skops"]
+
+    metrics = read_json(repo / "reports/register/metrics.json")
+    assert set(metrics) == METRIC_KEYS
+    assert metrics["n_test"] == 800
+    assert metrics["rmse_ci95_low"] <= metrics["rmse"] <= metrics["rmse_ci95_high"]
+
+    from housing.registry import CHAMPION, version_for_alias
+
+    champion = version_for_alias(CHAMPION, tracking_uri=f"sqlite:///{repo}/mlflow.db")
+    registration = read_json(repo / "reports/register/registration.json")
+    assert registration["promoted"] is True
+    assert champion.version == str(registration["version"]) == "1"
+    assert champion.metrics["rmse"] == pytest.approx(metrics["rmse"])
