@@ -12,6 +12,7 @@ NON_DETERMINISTIC = {"reports/register/registration.json"}
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(2400)  # ~6.5 min measured on 2 shared cores; the suite default is 900 s
 def test_default_params_reproduce_the_committed_lock_and_meet_the_target(mirror_csv, tmp_path):
     committed = lock_outs(REPO_ROOT)
     repo = make_pipeline_repo(tmp_path / "repo", params=None)

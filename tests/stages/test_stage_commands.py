@@ -28,9 +28,7 @@ PREPROCESS_OUTS = (
 )
 
 
-def run_stage(
-    workdir: Path, name: str, **env: str
-) -> subprocess.CompletedProcess[str]:
+def run_stage(workdir: Path, name: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m stages.<name>`` in ``workdir`` with the project's code."""
     full_env = {
         **{k: v for k, v in os.environ.items() if k != "HOUSING_DATA_MIRROR"},
