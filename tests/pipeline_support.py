@@ -100,6 +100,7 @@ def pipeline_env(
         OPENBLAS_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
         GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false",
+        DVC_NO_ANALYTICS="1",
         GIT_AUTHOR_NAME="test",
         GIT_AUTHOR_EMAIL="test@example.invalid",
         GIT_COMMITTER_NAME="test",
