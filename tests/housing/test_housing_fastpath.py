@@ -35,6 +35,11 @@ def arrays(fast: FastPredictor, query: pd.DataFrame) -> tuple[np.ndarray, list[i
     return numeric, [fast.category_index(c) for c in query["ocean_proximity"]]
 
 
+def assert_same_prices(actual, expected):
+    """Equal up to float summation order: LightGBM batches are summed in blocks of trees."""
+    np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=0)
+
+
 @pytest.mark.parametrize(("family", "imputer"), itertools.product(FAMILIES, IMPUTERS))
 def test_fast_path_equals_the_pipeline(family, imputer, split):
     train, query = split
@@ -43,8 +48,8 @@ def test_fast_path_equals_the_pipeline(family, imputer, split):
     fast = FastPredictor(model)
 
     expected = model.predict(query)
-    np.testing.assert_array_equal(fast.predict(*arrays(fast, query)), expected)
-    # Row by row too: the single-row path the API serves.
+    assert_same_prices(fast.predict(*arrays(fast, query)), expected)
+    # Row by row too: the single-row path the API serves is bit-identical.
     for i in (0, 1, 4):
         one = query.iloc[[i]]
         np.testing.assert_array_equal(fast.predict(*arrays(fast, one)), expected[[i]])
@@ -55,7 +60,7 @@ def test_fast_path_without_optional_groups(split):
     spec = ModelSpec("median", FeatureConfig(ratios=False, n_clusters=0), "lightgbm", seed=0)
     model = build_model(spec).fit(train.drop(columns=[TARGET]), train[TARGET])
     fast = FastPredictor(model)
-    np.testing.assert_array_equal(fast.predict(*arrays(fast, query)), model.predict(query))
+    assert_same_prices(fast.predict(*arrays(fast, query)), model.predict(query))
 
 
 def test_predict_records_normalises_categories_and_missing_bedrooms(model_bundle_dir, split):
@@ -71,7 +76,7 @@ def test_predict_records_normalises_categories_and_missing_bedrooms(model_bundle
             rec["total_bedrooms"] = None
         rec["ocean_proximity"] = f"  {rec['ocean_proximity'].lower()} "
     assert records[0]["total_bedrooms"] is None
-    np.testing.assert_array_equal(fast.predict_records(records), model.predict(rows))
+    assert_same_prices(fast.predict_records(records), model.predict(rows))
 
 
 def test_unknown_category_is_a_key_error(model_bundle_dir):
@@ -81,3 +86,16 @@ def test_unknown_category_is_a_key_error(model_bundle_dir):
     assert fast.category_index(" near  bay") == fast.category_index("NEAR BAY")
     with pytest.raises(KeyError):
         fast.category_index("ON THE MOON")
+
+
+def test_batches_are_scored_in_blocks_of_trees(split):
+    """A forest larger than one block is summed block by block and still agrees."""
+    from housing import fastpath
+
+    train, query = split
+    spec = ModelSpec("median", ALL_GROUPS, "lightgbm", {"n_estimators": 250}, seed=0)
+    model = build_model(spec).fit(train.drop(columns=[TARGET]), train[TARGET])
+    assert model.regressor_.named_steps["regressor"].booster_.num_trees() > fastpath.TREE_BLOCK
+    fast = FastPredictor(model)
+    batch = query.head(max(fastpath.BLOCK_MIN_ROWS, 20))
+    assert_same_prices(fast.predict(*arrays(fast, batch)), model.predict(batch))
