@@ -35,18 +35,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from housing.contract import RAW_FEATURES
+
 ROOT = Path(__file__).resolve().parents[1]
-RAW = [
-    "longitude",
-    "latitude",
-    "housing_median_age",
-    "total_rooms",
-    "total_bedrooms",
-    "population",
-    "households",
-    "median_income",
-    "ocean_proximity",
-]
+RAW = list(RAW_FEATURES)
 TARGETS = {
     "single_1c": {"p50_ms": 2.0, "p99_ms": 10.0},
     "single_8c": {"rps": 800.0, "p99_ms": 50.0},
