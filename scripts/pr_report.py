@@ -365,7 +365,7 @@ def render(report: Report, title: str = "Pipeline report") -> str:
         header = ["Path", "Metric", report.base, report.head, "Change", "% change"]
         parts.append(md_table(header, rows))
     else:
-        parts.append("No metrics file found at either revision.")
+        parts.append("No metric changed.")
     parts += ["", "### Plots that changed", ""]
     if not report.plots:
         parts.append("No plot data changed.")
@@ -414,8 +414,11 @@ def _expand_plot_paths(paths: Iterable[str], *revisions: Revision) -> list[str]:
     return list(dict.fromkeys(files))
 
 
-def build_report(base: Revision, head: Revision) -> Report:
-    """Compare the declared params, metrics and plots of two revisions."""
+def build_report(base: Revision, head: Revision, *, include_unchanged: bool = False) -> Report:
+    """Compare the declared params, metrics and plots of two revisions.
+
+    Like ``dvc metrics diff``, only metrics that changed are listed unless asked otherwise.
+    """
     declared = {"params": [], "metrics": [], "plots": []}
     for revision in (base, head):
         for kind, paths in declared_files(_load_dvc_yaml(revision)).items():
@@ -433,6 +436,7 @@ def build_report(base: Revision, head: Revision) -> Report:
             path,
             parse_structured(path, base.read(path)),
             parse_structured(path, head.read(path)),
+            include_unchanged=include_unchanged,
         )
     plots = []
     for path in _expand_plot_paths(declared["plots"], base, head):
@@ -458,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default="Pipeline report", help="report heading")
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     parser.add_argument(
+        "--all", action="store_true", help="list unchanged metrics too (default: changed only)"
+    )
+    parser.add_argument(
         "--list-files",
         action="store_true",
         help="print the working-tree files the report reads, one per line, and exit",
@@ -476,7 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     except RevisionError as exc:
         logger.error("%s", exc)
         return 2
-    report = build_report(Revision(args.repo, args.base), Revision(args.repo, args.head))
+    report = build_report(
+        Revision(args.repo, args.base), Revision(args.repo, args.head), include_unchanged=args.all
+    )
     text = render(report, title=args.title)
     if args.output:
         write_text(args.output, text)

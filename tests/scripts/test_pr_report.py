@@ -124,9 +124,12 @@ def test_report_tables_between_two_commits(two_commit_repo: Path) -> None:
         ["params.yaml", "sweep.n_trials", "5", "20"],
     ]
     metrics = _section_rows(md, "### Metrics")
-    assert ["reports/metrics.json", "test.rmse", "50000", "45000", "-5000", "-10.00%"] in metrics
-    assert ["reports/metrics.json", "test.r2", "0.85", "0.85", "+0", "+0.00%"] in metrics
-    assert len(metrics) == 2
+    # Only what changed, like `dvc metrics diff`; --all lists the unchanged ones too.
+    assert metrics == [["reports/metrics.json", "test.rmse", "50000", "45000", "-5000", "-10.00%"]]
+    everything = _run(two_commit_repo, "--base", "HEAD~1", "--head", "HEAD", "--all").stdout
+    every_metric = _section_rows(everything, "### Metrics")
+    assert ["reports/metrics.json", "test.r2", "0.85", "0.85", "+0", "+0.00%"] in every_metric
+    assert len(every_metric) == 2
 
     # The changed plot is summarised as text; the unchanged one is not listed.
     assert "#### `reports/plots/residuals.csv`" in md
