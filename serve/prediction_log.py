@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -139,8 +140,14 @@ class WandbSink:
             try:
                 import wandb
 
+                # WANDB_DIR is forwarded per run: wandb freezes its environment at the first
+                # init in a process, so a later change would otherwise be ignored.
                 self._run = wandb.init(
-                    project=self.project, mode=self.mode, job_type="serving", config=self.config
+                    project=self.project,
+                    mode=self.mode,
+                    job_type="serving",
+                    config=self.config,
+                    dir=os.environ.get("WANDB_DIR"),
                 )
             except Exception:
                 self._failed = True

@@ -5,6 +5,7 @@ With ``mode="disabled"`` wandb is never imported, so tests and quick runs pay no
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol
 
 WANDB_MODES = ("online", "offline", "disabled")
@@ -78,6 +79,8 @@ class TrialTracker:
             job_type="sweep-trial",
             config=params,
             reinit="finish_previous",
+            # Forwarded per run: wandb freezes its environment at the first init in a process.
+            dir=os.environ.get("WANDB_DIR"),
             settings=wandb.Settings(silent=True, console="off", disable_git=True),
         )
         return _WandbRun(run, self.metric_name)
