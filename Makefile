@@ -4,6 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 BIN := .venv/bin
+# Stages run `python -m stages.<name>`: the project's interpreter must come first on PATH.
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Two shared cores: one thread per native pool (measured 10x faster than oversubscribing).
 export OMP_NUM_THREADS ?= 1
