@@ -233,9 +233,12 @@ class Rule:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Rule:
-        left, op, right = str(data["check"]).split()
-        if op != "<=" or [left, right] != list(data.get("fields", [left, right])):
-            raise ValueError(f"unsupported contract rule {data['check']!r}")
+        parts = str(data["check"]).split()
+        if len(parts) != 3 or parts[1] != "<=":
+            raise ValueError(f"unsupported contract rule {data['check']!r} (expected 'a <= b')")
+        left, _, right = parts
+        if list(data.get("fields", [left, right])) != [left, right]:
+            raise ValueError(f"contract rule {data['check']!r} names other fields")
         return cls(left, right, str(data.get("why", "")))
 
 
@@ -304,23 +307,48 @@ class Region:
         x1, y1, y2 = np.append(x1, 0.0)[table], np.append(y1, far)[table], np.append(y2, far)[table]
         # Projected (km) vertices for distances: equirectangular at the outline's mid-latitude.
         kx = _KM_PER_DEGREE * math.cos(math.radians((lat0 + lat1) / 2))
+        ax, ay = a[:, 0] * kx, a[:, 1] * _KM_PER_DEGREE
+        bx, by = b[:, 0] * kx, b[:, 1] * _KM_PER_DEGREE
+        # Edges that can lie within the margin of a band's points: those whose latitude
+        # range comes within the margin of the band (every edge, horizontal ones included).
+        reach = self.margin_km / _KM_PER_DEGREE + 1e-9
+        all_lo, all_hi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
+        near = []
+        for k in range(n_bands):
+            lo, hi = lat0 + k * _BAND_DEGREES, lat0 + (k + 1) * _BAND_DEGREES
+            near.append(np.flatnonzero((all_hi >= lo - reach) & (all_lo <= hi + reach)))
+        near_table = np.full((n_bands, max(1, max(len(e) for e in near))), len(a), dtype=np.intp)
+        for k, e in enumerate(near):
+            near_table[k, : len(e)] = e
+        # Padding: a short edge 10^6 km away, never within any margin.
+        pad = 1e6
         return {
             "bands": np.stack([x1, y1, y2, slope], axis=1),  # (n_bands, 4, width)
+            "near": np.stack(
+                [
+                    np.append(ax, pad)[near_table],
+                    np.append(ay, pad)[near_table],
+                    np.append(bx, pad + 1.0)[near_table],
+                    np.append(by, pad)[near_table],
+                ],
+                axis=1,
+            ),  # (n_bands, 4, width)
             "lat0": lat0,
-            "ax": a[:, 0] * kx,
-            "ay": a[:, 1] * _KM_PER_DEGREE,
-            "bx": b[:, 0] * kx,
-            "by": b[:, 1] * _KM_PER_DEGREE,
+            "ax": ax,
+            "ay": ay,
+            "bx": bx,
+            "by": by,
             "kx": kx,
         }
 
+    def _band(self, lat: np.ndarray) -> np.ndarray:
+        ix = self._index
+        band = ((lat - ix["lat0"]) * (1.0 / _BAND_DEGREES)).astype(np.intp)
+        return np.clip(band, 0, len(ix["bands"]) - 1, out=band)
+
     def inside_outline(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Ray casting (even-odd rule), vectorised; only the edges of each point's band."""
-        ix = self._index
-        bands = ix["bands"]
-        band = ((lat - ix["lat0"]) * (1.0 / _BAND_DEGREES)).astype(np.intp)
-        np.clip(band, 0, len(bands) - 1, out=band)
-        x1, y1, y2, slope = bands[band].transpose(1, 0, 2)  # each (n, width)
+        x1, y1, y2, slope = self._index["bands"][self._band(lat)].transpose(1, 0, 2)
         y = lat[:, None]
         spans = (y1 > y) != (y2 > y)
         crossings = spans & (lon[:, None] < x1 + (y - y1) * slope)
@@ -335,13 +363,23 @@ class Region:
         t = np.clip(((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
         return np.hypot(px - ax - t * dx, py - ay - t * dy).min(axis=1)
 
+    def within_margin(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """True where a point is within ``margin_km`` of the outline (only nearby edges)."""
+        ix = self._index
+        ax, ay, bx, by = ix["near"][self._band(lat)].transpose(1, 0, 2)  # each (n, width)
+        px, py = lon[:, None] * ix["kx"], lat[:, None] * _KM_PER_DEGREE
+        dx, dy = bx - ax, by - ay
+        t = np.clip(((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
+        gap = np.hypot(px - ax - t * dx, py - ay - t * dy).min(axis=1)
+        return gap <= self.margin_km
+
     def contains(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """True where a point is inside the outline or within the margin of its edge."""
         lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
         inside = self.inside_outline(lon, lat)
         out = np.flatnonzero(~inside)
         if len(out):
-            inside[out] = self.distance_km(lon[out], lat[out]) <= self.margin_km
+            inside[out] = self.within_margin(lon[out], lat[out])
         return inside
 
     def describe(self) -> str:

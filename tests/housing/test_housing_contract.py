@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from housing.contract import (
+    CALIFORNIA_OUTLINE,
     NUMERIC_FEATURES,
     RAW_FEATURES,
     TARGET,
@@ -17,6 +18,7 @@ from housing.contract import (
     ContractError,
     Region,
     Violation,
+    california,
     check_frame,
     check_schema,
     derive_contract,
@@ -334,15 +336,34 @@ def test_region_and_rules_round_trip_and_refuse_unknown_rules(full):
     assert again.region == full.region and again.rules == full.rules
     with pytest.raises(ValueError, match="unsupported contract rule"):
         Contract.from_dict({**data, "rules": [{"check": "households < population"}]})
+    with pytest.raises(ValueError, match="unsupported contract rule"):
+        Contract.from_dict({**data, "rules": [{"check": "total_bedrooms<=total_rooms"}]})
+    with pytest.raises(ValueError, match="names other fields"):
+        rule = {"check": "total_bedrooms <= total_rooms", "fields": ["population", "households"]}
+        Contract.from_dict({**data, "rules": [rule]})
     with pytest.raises(ValueError, match="unknown bedrooms"):
         Contract.from_dict({**data, "rules": [{"check": "bedrooms <= total_rooms"}]})
 
 
 def test_violations_are_capped_but_counted(full):
-    x = _matrix(full, 500, households=[0.0] * 500, population=[0.0] * 500)
+    """Only ``limit`` violations are formatted, whatever the batch: the rest is array work."""
+    n = 100_000
+    x = _matrix(full, n, households=[0.0] * n, population=[0.0] * n)
+    x[::2, NUMERIC_FEATURES.index("latitude")] = 39.53  # Reno: outside the region
+    x[::2, NUMERIC_FEATURES.index("longitude")] = -119.81
     found = full.violations_array(x, limit=7)
-    assert len(found) == 7 and found.total == 1000
-    assert [v.row for v in found] == [0, 0, 1, 1, 2, 2, 3]
+    assert len(found) == 7 and found.total == 2 * n + n // 2
+    assert [(v.row, v.fields[0]) for v in found] == [
+        (0, "population"),
+        (0, "households"),
+        (0, "latitude"),
+        (1, "population"),
+        (1, "households"),
+        (2, "population"),
+        (2, "households"),
+    ]
+    cells, rules, region = full.check_masks(x)
+    assert cells.sum() == 2 * n and not rules.any() and region.sum() == n // 2
 
 
 def test_frames_report_rules_and_region(rows, contract):
@@ -365,3 +386,33 @@ def test_the_module_imports_without_pandas():
         "assert 'pandas' not in sys.modules, 'housing.contract imported pandas'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _brute_force_inside(outline, lon, lat):
+    """Textbook even-odd ray casting over every edge, one point at a time."""
+    inside = []
+    n = len(outline)
+    for x, y in zip(lon, lat, strict=True):
+        hit = False
+        for k in range(n):
+            (x1, y1), (x2, y2) = outline[k], outline[(k + 1) % n]
+            if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+                hit = not hit
+        inside.append(hit)
+    return np.array(inside)
+
+
+@pytest.mark.parametrize("margin_km", [0.0, 2.0, 30.0])
+def test_the_band_index_changes_no_answer(margin_km):
+    """Ray casting and the margin over each latitude band's edges equal the brute force over
+    every edge, on random points around California (and 30 km: wider than a band)."""
+    region = california(margin_km)
+    rng = np.random.default_rng(3)
+    lon, lat = rng.uniform(-125.5, -113.0, 3000), rng.uniform(31.5, 43.0, 3000)
+    # Points on the vertices' latitudes are the edge case of ray casting.
+    lat[:50] = np.array(CALIFORNIA_OUTLINE)[:50, 1]
+    inside = region.inside_outline(lon, lat)
+    np.testing.assert_array_equal(inside, _brute_force_inside(CALIFORNIA_OUTLINE, lon, lat))
+    near = region.distance_km(lon, lat) <= margin_km
+    np.testing.assert_array_equal(region.contains(lon, lat), inside | near)
+    assert 0.15 < inside.mean() < 0.6  # the sample straddles the border
