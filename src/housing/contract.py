@@ -554,6 +554,24 @@ class Contract:
         return Violation(row, (name,), reason)
 
 
+def numeric_matrix(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """The (n, 8) float matrix :meth:`Contract.violations_array` takes, from dict rows
+    (a request's instances, a form, a CSV row): a missing key or None becomes NaN.
+
+    Raises ValueError naming the row and field of a value that is not a number.
+    """
+    out = np.full((len(records), len(NUMERIC_FEATURES)), np.nan)
+    for row, record in enumerate(records):
+        for col, name in enumerate(NUMERIC_FEATURES):
+            value = record.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise ValueError(f"row {row}: {name} must be a number, got {value!r}")
+            out[row, col] = value
+    return out
+
+
 def _round_out(value: float, up: bool) -> float:
     """Round a bound outwards to 4 significant digits so the JSON stays readable."""
     if value == 0:

@@ -15,6 +15,7 @@ from housing.contract import (
     RAW_FEATURES,
     TARGET,
     derive_contract,
+    numeric_matrix,
     validate_frame,
 )
 from housing.metrics import PRICE_CAP
@@ -135,6 +136,7 @@ def test_every_real_district_passes_every_check(housing_df, contract):
     assert not cells.any() and not rules.any() and not region.any()
     assert contract.violations_array(numeric).total == 0
     assert validate_frame(housing_df, contract, with_target=True) == []
+    assert contract.violations_array(numeric_matrix([contract.example])).total == 0
 
 
 def test_rejected_candidate_rules_are_broken_by_real_districts(housing_df):

@@ -23,6 +23,7 @@ from housing.contract import (
     check_schema,
     derive_contract,
     normalize_category,
+    numeric_matrix,
     validate_frame,
 )
 
@@ -416,3 +417,17 @@ def test_the_band_index_changes_no_answer(margin_km):
     near = region.distance_km(lon, lat) <= margin_km
     np.testing.assert_array_equal(region.contains(lon, lat), inside | near)
     assert 0.15 < inside.mean() < 0.6  # the sample straddles the border
+
+
+def test_numeric_matrix_from_records(full):
+    example = dict(full.example)
+    no_bedrooms = {k: v for k, v in example.items() if k != "total_bedrooms"}
+    x = numeric_matrix([example, no_bedrooms, {**example, "total_bedrooms": None}])
+    assert x.shape == (3, len(NUMERIC_FEATURES))
+    assert np.isnan(x[1:, NUMERIC_FEATURES.index("total_bedrooms")]).all()
+    assert x[0].tolist() == [example[n] for n in NUMERIC_FEATURES]
+    assert full.violations_array(x).total == 0
+    with pytest.raises(ValueError, match="row 1: households must be a number, got '3'"):
+        numeric_matrix([example, {**example, "households": "3"}])
+    with pytest.raises(ValueError, match="row 0: latitude must be a number, got True"):
+        numeric_matrix([{**example, "latitude": True}])
