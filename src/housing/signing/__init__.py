@@ -26,7 +26,6 @@ from housing.signing.record import (
     RecordError,
     SigningError,
 )
-from housing.signing.sign import now_utc, sign_directory, who
 from housing.signing.verify import (
     VerificationError,
     VerificationResult,
@@ -34,6 +33,18 @@ from housing.signing.verify import (
     verify,
     verify_signature,
 )
+
+_SIGNING = ("now_utc", "sign_directory", "who")
+
+
+def __getattr__(name: str) -> object:
+    """The signing side (tempfile, getpass, datetime, model-signing) loads on first use."""
+    if name in _SIGNING:
+        from housing.signing import sign
+
+        return getattr(sign, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "RECORD_FILE",

@@ -78,6 +78,8 @@ def _meta(directory: Path) -> dict[str, object]:
 def _sign(args: argparse.Namespace) -> str:
     from housing.signing.sign import now_utc, sign_directory, who
 
+    if not args.directory.is_dir():
+        raise SigningError(f"{args.directory} is not a directory")
     key = signing_key_from_env()
     if key is None:
         raise SigningError("no signing key: set HOUSING_SIGNING_KEY or HOUSING_SIGNING_KEY_FILE")

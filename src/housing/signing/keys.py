@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +205,8 @@ def signing_key_from_env(environ: Mapping[str, str] | None = None) -> SigningKey
 
 def _write_atomic(dest: Path, data: bytes, mode: int) -> None:
     """Write ``data`` to ``dest`` via a temp file created with ``mode`` (never wider)."""
+    import tempfile  # keygen only: keep the verifier's import light
+
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
         os.fchmod(fd, mode)
