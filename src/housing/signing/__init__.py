@@ -34,15 +34,15 @@ from housing.signing.verify import (
     verify_signature,
 )
 
-_SIGNING = ("now_utc", "sign_directory", "who")
+_SIGNING = ("now_utc", "sign_directory", "who", "build_champion")
 
 
 def __getattr__(name: str) -> object:
     """The signing side (tempfile, getpass, datetime, model-signing) loads on first use."""
     if name in _SIGNING:
-        from housing.signing import sign
+        from housing.signing import champion, sign
 
-        return getattr(sign, name)
+        return getattr(champion if name == "build_champion" else sign, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -57,6 +57,7 @@ __all__ = [
     "SigningKey",
     "VerificationError",
     "VerificationResult",
+    "build_champion",
     "check_record",
     "key_id",
     "now_utc",

@@ -238,6 +238,24 @@ def _read_record(directory: Path, manifest: Mapping[str, str]) -> PromotionRecor
     return record
 
 
+def _unsigned_record(directory: Path) -> PromotionRecord | None:
+    """Without keys: the record (if any), its file list checked against the files.
+
+    Not authenticated (anyone could have written it), but it still catches a record that
+    does not describe these files, and lets development serve only what was promoted.
+    """
+    path = directory / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = PromotionRecord.from_bytes(path.read_bytes())
+        actual = file_digests(directory, [SIGNATURE_FILE, RECORD_FILE, *GIT_PATHS])
+    except SigningError as exc:
+        raise VerificationError(str(exc)) from None
+    _compare(directory, record.files, actual)
+    return record
+
+
 def _check_meta(directory: Path, record: PromotionRecord) -> None:
     """model.json (signed too) must describe the same model the record promotes."""
     path = directory / META_FILE
@@ -289,7 +307,9 @@ def verify(
 ) -> VerificationResult:
     """Verify a champion directory before anything in it is deserialised.
 
-    - ``keys`` empty: verification is off (local development); returns ``signed=False``.
+    - ``keys`` empty: verification is off (local development); returns ``signed=False``
+      with the (unauthenticated) record when the directory has one, after checking its
+      file list against the files and against ``expected``/``min_sequence``.
     - otherwise the directory must carry a trusted signature over every file and a
       consistent promotion record that matches ``expected`` (e.g. ``{"name": ...,
       "version": "7", "alias": "champion"}``; None values are not checked) and whose
@@ -298,9 +318,12 @@ def verify(
     """
     directory = Path(directory)
     if not len(keys):
+        record = _unsigned_record(directory)
+        if record is not None:
+            check_record(record, expected=expected, min_sequence=min_sequence)
         return VerificationResult(
             signed=False,
-            record=None,
+            record=record,
             key_id=None,
             reason="no verification keys configured: serving integrity-checked, unsigned",
         )
