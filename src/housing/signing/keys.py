@@ -14,6 +14,8 @@ Imports the standard library and ``cryptography`` only.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 import re
@@ -21,7 +23,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from housing.signing.record import SigningError
@@ -33,6 +34,27 @@ VERIFY_KEY_FILES_ENV = "HOUSING_VERIFY_KEY_FILES"
 PRIVATE_KEY_FILE = "signing-key.pem"
 PUBLIC_KEY_FILE = "signing-key.pub"
 CURVES = ("secp256r1", "secp384r1", "secp521r1")  # those model-signing accepts
+# DER SubjectPublicKeyInfo of a named-curve EC key is a fixed prefix + the uncompressed point
+# (RFC 5480). Parsing it here spares the API `cryptography...serialization` (~80 ms to import
+# here, most of it its SSH module); tests check these bytes against cryptography's own.
+_SPKI: dict[str, tuple[bytes, int, type[ec.EllipticCurve]]] = {
+    "secp256r1": (
+        bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200"),
+        65,
+        ec.SECP256R1,
+    ),
+    "secp384r1": (
+        bytes.fromhex("3076301006072a8648ce3d020106052b81040022036200"),
+        97,
+        ec.SECP384R1,
+    ),
+    "secp521r1": (
+        bytes.fromhex("30819b301006072a8648ce3d020106052b8104002303818600"),
+        133,
+        ec.SECP521R1,
+    ),
+}
+_PEM_HEADER, _PEM_FOOTER = "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----"
 _PEM_BLOCK = re.compile(rb"-----BEGIN PUBLIC KEY-----\s.*?-----END PUBLIC KEY-----", re.DOTALL)
 
 
@@ -40,10 +62,37 @@ class KeyConfigError(SigningError):
     """A key is missing, unreadable or of a kind we do not use."""
 
 
+def _spki_der(public_key: ec.EllipticCurvePublicKey) -> bytes:
+    prefix, point_len, _ = _SPKI[_check_curve(public_key, "public key").curve.name]
+    numbers = public_key.public_numbers()
+    size = (point_len - 1) // 2
+    return prefix + b"\x04" + numbers.x.to_bytes(size, "big") + numbers.y.to_bytes(size, "big")
+
+
+def _from_spki_der(der: bytes) -> ec.EllipticCurvePublicKey:
+    for prefix, point_len, curve in _SPKI.values():
+        if der.startswith(prefix) and len(der) == len(prefix) + point_len:
+            # Raises ValueError for a point that is not on the curve.
+            return ec.EllipticCurvePublicKey.from_encoded_point(curve(), der[len(prefix) :])
+    raise ValueError("not a named-curve P-256/P-384/P-521 SubjectPublicKeyInfo")
+
+
 def public_pem(public_key: ec.EllipticCurvePublicKey) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    """SubjectPublicKeyInfo PEM, byte for byte as ``cryptography`` writes it (64-char lines)."""
+    b64 = base64.b64encode(_spki_der(public_key)).decode("ascii")
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    return "\n".join([_PEM_HEADER, *lines, _PEM_FOOTER, ""]).encode("ascii")
+
+
+def load_public_pem(block: bytes) -> ec.EllipticCurvePublicKey:
+    """One ``PUBLIC KEY`` PEM block -> an EC public key (ValueError if it is not one)."""
+    text = block.decode("ascii")
+    body = text.split(_PEM_HEADER, 1)[1].split(_PEM_FOOTER, 1)[0]
+    try:
+        der = base64.b64decode("".join(body.split()), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("not base64") from exc
+    return _from_spki_der(der)
 
 
 def key_id(public_key: ec.EllipticCurvePublicKey) -> str:
@@ -96,10 +145,12 @@ class KeyRing:
         keys = []
         for i, block in enumerate(blocks, 1):
             try:
-                loaded = serialization.load_pem_public_key(block)
-            except ValueError:
-                raise KeyConfigError(f"{where}: public key #{i} is not a valid PEM key") from None
-            keys.append(_check_curve(loaded, f"{where}: public key #{i}"))
+                loaded = load_public_pem(block)
+            except (ValueError, UnicodeDecodeError):
+                raise KeyConfigError(
+                    f"{where}: public key #{i} is not a valid EC (P-256/384/521) public key"
+                ) from None
+            keys.append(loaded)
         return cls.of(keys)
 
     @classmethod
@@ -160,6 +211,8 @@ class SigningKey:
 
     def private_pem(self) -> bytes:
         """PKCS#8 PEM, unencrypted: handed to model-signing, never written to a log."""
+        from cryptography.hazmat.primitives import serialization
+
         return self._key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -168,6 +221,8 @@ class SigningKey:
 
     @classmethod
     def from_pem(cls, pem: str | bytes, *, where: str) -> SigningKey:
+        from cryptography.hazmat.primitives import serialization
+
         data = pem.encode("utf-8") if isinstance(pem, str) else pem
         try:
             key = serialization.load_pem_private_key(data, password=None)

@@ -50,7 +50,7 @@ def test_a_ring_holds_every_pem_block_from_text_and_files(tmp_path: Path) -> Non
         ({"HOUSING_VERIFY_KEYS": "not a key"}, "HOUSING_VERIFY_KEYS: no '-----BEGIN PUBLIC KEY"),
         (
             {"HOUSING_VERIFY_KEYS": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"},
-            "public key #1 is not a valid PEM key",
+            "public key #1 is not a valid EC",
         ),
         (
             {"HOUSING_VERIFY_KEY_FILES": "/nonexistent/k.pub"},
@@ -73,8 +73,57 @@ def test_an_rsa_or_ed25519_key_is_refused(tmp_path: Path) -> None:
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    with pytest.raises(KeyConfigError, match="not an elliptic-curve key"):
+    with pytest.raises(KeyConfigError, match="is not a valid EC"):
         KeyRing.from_pem(pem)
+
+
+@pytest.mark.parametrize("curve", ["SECP256R1", "SECP384R1", "SECP521R1"])
+def test_public_keys_read_and_write_exactly_as_cryptography_does(curve: str) -> None:
+    """Our SPKI parser/writer (which spares the API cryptography's serialization import)
+    yields cryptography's PEM bytes, hence model-signing's key hint."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = ec.generate_private_key(getattr(ec, curve)()).public_key()
+    reference = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert public_pem(public) == reference
+    ring = KeyRing.from_pem(reference)
+    (kid,) = ring.ids
+    import hashlib
+
+    assert kid == hashlib.sha256(reference).hexdigest()
+    assert ring.keys[kid].public_numbers() == public.public_numbers()
+
+
+def test_compressed_or_off_curve_points_are_refused() -> None:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    compressed = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    der = bytearray(base64.b64decode(b"".join(compressed.splitlines()[1:-1])))
+    der[-1] ^= 0x01  # the point leaves the curve
+    bad = (
+        b"-----BEGIN PUBLIC KEY-----\n"
+        + base64.b64encode(bytes(der))
+        + b"\n-----END PUBLIC KEY-----\n"
+    )
+    with pytest.raises(KeyConfigError, match="is not a valid EC"):
+        KeyRing.from_pem(bad)
+    short = der[:27] + b"\x02" + der[28:60]
+    bad = (
+        b"-----BEGIN PUBLIC KEY-----\n"
+        + base64.b64encode(bytes(short))
+        + b"\n-----END PUBLIC KEY-----\n"
+    )
+    with pytest.raises(KeyConfigError, match="is not a valid EC"):
+        KeyRing.from_pem(bad)
 
 
 def test_the_signing_key_comes_from_the_environment(tmp_path: Path) -> None:
