@@ -78,6 +78,11 @@ class PromotionRecord:
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False)
         return (text + "\n").encode("utf-8")
 
+    @property
+    def serving_sha256(self) -> str:
+        """sha256 of ``serving/manifest.json``: the serving loader's ``expected_sha256``."""
+        return self.sha256_of("serving/manifest.json")
+
     def sha256_of(self, relpath: str) -> str:
         """The signed sha256 of one model file (e.g. ``serving/manifest.json``)."""
         try:

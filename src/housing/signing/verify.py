@@ -262,8 +262,14 @@ def _check_meta(directory: Path, record: PromotionRecord) -> None:
     if META_FILE not in record.files:
         return
     try:
-        meta = json.loads(path.read_bytes())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise VerificationError(f"cannot read {path}: {exc.strerror}") from None
+    if hashlib.sha256(raw).hexdigest() != record.files[META_FILE]:
+        raise VerificationError(f"{path} changed during verification")
+    try:
+        meta = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VerificationError(f"{path} is not readable JSON: {exc}") from None
     if not isinstance(meta, dict):
         raise VerificationError(f"{path} is not a JSON object")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -48,6 +49,19 @@ def test_a_valid_champion_verifies_with_its_record(champion: Path, ring_a: KeyRi
     expected = set(model_files(champion)) - {RECORD_FILE, SIGNATURE_FILE}
     assert set(rec.files) == expected and "serving/manifest.json" in rec.files
     assert "model.skops" in rec.files
+    manifest = (champion / "serving" / "manifest.json").read_bytes()
+    assert rec.serving_sha256 == hashlib.sha256(manifest).hexdigest()
+
+
+def test_re_signing_a_champion_replaces_its_record_and_signature(
+    champion: Path, key_a: SigningKey, key_b: SigningKey
+) -> None:
+    """A rollback re-signs the same bytes with a new record (and here, a rotated key)."""
+    sign_directory(champion, record("1", sequence=9, action="rollback"), key_b)
+    ring = KeyRing.of([key_a.public_key, key_b.public_key])
+    result = verify(champion, ring, min_sequence=5)
+    assert result.key_id == key_b.key_id and result.record.sequence == 9
+    assert set(result.record.files) == set(model_files(champion)) - {RECORD_FILE, SIGNATURE_FILE}
 
 
 def test_no_keys_configured_is_unsigned_not_refused(tmp_path: Path) -> None:
@@ -110,8 +124,6 @@ def test_a_rewritten_payload_is_refused(champion: Path, ring_a: KeyRing) -> None
     flip_byte(champion / "serving/booster.txt")
     for resource in statement["predicate"]["resources"]:
         if resource["name"] == "serving/booster.txt":
-            import hashlib
-
             resource["digest"] = hashlib.sha256(
                 (champion / "serving/booster.txt").read_bytes()
             ).hexdigest()
