@@ -208,6 +208,8 @@ def verify_signature(directory: str | Path, keys: KeyRing) -> tuple[dict[str, st
     directory = Path(directory)
     if not len(keys):
         raise VerificationError("no verification keys configured")
+    if not directory.is_dir():
+        raise VerificationError(f"{directory} is not a directory")
     payload, signature, hint = _envelope(directory / SIGNATURE_FILE)
     kid = _check_signature(payload, signature, hint, keys)
     manifest, ignore = _statement_manifest(payload)

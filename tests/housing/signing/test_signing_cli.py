@@ -99,7 +99,7 @@ def test_verify_failures_are_one_line_and_exit_1(tmp_path: Path, keys: dict[str,
     one_line_error(run("verify", directory, "--key", public_a), "serving/booster.txt")
     (directory / SIGNATURE_FILE).unlink()
     one_line_error(run("verify", directory, "--key", public_a), "unsigned bundle")
-    one_line_error(run("verify", tmp_path / "nowhere", "--key", public_a), "not found")
+    one_line_error(run("verify", tmp_path / "nowhere", "--key", public_a), "is not a directory")
 
 
 def test_sign_failures_are_one_line_and_exit_1(tmp_path: Path, keys: dict[str, Path]) -> None:
