@@ -26,7 +26,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="housing-sign", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="housing-sign",
+        description="Key generation, signing and verification of champion directories "
+        "(docs/signing.md).",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     keygen = sub.add_parser("keygen", help="write a new EC P-256 key pair")
