@@ -55,9 +55,8 @@ class RequestValidator:
             for v in found
             for name in v.fields
         ]
-        truncated = found.total > len(found) or len(problems) > _MAX_REPORTED
         del problems[_MAX_REPORTED:]
-        extra = 0  # unknown categories
+        total = found.field_total
         cats: list[int] = []
         index = self._index
         for row, inst in enumerate(instances):
@@ -66,10 +65,8 @@ class RequestValidator:
             if idx is None:
                 idx = index.get(normalize_category(label))
             if idx is None:
-                extra += 1
-                if len(problems) >= _MAX_REPORTED:
-                    truncated = True
-                else:
+                total += 1
+                if len(problems) < _MAX_REPORTED:
                     problems.append(
                         {
                             "field": f"instances[{row}].{CATEGORICAL_FEATURE}",
@@ -80,15 +77,16 @@ class RequestValidator:
                 idx = -1
             cats.append(idx)
         if problems:
-            raise _invalid(problems, violations=found.total + extra if truncated else None)
+            raise _invalid(problems, total=total)
         return numeric, cats
 
 
-def _invalid(fields: list[dict[str, str]], *, violations: int | None = None) -> ApiError:
-    """A 422 listing ``fields``; ``violations`` counts every problem when the list is capped."""
-    head = ", ".join(f["field"] for f in fields[:3]) + (", …" if len(fields) > 3 else "")
-    if violations is None:
-        message = f"{len(fields)} invalid field(s): {head}"
-    else:
-        message = f"{violations} violation(s), first {len(fields)} field(s) shown: {head}"
+def _invalid(fields: list[dict[str, str]], *, total: int | None = None) -> ApiError:
+    """A 422 listing ``fields``; ``total`` counts every invalid field when the list is capped."""
+    total = len(fields) if total is None else total
+    message = f"{total} invalid field(s): " + ", ".join(f["field"] for f in fields[:3])
+    if total > 3:
+        message += ", …"
+    if total > len(fields):
+        message += f" (the first {len(fields)} are listed)"
     return ApiError(422, "validation_error", message, fields)

@@ -161,11 +161,18 @@ class Violation(NamedTuple):
 
 
 class Violations(list):
-    """The violations found (at most the ``limit`` asked for), and ``total``: all of them."""
+    """The violations found (at most the ``limit`` asked for); ``total`` counts all of them
+    and ``field_total`` the fields they name (a two-field rule names two)."""
 
-    def __init__(self, items: Sequence[Violation] = (), total: int | None = None) -> None:
+    def __init__(
+        self,
+        items: Sequence[Violation] = (),
+        total: int | None = None,
+        field_total: int | None = None,
+    ) -> None:
         super().__init__(items)
         self.total = len(self) if total is None else total
+        self.field_total = sum(len(v.fields) for v in self) if field_total is None else field_total
 
 
 @dataclass(frozen=True)
@@ -508,9 +515,12 @@ class Contract:
         x = np.asarray(numeric, dtype=float)
         cells, rules, region = self.check_masks(x)
         bad = np.concatenate([cells, rules, region[:, None]], axis=1)
-        total = int(np.count_nonzero(bad))
+        per_check = np.count_nonzero(bad, axis=0)
+        total = int(per_check.sum())
         if not total:
-            return Violations((), 0)
+            return Violations((), 0, 0)
+        # Fields named per check: one per cell, two per rule and for the region.
+        field_total = total + int(per_check[cells.shape[1] :].sum())
         hits = np.argwhere(bad)  # row-major: by row, then field, rule, region
         if limit is not None:
             hits = hits[: max(0, limit)]
@@ -540,7 +550,7 @@ class Contract:
                         f"is outside {self.region.describe()}",
                     )
                 )
-        return Violations(items, total)
+        return Violations(items, total, field_total)
 
     def _cell_violation(self, row: int, col: int, value: float) -> Violation:
         name = NUMERIC_FEATURES[col]

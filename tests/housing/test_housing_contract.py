@@ -354,6 +354,7 @@ def test_violations_are_capped_but_counted(full):
     x[::2, NUMERIC_FEATURES.index("longitude")] = -119.81
     found = full.violations_array(x, limit=7)
     assert len(found) == 7 and found.total == 2 * n + n // 2
+    assert found.field_total == 2 * n + 2 * (n // 2)  # the region names two fields
     assert [(v.row, v.fields[0]) for v in found] == [
         (0, "population"),
         (0, "households"),

@@ -256,8 +256,10 @@ def test_districts_outside_california_are_422_naming_both_coordinates(client, ex
 
 
 def test_many_bad_instances_are_capped_and_counted(client, example):
-    rows = [{**example, "households": 0, "population": 0}] * 400
+    rows = [{**example, "households": 0, "population": 0}] * 300
+    rows += [{**example, "total_rooms": 5, "total_bedrooms": 6}] * 100  # two fields each
     response = client.post(PREDICT, json={"instances": rows})
     error = _error(response)
     assert response.status_code == 422 and len(error["fields"]) == 50
-    assert error["message"].startswith("800 violation(s), first 50 field(s) shown")
+    assert error["message"].startswith("800 invalid field(s): instances[0].population, ")
+    assert error["message"].endswith(" (the first 50 are listed)")
