@@ -97,7 +97,7 @@ def read_verified(
         data = _read(serving_dir / name)
         if sha256_hex(data) != entry.get("sha256") or len(data) != entry.get("bytes"):
             raise BundleError(
-                f"serving file {serving_dir / name} does not match its sha256 in the manifest; "
+                f"serving file {serving_dir / name}: sha256 mismatch with the manifest; "
                 "refusing a tampered serving bundle"
             )
         blobs[name] = data
