@@ -88,7 +88,9 @@ def test_tampered_registry_artifact_is_refused(registry, tmp_path):
     from housing.registry import version_for_alias
 
     info = version_for_alias("champion", tracking_uri=uri)
-    files = list((root / "mlartifacts").rglob(f"{info.run_id}/artifacts/bundle/model.skops"))
+    files = list(
+        (root / "mlartifacts").rglob(f"{info.run_id}/artifacts/bundle/serving/booster.txt")
+    )
     assert files, "the bundle artifact should be under mlartifacts/"
     original = files[0].read_bytes()
     try:
