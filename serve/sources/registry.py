@@ -1,16 +1,30 @@
-"""The MLflow registry alias (models:/<name>@<alias>). MLflow is imported only when used."""
+"""The MLflow registry alias (models:/<name>@<alias>), read without importing MLflow.
+
+``import mlflow`` costs ~5 s, so the serving process never imports it: an ``http(s)://``
+tracking URI is read over MLflow's REST API (serve.sources.mlflow_rest), a ``sqlite:///`` one
+straight from MLflow's tables (serve.sources.mlflow_sqlite). Either way the alias resolves to
+a version whose tags carry the bundle's sha256; the run's ``bundle/`` files (all but the skops
+model) are fetched to a temp dir, verified against that sha256 and loaded by the same
+function the local source uses.
+
+Every message that leaves this module (SourceError, describe) is redacted: the tracking URI
+may carry a password.
+"""
 
 from __future__ import annotations
 
-import math
-import os
+import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from housing.artifact import ArtifactError
-from serve.loaded_model import LoadedModel, ModelIdentity, assemble
+from housing.redact import redact, redact_uri, secrets_in
+from serve.loaded_model import LoadedModel
 from serve.sources.base import SourceError
+from serve.sources.mlflow_common import SERVING_SHA_TAG, SHA_TAG, AliasTarget
+
+logger = logging.getLogger(__name__)
 
 
 class RegistrySource:
@@ -19,68 +33,142 @@ class RegistrySource:
     def __init__(
         self, tracking_uri: str, *, model_name: str, alias: str, context_limit: int
     ) -> None:
-        self.tracking_uri = tracking_uri
+        self.tracking_uri = tracking_uri.strip()
         self.model_name = model_name
         self.alias = alias
         self.context_limit = context_limit
+        self._secrets = secrets_in(self.tracking_uri)
+        scheme = self.tracking_uri.split(":", 1)[0].lower()
+        self.via = {"http": "rest", "https": "rest", "sqlite": "sqlite"}.get(scheme, scheme)
+        self._reader: Any = None
 
     def describe(self) -> str:
-        return f"models:/{self.model_name}@{self.alias} at {_redact(self.tracking_uri)}"
+        return (
+            f"models:/{self.model_name}@{self.alias} at {redact_uri(self.tracking_uri)} "
+            f"({self.via})"
+        )
+
+    @property
+    def detail(self) -> str:
+        """What GET /api/v1/model shows as ``source_detail``."""
+        return f"registry ({self.via}): {self.describe()}"
+
+    def _registry(self) -> Any:
+        if self._reader is None:
+            if self.via == "rest":
+                from serve.sources.mlflow_rest import RestRegistry
+
+                self._reader = RestRegistry(self.tracking_uri)
+            elif self.via == "sqlite":
+                from serve.sources.mlflow_sqlite import SqliteRegistry
+
+                self._reader = SqliteRegistry(self.tracking_uri)
+            else:
+                raise SourceError(
+                    f"unsupported tracking URI scheme {self.via!r} "
+                    f"({redact_uri(self.tracking_uri)}): use http(s):// or sqlite:///"
+                )
+        return self._reader
+
+    def _guarded(self, action: str, fn: Any) -> Any:
+        """Run ``fn``; any failure becomes a one-line, redacted SourceError without a chain
+        (a chained cause would print the raw text in a traceback)."""
+        try:
+            return fn()
+        except SourceError as exc:
+            message = str(exc)
+        except Exception as exc:  # a reader bug or an OS error: still one redacted line
+            message = f"{action}: {type(exc).__name__}: {exc}"
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        raise SourceError(redact(lines[0] if lines else action, self._secrets)) from None
+
+    def _target(self) -> AliasTarget:
+        target = self._registry().alias_target(self.model_name, self.alias)
+        if not (target.tags.get(SERVING_SHA_TAG) or target.tags.get(SHA_TAG)):
+            raise SourceError(
+                f"{self.model_name} version {target.version} has no {SERVING_SHA_TAG} or "
+                f"{SHA_TAG} tag; not registered by housing"
+            )
+        return target
 
     def fingerprint(self) -> str:
-        from housing.registry import RegistryError, version_for_alias
-
-        try:
-            info = version_for_alias(self.alias, self.model_name, self.tracking_uri)
-        except RegistryError as exc:
-            raise SourceError(str(exc)) from exc
-        return f"{info.version}:{info.tags.get('artifact_sha256', '')}"
+        """One alias lookup (plus its tags): cheap enough for a check every 30 s."""
+        return self._guarded("reading the alias", lambda: self._target().fingerprint)
 
     def load(self) -> LoadedModel:
-        from housing.artifact import load_bundle
-        from housing.registry import RegistryError, resolve
+        return self._guarded("loading from the registry", self._load)
 
-        # MLflow draws a progress bar on stderr per download; JSON logs have no use for it.
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
+    def _load(self) -> LoadedModel:
+        target = self._target()
         tmp = Path(tempfile.mkdtemp(prefix="housing-serve-"))
         try:
-            try:
-                resolved = resolve(self.alias, self.model_name, self.tracking_uri, dst=tmp)
-            except RegistryError as exc:
-                raise SourceError(str(exc)) from exc
-            try:
-                bundle = load_bundle(
-                    resolved.bundle_local_dir, expected_sha256=resolved.artifact_sha256
-                )
-            except ArtifactError as exc:
-                raise SourceError(f"{self.model_name} version {resolved.version}: {exc}") from exc
+            self._registry().download_bundle(target, tmp)
+            return self._assemble(target, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        tags = resolved.tags
-        metrics = resolved.metrics or {
-            str(k): float(v)
-            for k, v in (bundle.meta.get("metrics") or {}).items()
-            if isinstance(v, int | float) and math.isfinite(v)
+
+    def _overrides(self, target: AliasTarget, meta: dict[str, Any]) -> dict[str, Any]:
+        tags = target.tags
+        return {
+            "name": target.name,
+            "version": target.version,
+            "alias": target.alias,
+            "run_id": target.run_id,
+            "fingerprint": target.fingerprint,
+            "metrics": target.metrics or _finite_metrics(meta),
+            "git_commit": tags.get("git_commit") or meta.get("git_commit"),
+            "data_md5": tags.get("data_md5") or meta.get("data_md5"),
+            "source_detail": self.detail,
         }
-        identity = ModelIdentity(
-            name=resolved.name,
-            version=resolved.version,
-            alias=resolved.alias,
-            source=self.name,
-            sha256=resolved.artifact_sha256,
-            fingerprint=f"{resolved.version}:{resolved.artifact_sha256}",
-            run_id=resolved.run_id,
-            metrics=metrics,
-            git_commit=tags.get("git_commit") or bundle.meta.get("git_commit"),
-            data_md5=tags.get("data_md5") or bundle.meta.get("data_md5"),
-        )
+
+    def _assemble(self, target: AliasTarget, directory: Path) -> LoadedModel:
+        import serve.loaded_model as loaded_model
+
+        serving_sha = target.tags.get(SERVING_SHA_TAG)
+        load_directory = getattr(loaded_model, "load_directory", None)
+        if serving_sha and load_directory is not None:
+            import json
+
+            meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+            return load_directory(
+                directory,
+                source=self.name,
+                alias=target.alias,
+                default_name=self.model_name,
+                expected_sha256=serving_sha,
+                identity_overrides=self._overrides(target, meta),
+                context_limit=self.context_limit,
+            )
+        return self._assemble_skops(target, directory)
+
+    def _assemble_skops(self, target: AliasTarget, directory: Path) -> LoadedModel:
+        """Versions registered before the serving bundle: the skops model itself."""
+        import dataclasses
+
+        from housing.artifact import ArtifactError, load_bundle
+        from serve.loaded_model import ModelIdentity, assemble
+
+        sha = target.tags.get(SHA_TAG)
+        if not sha or not (directory / "model.skops").is_file():
+            raise SourceError(
+                f"{target.name} version {target.version} has no serving bundle "
+                f"({SERVING_SHA_TAG} tag); re-register it with the current pipeline"
+            )
+        try:
+            bundle = load_bundle(directory, expected_sha256=sha)
+        except ArtifactError as exc:
+            raise SourceError(f"{target.name} version {target.version}: {exc}") from None
+        fields = {f.name for f in dataclasses.fields(ModelIdentity)}
+        overrides = {k: v for k, v in self._overrides(target, bundle.meta).items() if k in fields}
+        identity = ModelIdentity(source=self.name, sha256=sha, **overrides)
         return assemble(bundle, identity, context_limit=self.context_limit)
 
 
-def _redact(uri: str) -> str:
-    """Drop credentials from a URI before logging it."""
-    if "@" in uri and "://" in uri:
-        scheme, rest = uri.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return uri
+def _finite_metrics(meta: dict[str, Any]) -> dict[str, float]:
+    import math
+
+    return {
+        str(k): float(v)
+        for k, v in (meta.get("metrics") or {}).items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
