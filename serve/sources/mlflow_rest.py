@@ -57,10 +57,13 @@ class RestRegistry:
         token = os.environ.get("MLFLOW_TRACKING_TOKEN") or None
         if user is not None:
             raw = f"{user}:{password or ''}".encode()
-            self._headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
-            self.secrets = (*self.secrets, *(s for s in (password,) if s))
+            encoded = base64.b64encode(raw).decode("ascii")
+            self._headers["Authorization"] = f"Basic {encoded}"
+            # A server or proxy may quote the header back in an error: mask its value too.
+            self.secrets = (*self.secrets, *(s for s in (password, encoded) if s))
         elif token:
             self._headers["Authorization"] = f"Bearer {token}"
+            self.secrets = (*self.secrets, token)
         self._context = _ssl_context()
 
     # --- calls -----------------------------------------------------------------------------

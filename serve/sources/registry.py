@@ -80,7 +80,8 @@ class RegistrySource:
         except Exception as exc:  # a reader bug or an OS error: still one redacted line
             message = f"{action}: {type(exc).__name__}: {exc}"
         lines = [line.strip() for line in message.splitlines() if line.strip()]
-        raise SourceError(redact(lines[0] if lines else action, self._secrets)) from None
+        secrets = (*self._secrets, *getattr(self._reader, "secrets", ()))
+        raise SourceError(redact(lines[0] if lines else action, secrets)) from None
 
     def _target(self) -> AliasTarget:
         target = self._registry().alias_target(self.model_name, self.alias)
