@@ -110,7 +110,8 @@ class RegistrySource:
 
     def _overrides(self, target: AliasTarget, meta: dict[str, Any]) -> dict[str, Any]:
         tags = target.tags
-        return {
+        extra = {"sha256": tags[SHA_TAG]} if tags.get(SHA_TAG) else {}  # the skops model's
+        return extra | {
             "name": target.name,
             "version": target.version,
             "alias": target.alias,
@@ -123,46 +124,34 @@ class RegistrySource:
         }
 
     def _assemble(self, target: AliasTarget, directory: Path) -> LoadedModel:
-        import serve.loaded_model as loaded_model
+        import json
+
+        from serve.loaded_model import load_directory
 
         serving_sha = target.tags.get(SERVING_SHA_TAG)
-        load_directory = getattr(loaded_model, "load_directory", None)
-        if serving_sha and load_directory is not None:
-            import json
-
+        if not serving_sha:
+            raise SourceError(
+                f"{target.name} version {target.version} has no {SERVING_SHA_TAG} tag (registered "
+                "before the serving bundle); register it again with the current pipeline"
+            )
+        try:
             meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SourceError(
+                f"{target.name} version {target.version}: model.json: {exc}"
+            ) from None
+        try:
             return load_directory(
                 directory,
                 source=self.name,
                 alias=target.alias,
                 default_name=self.model_name,
                 expected_sha256=serving_sha,
-                identity_overrides=self._overrides(target, meta),
+                identity_overrides=self._overrides(target, meta if isinstance(meta, dict) else {}),
                 context_limit=self.context_limit,
             )
-        return self._assemble_skops(target, directory)
-
-    def _assemble_skops(self, target: AliasTarget, directory: Path) -> LoadedModel:
-        """Versions registered before the serving bundle: the skops model itself."""
-        import dataclasses
-
-        from housing.artifact import ArtifactError, load_bundle
-        from serve.loaded_model import ModelIdentity, assemble
-
-        sha = target.tags.get(SHA_TAG)
-        if not sha or not (directory / "model.skops").is_file():
-            raise SourceError(
-                f"{target.name} version {target.version} has no serving bundle "
-                f"({SERVING_SHA_TAG} tag); re-register it with the current pipeline"
-            )
-        try:
-            bundle = load_bundle(directory, expected_sha256=sha)
-        except ArtifactError as exc:
+        except SourceError as exc:
             raise SourceError(f"{target.name} version {target.version}: {exc}") from None
-        fields = {f.name for f in dataclasses.fields(ModelIdentity)}
-        overrides = {k: v for k, v in self._overrides(target, bundle.meta).items() if k in fields}
-        identity = ModelIdentity(source=self.name, sha256=sha, **overrides)
-        return assemble(bundle, identity, context_limit=self.context_limit)
 
 
 def _finite_metrics(meta: dict[str, Any]) -> dict[str, float]:

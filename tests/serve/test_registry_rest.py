@@ -44,6 +44,11 @@ def _registry_support() -> Any:
     return sys.modules[name]
 
 
+def _serving_tag(bundle: Path) -> dict[str, str]:
+    """The serving bundle's sha256 as a version tag, as the register stage sets it."""
+    return {"serving_sha256": json.loads((bundle / "model.json").read_text())["serving_sha256"]}
+
+
 def _register(uri: str, bundle: Path, train, *, rmse: float, commit: str) -> Any:
     from housing.artifact import TRUSTED_TYPES, load_bundle
     from housing.contract import TARGET
@@ -54,7 +59,7 @@ def _register(uri: str, bundle: Path, train, *, rmse: float, commit: str) -> Any
         bundle_dir=bundle,
         params={"seed": 42},
         metrics={"r2": 0.9, "rmse": rmse},
-        tags={"git_commit": commit, "data_md5": "md5-x"},
+        tags={"git_commit": commit, "data_md5": "md5-x", **_serving_tag(bundle)},
         plots=[],
         description="rest test",
         input_example=train.drop(columns=[TARGET]).head(3),

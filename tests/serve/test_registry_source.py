@@ -29,7 +29,12 @@ from serve.sources.registry import RegistrySource
 pytestmark = pytest.mark.slow
 
 # Modules the serving process must not import when it serves from the registry.
-NEVER_IMPORTED = ("mlflow",)
+NEVER_IMPORTED = ("mlflow", "sklearn", "skops")
+
+
+def _serving_tag(bundle: Path) -> dict[str, str]:
+    """The serving bundle's sha256 as a version tag, as the register stage sets it."""
+    return {"serving_sha256": json.loads((bundle / "model.json").read_text())["serving_sha256"]}
 
 
 def _register(uri: str, bundle: Path, train, *, r2: float, rmse: float, commit: str) -> Any:
@@ -43,7 +48,7 @@ def _register(uri: str, bundle: Path, train, *, r2: float, rmse: float, commit: 
         bundle_dir=bundle,
         params={"seed": 42},
         metrics={"r2": r2, "rmse": rmse},
-        tags={"git_commit": commit, "data_md5": "md5-x"},
+        tags={"git_commit": commit, "data_md5": "md5-x", **_serving_tag(bundle)},
         plots=[],
         description="serve test",
         input_example=train.drop(columns=[TARGET]).head(3),
