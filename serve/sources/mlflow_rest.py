@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from housing.redact import redact, secrets_in
+from housing.redact import redact, redact_uri, secrets_in
 from serve.sources.base import SourceError
 from serve.sources.mlflow_common import BUNDLE_ARTIFACT_PATH, AliasTarget, wanted
 
@@ -40,6 +40,7 @@ class RestRegistry:
         if parsed.scheme not in {"http", "https"} or not parsed.hostname:
             raise SourceError(f"not an http(s):// tracking URI: {redact(uri, secrets_in(uri))}")
         self.secrets = secrets_in(uri)
+        self.shown = redact_uri(uri.strip().rstrip("/"))  # for messages: user kept, password masked
         netloc = parsed.hostname if ":" not in parsed.hostname else f"[{parsed.hostname}]"
         if parsed.port:
             netloc = f"{netloc}:{parsed.port}"
@@ -78,7 +79,7 @@ class RestRegistry:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise SourceError(
-                self._clean(f"tracking server unreachable at {self.base}: {reason}")
+                self._clean(f"tracking server unreachable at {self.shown}: {reason}")
             ) from None
 
     def _json(self, path: str, params: dict[str, str]) -> dict[str, Any]:
