@@ -29,7 +29,7 @@ from serve.sources.registry import RegistrySource
 pytestmark = pytest.mark.slow
 
 # Modules the serving process must not import when it serves from the registry.
-NEVER_IMPORTED = ("mlflow", "sklearn", "skops")
+NEVER_IMPORTED = ("mlflow", "sklearn", "skops", "pandas")
 
 
 def _serving_tag(bundle: Path) -> dict[str, str]:
