@@ -28,6 +28,7 @@ class Registration:
     decision: Decision
     promoted: bool
     previous_champion: str | None
+    gate_tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
