@@ -70,7 +70,7 @@ def test_identical_predictions_hold():
 def test_noise_level_regressions_that_the_old_1pct_tolerance_compounded_now_hold():
     # registration.json of the issue: v2 at 39,556 promoted over v1 at 39,285 (+0.69%). Each
     # step below is within the old +1% point tolerance, so v1 -> v5 would have drifted +3.5%.
-    rng, y, champ, err = _world(3)
+    rng, y, champ, _err = _world(3)
     current = champ
     for _ in range(4):
         # errors 0.98x the champion's plus independent noise: RMSE +0.69% on average
@@ -94,7 +94,7 @@ def test_noise_level_regressions_that_the_old_1pct_tolerance_compounded_now_hold
     ],
 )
 def test_mismatched_rows_or_data_version_refuse_to_compare(champion, needle):
-    rng, y, champ, err = _world(4)
+    _rng, y, champ, err = _world(4)
     better = y + 0.5 * err
     decision = evaluate_gates(_eval(y, better), _champ(champ, **champion), GATES)
     assert not decision.promote and decision.outcome == "refused"
@@ -102,7 +102,7 @@ def test_mismatched_rows_or_data_version_refuse_to_compare(champion, needle):
 
 
 def test_champion_that_cannot_be_scored_fails_closed():
-    rng, y, champ, err = _world(5)
+    _rng, y, champ, err = _world(5)
     better = y + 0.5 * err
     missing = evaluate_gates(_eval(y, better), _champ(None, error="bundle has no serving/"), GATES)
     assert not missing.promote and "could not be scored (bundle has no serving/)" in missing.reason
@@ -114,7 +114,7 @@ def test_champion_that_cannot_be_scored_fails_closed():
 
 
 def test_first_model_promotes_when_floors_pass_and_floors_always_apply():
-    rng, y, champ, err = _world(6)
+    _rng, y, champ, err = _world(6)
     first = evaluate_gates(_eval(y, champ), None, GATES)
     assert first.promote and "first model" in first.reason
     tight = GateConfig(min_r2=0.5, max_rmse=30_000, max_delta_rmse=300, n_resamples=200)
