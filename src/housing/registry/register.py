@@ -186,10 +186,10 @@ def log_and_register(
 
         promoted = False
         if decision.promote or force_promote_reason:
-            manual = not decision.promote
+            manual = force_promote_reason is not None
             reason = (
                 f"{force_promote_reason.strip()} (manual; gates said: {decision.reason})"
-                if manual and force_promote_reason
+                if force_promote_reason is not None
                 else decision.reason
             )
             try:

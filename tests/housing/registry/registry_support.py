@@ -210,3 +210,41 @@ def running_mlflow_server(workdir: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
+
+
+def committed_bundle(
+    directory: Path, train: pd.DataFrame, test: pd.DataFrame, *, n_estimators: int
+) -> Path:
+    """A real small LightGBM bundle as the register stage commits it: metrics on ``test``."""
+    from housing.artifact import save_bundle
+    from housing.contract import TARGET, derive_contract
+    from housing.metrics import regression_report
+    from housing.model import FeatureConfig, ModelSpec, build_model
+
+    spec = ModelSpec(
+        imputer="median",
+        features=FeatureConfig(n_clusters=5, gamma=1.0, rotations=(30.0, 60.0), neighbors=8),
+        family="lightgbm",
+        params={"n_estimators": n_estimators, "num_leaves": 15},
+        seed=42,
+    )
+    model = build_model(spec).fit(train.drop(columns=[TARGET]), train[TARGET])
+    y = test[TARGET].to_numpy(float)
+    metrics = regression_report(y, model.predict(test.drop(columns=[TARGET])))
+    meta = {
+        "name": "housing_price_model",
+        "spec": {
+            "imputer": spec.imputer,
+            "features": spec.features.to_dict(),
+            "family": spec.family,
+            "params": dict(spec.params),
+            "seed": spec.seed,
+        },
+        "contract": derive_contract(train, margin=0.25).to_dict(),
+        "metrics": {k: round(v, 6) for k, v in metrics.items()},
+        "data_md5": DATA_MD5,
+        "sweep_id": "sw-test",
+        "sweep_engine": "optuna",
+    }
+    save_bundle(directory, model, meta)
+    return directory
