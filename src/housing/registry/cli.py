@@ -143,11 +143,21 @@ def promote_cmd(
     reason: Reason,
     tracking_uri: TrackingUri = None,
     model_name: ModelName = MODEL_NAME,
+    expect_champion: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-champion",
+            help="Refuse unless the champion is still this version (what you reviewed).",
+        ),
+    ] = None,
 ) -> None:
-    """Point the champion alias at VERSION, recording the reason and the previous champion."""
+    """Point the champion alias at VERSION, recording who, why and the previous champion."""
     from housing.registry.promote import promote
 
-    info = _run(lambda: promote(version, reason, model_name=model_name, tracking_uri=tracking_uri))
+    guard = {} if expect_champion is None else {"expected_current": expect_champion}
+    info = _run(
+        lambda: promote(version, reason, model_name=model_name, tracking_uri=tracking_uri, **guard)
+    )
     previous = info.tags.get("promotion.previous_champion") or "none"
     typer.echo(f"champion of {model_name} is now version {info.version} (was {previous})")
 

@@ -357,7 +357,9 @@ def test_cli_list_show_promote_rollback(registry_copy: str):
     assert shown.exit_code == 0
     assert "version:    3" in shown.stdout and "aliases:    champion" in shown.stdout
 
-    promoted = _invoke("promote", "2", "--reason", "manual check", *uri)
+    stale = _invoke("promote", "2", "--reason", "reviewed v1", "--expect-champion", "1", *uri)
+    assert stale.exit_code == 1 and "moved since evaluation" in stale.stderr
+    promoted = _invoke("promote", "2", "--reason", "manual check", "--expect-champion", "3", *uri)
     assert promoted.exit_code == 0
     assert promoted.stdout.strip() == f"champion of {MODEL_NAME} is now version 2 (was 3)"
 
