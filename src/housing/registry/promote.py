@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _UNSET = object()
+SEQUENCE_TAG = "promotion.sequence"
 
 
 def decision_tags(
@@ -97,13 +98,15 @@ def move_champion(
         client.set_registered_model_alias(name, CHAMPION, target)
         if alias_version(client, name, CHALLENGER) == target:
             client.delete_registered_model_alias(name, CHALLENGER)
-        tags = decision_tags(
-            decision="promoted", mode=action, reason=reason, previous=current, who=who
-        )
-        write_tags(client, name, target, {**(extra_tags or {}), **tags})
         event = append_event(
             client, name, version=target, previous=current, action=action, who=who, why=reason
         )
+        tags = decision_tags(
+            decision="promoted", mode=action, reason=reason, previous=current, who=who
+        )
+        # The event's seq is the promotion sequence number the signed record carries.
+        tags[SEQUENCE_TAG] = str(event.seq)
+        write_tags(client, name, target, {**(extra_tags or {}), **tags})
         now = alias_version(client, name, CHAMPION)
         if now != target:
             raise RegistryError(

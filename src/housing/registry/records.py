@@ -29,6 +29,7 @@ class Registration:
     promoted: bool
     previous_champion: str | None
     gate_tags: dict[str, str] = field(default_factory=dict)
+    promotion_sequence: int | None = None  # the champion event's seq when promoted
 
 
 @dataclass

@@ -184,7 +184,7 @@ def log_and_register(
         logger.info("%s version %s: %s", model_name, version, decision.reason)
         write_tags(client, model_name, version, evidence_tags)
 
-        promoted = False
+        promoted, sequence = False, None
         if decision.promote or force_promote_reason:
             manual = force_promote_reason is not None
             reason = (
@@ -193,7 +193,7 @@ def log_and_register(
                 else decision.reason
             )
             try:
-                move_champion(
+                event = move_champion(
                     client,
                     uri,
                     model_name,
@@ -202,7 +202,7 @@ def log_and_register(
                     action="manual" if manual else "gates",
                     reason=reason,
                 )
-                promoted = True
+                promoted, sequence = True, event.seq
             except RegistryError as exc:
                 now = alias_version(client, model_name, CHAMPION)
                 if now == previous:
@@ -243,4 +243,5 @@ def log_and_register(
         promoted=promoted,
         previous_champion=previous,
         gate_tags=evidence_tags,
+        promotion_sequence=sequence,
     )

@@ -118,6 +118,7 @@ def test_better_third_version_takes_champion_and_records_history(registry_scenar
     assert (first.seq, first.version, first.previous, first.action) == (1, "1", None, "gates")
     assert (second.seq, second.version, second.previous, second.action) == (2, "3", "1", "gates")
     assert second.why == reg.decision.reason and second.who
+    assert reg.promotion_sequence == 2 and versions["3"].tags["promotion.sequence"] == "2"
     assert float(versions["3"].tags["gate.delta_rmse_ci95_high"]) < 0
 
 
@@ -250,6 +251,7 @@ def test_promote_then_rollback_twice_records_reasons(registry_copy: str):
         (4, "3", "2", "rollback"),
     ]
     assert events[2].who == "ana" and events[3].why == "v2 mispriced coastal districts"
+    assert back.tags["promotion.sequence"] == "4"
     datetime.fromisoformat(events[3].when)
 
     again = rollback("v3 drifted", tracking_uri=uri)
