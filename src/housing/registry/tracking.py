@@ -116,3 +116,32 @@ def translated(action: str) -> Iterator[None]:
     except (MlflowException, OSError) as exc:
         message = redact(f"{action}: {one_line(exc)}", secrets)
         raise RegistryError(message) from (None if secrets else exc)
+
+
+@contextlib.contextmanager
+def registry_lock(uri: str, *, timeout_s: float = 120.0) -> Iterator[None]:
+    """Serialise read-check-move-record sequences on a file store (SQLite); no-op otherwise.
+
+    The lock file sits beside the database, so every process on the machine using that
+    registry shares it. A tracking server has no lock to take (MLflow's REST API has no
+    compare-and-swap): the callers' re-reads are the guard there.
+    """
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    # One instance per path: a FileLock instance is re-entrant, two instances on one file
+    # in one process would deadlock (flock is per open file).
+    lock = FileLock(str(db.resolve()) + ".lock", is_singleton=True)
+    try:
+        lock.acquire(timeout=timeout_s)
+    except Timeout as exc:
+        raise RegistryError(
+            f"registry {db} is locked by another process ({timeout_s:.0f}s)"
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
