@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,8 +36,7 @@ class GateConfig:
     """Limits from ``params.yaml`` ``register.gates`` plus the bootstrap's size and seed.
 
     ``max_delta_rmse`` (USD) is δ: the largest tolerated upper 95 % bound of the paired
-    ΔRMSE. ``max_regression_pct`` is accepted for backward compatibility only and ignored
-    (a point-estimate tolerance relative to the champion compounds; see docs/governance.md).
+    ΔRMSE (the old point-estimate ``max_regression_pct`` compounded; see docs/governance.md).
     """
 
     min_r2: float
@@ -47,7 +45,6 @@ class GateConfig:
     n_resamples: int = 1000
     seed: int = 42
     confidence: float = 0.95
-    max_regression_pct: float | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("min_r2", "max_rmse", "max_delta_rmse", "confidence"):
@@ -70,13 +67,6 @@ class GateConfig:
                 raise ValueError(f"register.{name} must be a non-negative int, got {value!r}")
         if self.n_resamples < 100:
             raise ValueError(f"register.n_resamples must be >= 100, got {self.n_resamples!r}")
-        if self.max_regression_pct is not None:
-            warnings.warn(
-                "GateConfig(max_regression_pct=...) is ignored: the gate is the paired "
-                "bootstrap bound max_delta_rmse",
-                DeprecationWarning,
-                stacklevel=3,
-            )
 
     @classmethod
     def from_mapping(

@@ -167,6 +167,5 @@ def test_gate_config_from_params_mapping_and_validation():
         GateConfig(min_r2=0.85, max_rmse=1, max_delta_rmse=-1.0)
     with pytest.raises(ValueError, match="must be a number"):
         GateConfig(min_r2="0.85", max_rmse=1)
-    with pytest.warns(DeprecationWarning, match="ignored"):
-        legacy = GateConfig(min_r2=0.0, max_rmse=1e9, max_regression_pct=100.0)
-    assert legacy == GateConfig(min_r2=0.0, max_rmse=1e9)
+    with pytest.raises(TypeError, match="max_regression_pct"):
+        GateConfig(min_r2=0.0, max_rmse=1e9, max_regression_pct=100.0)
