@@ -1,7 +1,9 @@
 """Stage ``register``: fit the final model on train, evaluate it once on test, register it.
 
 The only stage that reads the test split. Writes the model bundle (``models/model.skops``
-+ ``models/model.json``, deterministic), test metrics and plots for DVC, then logs the run
++ ``models/model.json``, deterministic) and its serving export (``models/serving/``: plain
+arrays and LightGBM model text that the API loads without scikit-learn; format in
+docs/serving-bundle.md), test metrics and plots for DVC, then logs the run
 to MLflow, registers a version of ``housing_price_model`` as ``challenger`` and moves
 ``champion`` to it only if the promotion gates pass. Registry ids and timestamps go to an
 uncached report, so they never break byte-identical rebuilds.
@@ -25,6 +27,8 @@ from housing.contract import TARGET, Contract
 from housing.io import read_json, read_yaml, write_csv, write_json
 from housing.metrics import PRICE_CAP, bootstrap_rmse_ci, regression_report, rmse
 from housing.model import ModelSpec, build_model
+from housing.serving import SERVING_DIR
+from housing.serving.export import ExportError, write_serving
 
 logger = logging.getLogger(__name__)
 
@@ -143,12 +147,13 @@ def description(spec: ModelSpec, metrics: dict[str, Any], sweep: dict[str, Any])
 
 
 def _register(**kwargs: Any) -> Any:
-    """Register with MLflow, logging only the bundle's two files (not the rest of models/)."""
+    """Register with MLflow, logging only the bundle (model, metadata, serving export)."""
     from housing.registry import log_and_register
 
     with tempfile.TemporaryDirectory() as tmp:
         for name in (MODEL_FILE, META_FILE):
             shutil.copy2(BUNDLE_DIR / name, Path(tmp) / name)
+        shutil.copytree(BUNDLE_DIR / SERVING_DIR, Path(tmp) / SERVING_DIR)
         return log_and_register(bundle_dir=Path(tmp), **kwargs)
 
 
@@ -195,10 +200,30 @@ def main() -> None:
         "sweep_id": sweep.get("sweep_id"),
         "sweep_engine": sweep.get("engine"),
     }
+    try:
+        serving_sha = write_serving(BUNDLE_DIR / SERVING_DIR, model)
+    except ExportError as exc:
+        raise stage.StageError(f"cannot write the serving bundle: {exc}") from exc
+    meta["serving_sha256"] = serving_sha
     sha = save_bundle(BUNDLE_DIR, model, meta)
     logger.info("test RMSE %.0f, R² %.4f; bundle sha256 %s", metrics["rmse"], metrics["r2"], sha)
 
-    from housing.registry import GateConfig, RegistryError
+    from housing.registry import (
+        EvalSet,
+        GateConfig,
+        RegistryError,
+        decision_report,
+        test_fingerprint,
+    )
+    from housing.registry.committed import bundle_scorer
+
+    # The paired gate re-scores the champion on these same rows, from its versioned bundle.
+    evaluation = EvalSet(
+        y_true=y_test,
+        predictions=np.asarray(y_pred, float),
+        fingerprint=test_fingerprint(test.index.to_numpy(), y_test),
+        data_md5=data_md5,
+    )
 
     try:
         registration = _register(
@@ -211,11 +236,16 @@ def main() -> None:
                 "sweep_id": str(sweep.get("sweep_id")),
                 "sweep_engine": str(sweep.get("engine")),
                 "model_family": spec.family,
+                "serving_sha256": serving_sha,
             },
             plots=[PRED_PLOT, BAND_PLOT, IMPORTANCE_PLOT, METRICS],
             description=description(spec, metrics, sweep),
             input_example=test.drop(columns=[TARGET]).head(5),
-            gates=GateConfig.from_mapping(p["gates"]),
+            gates=GateConfig.from_mapping(
+                p["gates"], n_resamples=int(p["bootstrap_resamples"]), seed=seed
+            ),
+            evaluation=evaluation,
+            score_champion=bundle_scorer(test.drop(columns=[TARGET])),
             trusted_types=TRUSTED_TYPES,
             model_name=p["model_name"],
             experiment=p["experiment"],
@@ -233,6 +263,8 @@ def main() -> None:
             "promoted": registration.promoted,
             "decision": registration.decision.reason,
             "previous_champion": registration.previous_champion,
+            "gate": decision_report(registration.decision),
+            "promotion_sequence": registration.promotion_sequence,
         },
     )
     logger.info(
