@@ -430,6 +430,10 @@ class Contract:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Contract:
+        """Read a contract written by :meth:`to_dict`; version 1 (data-only bounds, written
+        before the physical checks) is upgraded with :func:`upgrade_v1`."""
+        if data.get("version") == 1:
+            data = upgrade_v1(data)
         if data.get("version") != CONTRACT_VERSION:
             raise ValueError(
                 f"unsupported contract version {data.get('version')!r} "
@@ -562,6 +566,32 @@ class Contract:
         else:
             reason = f"must be {spec.describe_range()} (got {value:g})"
         return Violation(row, (name,), reason)
+
+
+def upgrade_v1(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A version-1 contract (bounds = train range widened, clamped at 0) as version 2.
+
+    Models registered before the physical checks carry one. Their data bounds are kept;
+    the domain minimums, the cross-field rules and the California region (default margin)
+    are added, so the upgraded contract is never looser than either.
+    """
+    features: dict[str, Any] = {}
+    for name, spec in data["features"].items():
+        spec = dict(spec)
+        if name in DOMAIN_MINIMUM and spec.get("dtype") == "float":
+            minimum, exclusive, why = DOMAIN_MINIMUM[name]
+            if spec.get("min") is None or spec["min"] <= minimum:
+                spec["min"], spec["min_exclusive"] = minimum, exclusive
+                spec["basis"] = {"min": f"domain: {why}", "max": "version-1 contract"}
+        features[name] = spec
+    return {
+        **data,
+        "version": CONTRACT_VERSION,
+        "features": features,
+        "rules": [Rule(*r).to_dict() for r in CROSS_FIELD_RULES],
+        "region": california().to_dict(),
+        "derivation": {"upgraded_from_version": 1},
+    }
 
 
 def numeric_matrix(records: Sequence[Mapping[str, Any]]) -> np.ndarray:

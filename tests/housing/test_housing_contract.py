@@ -94,8 +94,7 @@ def test_from_dict_refuses_another_version_or_missing_features(contract):
     data = contract.to_dict()
     with pytest.raises(ValueError, match="unsupported contract version 99"):
         Contract.from_dict({**data, "version": 99})
-    with pytest.raises(ValueError, match="unsupported contract version 1 "):
-        Contract.from_dict({**data, "version": 1})
+
     features = {k: v for k, v in data["features"].items() if k != "households"}
     with pytest.raises(ValueError, match="households"):
         Contract.from_dict({**data, "features": features})
@@ -432,3 +431,46 @@ def test_numeric_matrix_from_records(full):
         numeric_matrix([example, {**example, "households": "3"}])
     with pytest.raises(ValueError, match="row 0: latitude must be a number, got True"):
         numeric_matrix([{**example, "latitude": True}])
+
+
+def test_a_version_1_contract_is_read_with_the_physical_checks_added(full):
+    """Models registered before version 2 carry data-only bounds clamped at 0; reading one
+    keeps its bounds and adds the domain minimums, the rules and the region."""
+    v1 = {
+        "version": 1,
+        "target": TARGET,
+        "features": {
+            name: (
+                {"dtype": "category", "nullable": False, "categories": list(spec.categories)}
+                if spec.dtype == "category"
+                else {
+                    "dtype": "float",
+                    "nullable": spec.nullable,
+                    "min": 0.0 if name not in ("longitude", "latitude") else spec.min - 2,
+                    "max": spec.max,
+                }
+            )
+            for name, spec in full.features.items()
+        },
+        "target_range": {"min": full.target_min, "max": full.target_max},
+        "example": full.example,
+    }
+    old = Contract.from_dict(v1)
+    assert old.version == 2 and old.derivation == {"upgraded_from_version": 1}
+    assert old.rules == full.rules and old.region == full.region
+    for name in ("total_rooms", "total_bedrooms", "population", "households"):
+        assert old.features[name].min == 1.0
+    assert old.features["median_income"].min_exclusive
+    assert old.features["latitude"].min == full.features["latitude"].min - 2  # kept
+    x = _matrix(full, 3, households=[1e-300, 5.0, 5.0], latitude=[37.0, 39.53, 37.0])
+    x[1, NUMERIC_FEATURES.index("longitude")] = -119.81  # Reno
+    rooms, bedrooms = (
+        NUMERIC_FEATURES.index("total_rooms"),
+        NUMERIC_FEATURES.index("total_bedrooms"),
+    )
+    x[2, bedrooms] = x[2, rooms] + 1
+    assert [v.fields for v in old.violations_array(x)] == [
+        ("households",),
+        ("latitude", "longitude"),
+        ("total_bedrooms", "total_rooms"),
+    ]
