@@ -17,7 +17,7 @@ from types import FrameType
 import anyio
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from serve.config import Settings, get_settings
 from serve.errors import install_error_handlers
@@ -53,29 +53,21 @@ class _LazySettings:
         return self._settings
 
 
-class _LazyCORSMiddleware:
-    """CORS from the settings' allowlist, built on the first request: GET/POST, no credentials."""
+def _cors(settings: Callable[[], Settings]) -> Callable[[ASGIApp], ASGIApp]:
+    """CORS from the settings' allowlist (GET/POST, no credentials), built on first use."""
 
-    def __init__(self, app: ASGIApp, settings: Callable[[], Settings]) -> None:
-        self.app = app
-        self._settings = settings
-        self._inner: ASGIApp | None = None
+    def build(app: ASGIApp) -> ASGIApp:
+        return CORSMiddleware(
+            app,
+            allow_origins=list(settings().cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            allow_credentials=False,
+            max_age=600,
+        )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if self._inner is None:
-            self._inner = CORSMiddleware(
-                self.app,
-                allow_origins=list(self._settings().cors_origins),
-                allow_methods=["GET", "POST"],
-                allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
-                expose_headers=["X-Request-ID"],
-                allow_credentials=False,
-                max_age=600,
-            )
-        await self._inner(scope, receive, send)
+    return build
 
 
 def _install_drain_handler(store: ModelStore, grace_s: float) -> None:
@@ -171,13 +163,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (health.router, predict.router, model.router, admin.router, metrics.router):
         app.include_router(router)
-    # Added innermost first: the guard sits inside CORS so its 413/415 carry CORS headers.
+    # Added innermost first. CORS wraps the guard (applied by the observability middleware
+    # to requests with an Origin), so the guard's 413/415 carry CORS headers.
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=lambda: resolve().max_body_bytes)
-    app.add_middleware(_LazyCORSMiddleware, settings=resolve)
     app.add_middleware(
         ObservabilityMiddleware,
         metrics=lambda: serve_metrics,
         access_log=lambda: resolve().access_log,
+        cors=_cors(resolve),
     )
     return app
 
