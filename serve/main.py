@@ -7,6 +7,7 @@ sources and the model are resolved in the lifespan), so importing this module is
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -97,9 +98,18 @@ def _install_drain_handler(store: ModelStore, grace_s: float) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
+def _settle_heap() -> None:
+    """Move everything start-up built (modules, the app, the model) out of the collector's
+    reach: a full collection over it took tens of milliseconds, a p99 spike per request it
+    lands in. Objects made later are collected as usual."""
+    gc.collect()
+    gc.freeze()
+
+
 def _start_loading(store: ModelStore, reloader: Reloader, *, background: bool) -> None:
     def run() -> None:
         store.load_initial()
+        _settle_heap()
         reloader.start()
 
     store.loading = True
@@ -142,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _start_loading(store, reloader, background=True)
         else:
             await anyio.to_thread.run_sync(store.load_initial)
+            _settle_heap()
             reloader.start()
         _install_drain_handler(store, cfg.shutdown_grace_s)
         try:
