@@ -212,11 +212,13 @@ class RequestGuardMiddleware:
         if not _is_json(content_type):
             await _refuse(
                 send,
+                receive,
                 415,
                 "unsupported_media_type",
                 "the body must be JSON (Content-Type: application/json)",
                 "Content-Type",
                 f"got {content_type!r}" if content_type else "header missing",
+                LINGER_FACTOR * limit if not expects_continue else 0,
             )
             return
         if declared is not None and declared > limit and not chunked:
@@ -271,28 +273,44 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-async def _refuse(send: Send, status: int, code: str, message: str, field: str, reason: str):
-    body = error_body(status, code, message, [{"field": field, "reason": reason}])
-    await send_json(send, status, body, [(b"connection", b"close")])
-
-
 async def _refuse_too_large(send: Send, receive: Receive, message: str, limit: int, read: int):
-    """413 with a lingering close: the whole answer first, then drain, then close.
+    """413, then discard up to LINGER_FACTOR x the limit of the body (``read`` is what was
+    already read of it, -1 when nothing more is coming)."""
+    await _refuse(
+        send,
+        receive,
+        413,
+        "payload_too_large",
+        message,
+        "body",
+        f"must be at most {limit} bytes",
+        LINGER_FACTOR * limit - read if read >= 0 else 0,
+    )
+
+
+async def _refuse(
+    send: Send,
+    receive: Receive,
+    status: int,
+    code: str,
+    message: str,
+    field: str,
+    reason: str,
+    discard: int,
+) -> None:
+    """An error answer with a lingering close: the whole answer first, then drain, then close.
 
     The response body goes out complete (Content-Length) but with ``more_body`` set, so the
-    server keeps the request open and `receive` still yields the client's bytes; the final
-    empty body message ends the response, and ``connection: close`` closes the connection.
-    ``read`` is what was already read of the body, -1 when the body is all read.
+    server keeps the request open and `receive` still yields the client's bytes (up to
+    ``discard`` of them, for at most LINGER_SECONDS); the final empty body message ends the
+    response, and ``connection: close`` closes the connection.
     """
-    reason = f"must be at most {limit} bytes"
-    payload = orjson.dumps(
-        error_body(413, "payload_too_large", message, [{"field": "body", "reason": reason}])
-    )
+    payload = orjson.dumps(error_body(status, code, message, [{"field": field, "reason": reason}]))
     headers = _json_headers(payload, [(b"connection", b"close")])
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload, "more_body": True})
-    if read >= 0:
-        budget = LINGER_FACTOR * limit - read
+    if discard > 0:
+        budget = discard
         with anyio.move_on_after(LINGER_SECONDS):
             while budget > 0:
                 message = await receive()

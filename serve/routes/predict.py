@@ -47,7 +47,9 @@ def _scoring_limiter() -> anyio.CapacityLimiter:
     return _limiter
 
 
-def score(raw: bytes, model: LoadedModel, max_batch: int) -> tuple[list[float], float, float]:
+def score(
+    raw: bytes, model: LoadedModel, max_batch: int
+) -> tuple[list[float], float, tuple[float, float]]:
     """Parse, check and price a body: (prices rounded to cents, mean, min..max as a pair)."""
     instances = parse_instances(raw, max_batch)
     numeric, categories = model.validator.to_arrays(instances, max_batch=max_batch)

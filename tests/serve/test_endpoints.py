@@ -209,7 +209,7 @@ class _NonFinitePredictor:
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
-@pytest.mark.parametrize("count", [1, 3])
+@pytest.mark.parametrize("count", [1, 3, 100])  # 100: scored in a worker thread
 def test_non_finite_prediction_is_500_with_request_id(model_bundle_dir, example, value, count):
     from dataclasses import replace
 
