@@ -12,6 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+# Module level, not inside the factories: FastAPI resolves the (postponed) annotations of
+# the routes in this module's globals.
+from serve.schemas import PredictRequest, PredictResponse
+
 READY = {"status": "ready"}
 FLOOR_PRICE = 200_000.0
 
@@ -19,8 +23,6 @@ FLOOR_PRICE = 200_000.0
 def make_floor_app() -> Any:
     """FastAPI + pydantic only: parse PredictRequest, answer PredictResponse with a constant."""
     from fastapi import FastAPI
-
-    from serve.schemas import PredictRequest, PredictResponse
 
     app = FastAPI()
 
@@ -48,7 +50,6 @@ def make_skops_app() -> Any:
 
     from housing.artifact import load_bundle
     from housing.contract import RAW_FEATURES
-    from serve.schemas import PredictRequest, PredictResponse
 
     model = load_bundle(Path(os.environ["BENCH_MODEL_DIR"])).model
     columns = list(RAW_FEATURES)

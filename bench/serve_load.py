@@ -44,6 +44,7 @@ from bench.model_time import model_time_or_reason  # noqa: E402
 from bench.report import evaluate, markdown, write_json  # noqa: E402
 from bench.servers import (  # noqa: E402
     Server,
+    ServerError,
     free_port,
     pinned_env,
     running,
@@ -298,9 +299,7 @@ def measure_make_serve(cfg: RunConfig, rows: Sequence[dict[str, Any]]) -> dict[s
     )
     env.pop("MODEL_SOURCES", None)
     env.pop("GCS_BUCKET", None)
-    with running(
-        serve_argv(), env=env, port=port, log=cfg.work / "make_serve.log", cwd=root
-    ) as server:
+    with running(serve_argv(), env=env, port=port, log=cfg.work / "make_serve.log") as server:
         model = httpx.get(f"{server.base_url}/api/v1/model", timeout=30).json()
         logger.info(
             "  start to ready %.2f s (source %s, version %s)",
@@ -395,6 +394,7 @@ def failed_requests(report: dict[str, Any]) -> dict[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args = parse_args(argv)
     try:
         require_wrk()
@@ -404,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = make_config(args, work)
         report = run(cfg)
+    except (ServerError, WrkError) as exc:
+        raise SystemExit(f"benchmark stopped: {exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = args.out or ROOT / "bench" / "results" / f"serve_load-{int(time.time())}.json"

@@ -53,13 +53,10 @@ def make_app(monkeypatch: pytest.MonkeyPatch):
     st.cache_data.clear()
 
 
-REAL_API_MAX_BATCH = 3  # small, so a 7-row upload must be split by the API's own limit
-
-
 @pytest.fixture(scope="module")
 def real_api(model_bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real API (uvicorn serve.main:app) on 127.0.0.1 serving a small real bundle."""
-    from app_servers import api_command, free_port, running
+    from app_servers import REAL_API_MAX_BATCH, api_command, free_port, running
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

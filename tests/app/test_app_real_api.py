@@ -13,7 +13,7 @@ import re
 import httpx
 import pandas as pd
 import pytest
-from conftest import REAL_API_MAX_BATCH
+from app_servers import REAL_API_MAX_BATCH
 
 pytestmark = pytest.mark.slow
 
