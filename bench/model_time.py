@@ -36,12 +36,12 @@ def median_ms(call: Callable[[], object], *, repeats: int, warmup: int) -> float
 
 
 def measure_model_time(
-    serving_dir: Path, rows: Sequence[dict[str, Any]], *, repeats: int
+    model_dir: Path, rows: Sequence[dict[str, Any]], *, repeats: int
 ) -> dict[str, Any]:
     """Whole numpy path (features + neighbours + booster) and booster alone, 1 and 100 rows."""
     from housing.serving import load_serving
 
-    model = load_serving(serving_dir)
+    model = load_serving(model_dir)
     out: dict[str, Any] = {"available": True}
     for label, batch in (("1_row", rows[:1]), ("100_rows", rows[:100])):
         out[label] = _time_batch(
@@ -63,12 +63,12 @@ def _time_batch(model: Any, batch: Sequence[dict[str, Any]], repeats: int) -> di
 
 
 def model_time_or_reason(
-    serving_dir: Path, rows: Sequence[dict[str, Any]], *, repeats: int
+    model_dir: Path, rows: Sequence[dict[str, Any]], *, repeats: int
 ) -> dict[str, Any]:
     """``measure_model_time``, or why it could not run (no bundle, no housing.serving)."""
-    if not (serving_dir / "manifest.json").is_file():
-        return {"available": False, "reason": f"no serving bundle at {serving_dir}"}
+    if not (model_dir / "serving" / "manifest.json").is_file():
+        return {"available": False, "reason": f"no serving bundle in {model_dir / 'serving'}"}
     try:
-        return measure_model_time(serving_dir, rows, repeats=repeats)
+        return measure_model_time(model_dir, rows, repeats=repeats)
     except ImportError as exc:
         return {"available": False, "reason": f"housing.serving is not available ({exc})"}
