@@ -15,11 +15,24 @@ export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT ?= false
 
 .PHONY: install system-deps pipeline test test-fast lint format serve app up bench clean
 
+# uv: the one on PATH when it is the pinned version, else a project-local copy in .tools/,
+# bootstrapped from PyPI into a venv of $(PYTHON). Nothing is installed into the system
+# interpreter (PEP 668: Debian's and Ubuntu's python3 refuse `pip install` outright).
+TOOLS := .tools
+UV := $(shell command -v uv >/dev/null 2>&1 && uv --version 2>/dev/null | grep -qF "$(UV_VERSION)" \
+        && echo uv || echo $(TOOLS)/bin/uv)
+
+$(TOOLS)/bin/uv:
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "error: $(PYTHON) cannot create a virtualenv; install python3-venv (Debian/Ubuntu)" >&2; \
+	  exit 1; }
+	rm -rf $(TOOLS)
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
 ## install: Python 3.11 virtualenv with every pinned dependency (uv.lock) + the project
-install:
-	@command -v uv >/dev/null 2>&1 && uv --version | grep -q "$(UV_VERSION)" \
-	  || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	uv sync --frozen --all-extras --python 3.11
+install: $(if $(filter uv,$(UV)),,$(TOOLS)/bin/uv)
+	$(UV) sync --frozen --all-extras --python 3.11
 
 ## system-deps: Chromium for the browser test, wrk for the load benchmark (Debian packages)
 system-deps:
@@ -68,4 +81,4 @@ bench: install system-deps
 	$(BIN)/python bench/serve_load.py
 
 clean:
-	rm -rf .pytest_cache .ruff_cache .coverage coverage.xml htmlcov test-output bench/results
+	rm -rf .tools .pytest_cache .ruff_cache .coverage coverage.xml htmlcov test-output bench/results
