@@ -20,7 +20,7 @@ import logging  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from app.client import ApiError  # noqa: E402
-from app.inputs import ContractError, field_specs  # noqa: E402
+from app.inputs import ContractError, cross_rules, field_specs  # noqa: E402
 from app.redact import redact  # noqa: E402
 from app.session import api_client, cached_contract, cached_model  # noqa: E402
 from app.settings import AppSettings, SettingsError  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> None:
     with single:
         render_single(client, specs)
     with batch:
-        render_batch(client, specs, settings, model)
+        render_batch(client, specs, settings, model, cross_rules(contract))
     with panel:
         render_model(model)
 

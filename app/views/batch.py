@@ -21,7 +21,7 @@ from app.batch import (
     validate,
 )
 from app.client import ApiClient, ApiRejectedError, ApiUnavailableError
-from app.inputs import FieldSpec
+from app.inputs import CrossRule, FieldSpec
 from app.settings import AppSettings
 from app.views.common import money, show_unavailable
 
@@ -47,6 +47,7 @@ def render_batch(
     specs: Sequence[FieldSpec],
     settings: AppSettings,
     model: dict[str, Any],
+    rules: Sequence[CrossRule] = (),
 ) -> None:
     """Upload, validate before sending, price in chunks, summarise and offer a download."""
     st.subheader("Price a CSV of districts")
@@ -75,7 +76,7 @@ def render_batch(
         return
     try:
         frame = read_csv(upload.getvalue(), max_rows=settings.max_rows)
-        validation = validate(frame, specs)
+        validation = validate(frame, specs, rules)
     except BatchFileError as exc:
         st.error(f"`{upload.name}`: {exc}. Nothing has been sent.")
         return

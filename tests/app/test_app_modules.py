@@ -25,7 +25,7 @@ from app.batch import (
 )
 from app.client import ApiClient, ApiRejectedError, ApiUnavailableError, FieldError
 from app.geo import build_deck, value_colours
-from app.inputs import ContractError, field_specs, normalize_category
+from app.inputs import ContractError, CrossRule, cross_rules, field_specs, normalize_category
 from app.settings import AppSettings, SettingsError
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
@@ -368,3 +368,26 @@ def test_client_close_is_idempotent_and_a_context_manager(stub):
     client.close()
     ports = {r.client_port for r in stub.requests}
     assert len(ports) == 1  # both requests on one kept-alive connection
+
+
+def test_cross_field_rules_from_the_contract_are_checked_before_sending():
+    contract = dict(
+        CONTRACT,
+        rules=[
+            {"check": "total_bedrooms <= total_rooms", "fields": [], "why": "bedrooms are rooms"},
+            {"check": "something weird", "fields": []},  # not understood: left to the API
+        ],
+    )
+    rules = cross_rules(contract)
+    assert rules == [CrossRule("total_bedrooms", "total_rooms", "bedrooms are rooms")]
+    rows = [dict(CONTRACT["example"]), dict(CONTRACT["example"], total_bedrooms=900.0)]
+    rows.append(dict(CONTRACT["example"], total_bedrooms=""))  # unknown: no rule applies
+    frame = pd.DataFrame(rows).astype(str)
+    result = validate(frame, field_specs(contract), rules)
+    assert result.problems[["row", "column", "problem"]].to_dict("records") == [
+        {
+            "row": 3,
+            "column": "total_bedrooms",
+            "problem": "must be <= total_rooms (bedrooms are rooms)",
+        }
+    ]
