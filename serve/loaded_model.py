@@ -1,4 +1,8 @@
-"""An immutable, ready-to-serve model: the fitted object, its fast path, validator and identity.
+"""An immutable, ready-to-serve model: the serving bundle, validator, context and identity.
+
+Every source ends with :func:`load_directory` once ``model.json`` + ``serving/`` are on local
+disk: the serving bundle (numpy + LightGBM's C library, never scikit-learn or skops) is
+verified and loaded, the contract example priced once, the map's context points read.
 
 The store swaps whole `LoadedModel` objects, so a request that picked one up keeps a
 consistent model, validator and version even while a reload swaps in another.
@@ -6,9 +10,11 @@ consistent model, validator and version even while a reload swaps in another.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,8 +46,7 @@ class ModelIdentity:
 @dataclass(frozen=True)
 class LoadedModel:
     identity: ModelIdentity
-    model: Any
-    predictor: Any
+    predictor: Any  # a housing.serving.ServingModel (anything with .predict(numeric, cats))
     contract: Contract
     contract_dict: dict[str, Any]
     validator: RequestValidator
@@ -49,58 +54,63 @@ class LoadedModel:
     context_total: int
     loaded_at: str
 
+    @property
+    def serving(self) -> Any:
+        return self.predictor
+
     def predict(self, numeric: np.ndarray, categories: list[int]) -> np.ndarray:
         return self.predictor.predict(numeric, categories)
 
 
-def context_points(model: Any, limit: int) -> tuple[list[dict[str, float]] | None, int]:
-    """Up to ``limit`` training districts (every k-th) from the model's neighbour step.
+def load_directory(
+    directory: Path,
+    *,
+    source: str,
+    alias: str | None,
+    default_name: str,
+    expected_sha256: str | None = None,
+    identity_overrides: dict[str, Any] | None = None,
+    context_limit: int,
+) -> LoadedModel:
+    """Verify and assemble the bundle in ``directory`` (``model.json`` + ``serving/``).
 
-    The step stores (lat, lon·cos lat) and the transformed target; invert both. None when the
-    model has no neighbour step.
+    ``expected_sha256`` is the serving bundle's sha256 as another party recorded it (the
+    registry's ``serving_sha256`` tag); without it, ``model.json``'s own value is checked.
+    ``identity_overrides`` replaces identity fields (the registry's name, version, run id).
+    Raises :class:`serve.sources.base.SourceError` with a one-line reason.
     """
-    steps = dict(getattr(getattr(model, "regressor_", None), "steps", []) or [])
-    neighbors = steps.get("neighbors")
-    coords = getattr(neighbors, "train_coords_", None)
-    target = getattr(neighbors, "train_target_", None)
-    if coords is None or target is None or limit <= 0:
-        return None, 0
-    total = len(target)
-    step = max(1, math.ceil(total / limit))
-    lat = coords[::step, 0]
-    lon = coords[::step, 1] / np.cos(np.deg2rad(lat))
-    inverse = getattr(model, "inverse_func", None)
-    values = inverse(target[::step]) if inverse is not None else target[::step]
-    points = [
-        {
-            "latitude": round(float(a), 5),
-            "longitude": round(float(o), 5),
-            "value": round(float(v), 2),
-        }
-        for a, o, v in zip(lat, lon, values, strict=True)
-        if math.isfinite(a) and math.isfinite(o) and math.isfinite(v)
-    ]
-    return points[:limit], total
+    from housing.serving import BundleError, load_serving
+    from serve.sources.base import SourceError
+
+    try:
+        serving = load_serving(Path(directory), expected_sha256=expected_sha256)
+    except BundleError as exc:
+        raise SourceError(str(exc)) from exc
+    identity = identity_from_meta(
+        serving.meta, source=source, alias=alias, default_name=default_name
+    )
+    if identity_overrides:
+        identity = dataclasses.replace(identity, **identity_overrides)
+    try:
+        return assemble(serving, identity, context_limit=context_limit)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SourceError(f"unusable model bundle {directory}: {exc}") from exc
 
 
-def assemble(bundle: Any, identity: ModelIdentity, *, context_limit: int = 2000) -> LoadedModel:
-    """Build everything a request needs from a verified bundle (off the request path)."""
-    from housing.fastpath import FastPredictor
-
-    meta = bundle.meta
+def assemble(serving: Any, identity: ModelIdentity, *, context_limit: int = 2000) -> LoadedModel:
+    """Build everything a request needs from a verified serving model (off the request path)."""
+    meta = serving.meta
     contract = Contract.from_dict(meta["contract"])
-    predictor = FastPredictor(bundle.model)
-    index = {c: i for i, c in enumerate(predictor.categories)}
+    index = {c: i for i, c in enumerate(serving.categories)}
     validator = RequestValidator(contract, index)
     missing = [c for c in contract.categories if c not in index]
     if missing:
         raise ValueError(f"contract categories unknown to the model: {missing}")
-    _warm_up(predictor, validator, contract)
-    points, total = context_points(bundle.model, context_limit)
+    _warm_up(serving, validator, contract)
+    points, total = serving.context(context_limit)
     return LoadedModel(
         identity=identity,
-        model=bundle.model,
-        predictor=predictor,
+        predictor=serving,
         contract=contract,
         contract_dict=contract.to_dict(),
         validator=validator,
@@ -128,8 +138,13 @@ def _warm_up(predictor: Any, validator: RequestValidator, contract: Contract) ->
 def identity_from_meta(
     meta: dict[str, Any], *, source: str, alias: str | None, default_name: str
 ) -> ModelIdentity:
-    """Identity of a bundle read from a file (local or GCS): everything comes from model.json."""
+    """Identity of a bundle read from a file (local or GCS): everything comes from model.json.
+
+    ``sha256`` is the skops model's (the source of truth the bundle was exported from);
+    ``fingerprint`` the serving bundle's, which is what the API loads.
+    """
     sha = str(meta["sha256"])
+    serving_sha = str(meta.get("serving_sha256") or sha)
     metrics = {
         str(k): float(v)
         for k, v in (meta.get("metrics") or {}).items()
@@ -142,7 +157,7 @@ def identity_from_meta(
         alias=alias,
         source=source,
         sha256=sha,
-        fingerprint=sha,
+        fingerprint=serving_sha,
         run_id=meta.get("run_id"),
         metrics=metrics,
         git_commit=meta.get("git_commit"),

@@ -1,7 +1,9 @@
 """Stage ``register``: fit the final model on train, evaluate it once on test, register it.
 
 The only stage that reads the test split. Writes the model bundle (``models/model.skops``
-+ ``models/model.json``, deterministic), test metrics and plots for DVC, then logs the run
++ ``models/model.json``, deterministic) and its serving export (``models/serving/``: plain
+arrays and LightGBM model text that the API loads without scikit-learn; format in
+docs/serving-bundle.md), test metrics and plots for DVC, then logs the run
 to MLflow, registers a version of ``housing_price_model`` as ``challenger`` and moves
 ``champion`` to it only if the promotion gates pass. Registry ids and timestamps go to an
 uncached report, so they never break byte-identical rebuilds.
@@ -25,6 +27,8 @@ from housing.contract import TARGET, Contract
 from housing.io import read_json, read_yaml, write_csv, write_json
 from housing.metrics import PRICE_CAP, bootstrap_rmse_ci, regression_report, rmse
 from housing.model import ModelSpec, build_model
+from housing.serving import SERVING_DIR
+from housing.serving.export import ExportError, write_serving
 
 logger = logging.getLogger(__name__)
 
@@ -143,12 +147,13 @@ def description(spec: ModelSpec, metrics: dict[str, Any], sweep: dict[str, Any])
 
 
 def _register(**kwargs: Any) -> Any:
-    """Register with MLflow, logging only the bundle's two files (not the rest of models/)."""
+    """Register with MLflow, logging only the bundle (model, metadata, serving export)."""
     from housing.registry import log_and_register
 
     with tempfile.TemporaryDirectory() as tmp:
         for name in (MODEL_FILE, META_FILE):
             shutil.copy2(BUNDLE_DIR / name, Path(tmp) / name)
+        shutil.copytree(BUNDLE_DIR / SERVING_DIR, Path(tmp) / SERVING_DIR)
         return log_and_register(bundle_dir=Path(tmp), **kwargs)
 
 
@@ -195,6 +200,11 @@ def main() -> None:
         "sweep_id": sweep.get("sweep_id"),
         "sweep_engine": sweep.get("engine"),
     }
+    try:
+        serving_sha = write_serving(BUNDLE_DIR / SERVING_DIR, model)
+    except ExportError as exc:
+        raise stage.StageError(f"cannot write the serving bundle: {exc}") from exc
+    meta["serving_sha256"] = serving_sha
     sha = save_bundle(BUNDLE_DIR, model, meta)
     logger.info("test RMSE %.0f, R² %.4f; bundle sha256 %s", metrics["rmse"], metrics["r2"], sha)
 
@@ -211,6 +221,7 @@ def main() -> None:
                 "sweep_id": str(sweep.get("sweep_id")),
                 "sweep_engine": str(sweep.get("engine")),
                 "model_family": spec.family,
+                "serving_sha256": serving_sha,
             },
             plots=[PRED_PLOT, BAND_PLOT, IMPORTANCE_PLOT, METRICS],
             description=description(spec, metrics, sweep),

@@ -63,10 +63,16 @@ def train_small_model(train: pd.DataFrame, *, family: str = "lightgbm", seed: in
 
 
 def write_bundle(directory: Path, train: pd.DataFrame, *, seed: int = 42) -> Path:
-    """Train a small real model and save it as a bundle (model.skops + model.json)."""
+    """Train a small real model and save it as the register stage does.
+
+    ``model.skops`` + ``model.json`` + the serving bundle ``serving/`` (written by the same
+    functions as stages/register.py: ``write_serving`` then ``save_bundle``).
+    """
     from housing.artifact import save_bundle
     from housing.contract import TARGET, derive_contract
     from housing.metrics import regression_report
+    from housing.serving import SERVING_DIR
+    from housing.serving.export import write_serving
 
     spec, model = train_small_model(train, seed=seed)
     contract = derive_contract(train, margin=0.25)
@@ -84,6 +90,7 @@ def write_bundle(directory: Path, train: pd.DataFrame, *, seed: int = 42) -> Pat
         "metrics": regression_report(y, model.predict(train.drop(columns=[TARGET]))),
         "data_md5": "test-fixture",
     }
+    meta["serving_sha256"] = write_serving(Path(directory) / SERVING_DIR, model)
     save_bundle(directory, model, meta)
     return directory
 

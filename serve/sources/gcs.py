@@ -1,4 +1,7 @@
-"""A bundle in a GCS bucket (`<prefix>/model.skops` + `<prefix>/model.json`), via gcsfs.
+"""A bundle in a GCS bucket (`<prefix>/model.json` + `<prefix>/serving/*`), via gcsfs.
+
+Only the metadata and the serving bundle are fetched (the files its manifest lists); the
+skops model beside them is never downloaded by the API.
 
 Works against a local emulator through GCS_ENDPOINT_URL or STORAGE_EMULATOR_HOST (anonymous
 access then). gcsfs is imported only when this source is configured (it costs ~1-2 s).
@@ -15,9 +18,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from housing.artifact import META_FILE, MODEL_FILE, ArtifactError
-from serve.loaded_model import LoadedModel, assemble, identity_from_meta
+from serve.loaded_model import LoadedModel, load_directory
 from serve.sources.base import SourceError
+
+META_FILE = "model.json"
+SERVING_DIR = "serving"
+MANIFEST = "manifest.json"
 
 
 class GcsSource:
@@ -90,36 +96,49 @@ class GcsSource:
             meta = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise SourceError(f"gs://{path} is not JSON: {exc}") from exc
-        if not isinstance(meta, dict) or not meta.get("sha256"):
-            raise SourceError(f"gs://{path} records no sha256")
+        if not isinstance(meta, dict) or not meta.get("serving_sha256"):
+            raise SourceError(f"gs://{path} records no serving_sha256")
         return meta
 
     def fingerprint(self) -> str:
-        return str(self._read_meta()["sha256"])
+        return str(self._read_meta()["serving_sha256"])
+
+    def _fetch(self, fs: Any, name: str, dest: Path) -> bytes:
+        path = self._path(name)
+        try:
+            data = fs.cat_file(path)
+        except FileNotFoundError:
+            raise SourceError(f"gs://{path} not found") from None
+        except Exception as exc:
+            raise SourceError(f"cannot read gs://{path}: {type(exc).__name__}: {exc}") from exc
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        return data
 
     def load(self) -> LoadedModel:
-        from housing.artifact import load_bundle
-
+        """Download model.json, the manifest and the files it lists, then verify and load."""
         tmp = Path(tempfile.mkdtemp(prefix="housing-gcs-"))
         try:
             fs = self._filesystem()
-            for name in (META_FILE, MODEL_FILE):
-                path = self._path(name)
-                try:
-                    (tmp / name).write_bytes(fs.cat_file(path))
-                except FileNotFoundError:
-                    raise SourceError(f"gs://{path} not found") from None
-                except Exception as exc:
-                    raise SourceError(
-                        f"cannot read gs://{path}: {type(exc).__name__}: {exc}"
-                    ) from exc
+            self._fetch(fs, META_FILE, tmp / META_FILE)
+            raw = self._fetch(fs, f"{SERVING_DIR}/{MANIFEST}", tmp / SERVING_DIR / MANIFEST)
             try:
-                bundle = load_bundle(tmp)
-            except ArtifactError as exc:
+                files = json.loads(raw).get("files") or {}
+            except (ValueError, AttributeError) as exc:
+                raise SourceError(f"gs://{self._path(SERVING_DIR)}/{MANIFEST}: {exc}") from exc
+            for name in sorted(files):
+                if not isinstance(name, str) or "/" in name or name.startswith("."):
+                    raise SourceError(f"gs://{self._path(SERVING_DIR)}: bad file name {name!r}")
+                self._fetch(fs, f"{SERVING_DIR}/{name}", tmp / SERVING_DIR / name)
+            try:
+                return load_directory(
+                    tmp,
+                    source=self.name,
+                    alias=None,
+                    default_name=self.model_name,
+                    context_limit=self.context_limit,
+                )
+            except SourceError as exc:
                 raise SourceError(f"gs://{self._path('')}: {exc}") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        identity = identity_from_meta(
-            bundle.meta, source=self.name, alias=None, default_name=self.model_name
-        )
-        return assemble(bundle, identity, context_limit=self.context_limit)

@@ -1,13 +1,14 @@
-"""The bundle directory that `dvc pull` restores (models/ by default)."""
+"""The bundle directory that `dvc pull` restores (models/ by default): model.json + serving/."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from housing.artifact import META_FILE, ArtifactError
-from serve.loaded_model import LoadedModel, assemble, identity_from_meta
+from serve.loaded_model import LoadedModel, load_directory
 from serve.sources.base import SourceError
+
+META_FILE = "model.json"
 
 
 class LocalSource:
@@ -22,6 +23,7 @@ class LocalSource:
         return f"local bundle {self.directory}"
 
     def fingerprint(self) -> str:
+        """The serving bundle's sha256 as model.json records it (what `load` verifies)."""
         meta_path = self.directory / META_FILE
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -29,23 +31,20 @@ class LocalSource:
             raise SourceError(f"{meta_path} not found (run `dvc pull` or the pipeline)") from None
         except (OSError, json.JSONDecodeError) as exc:
             raise SourceError(f"unreadable {meta_path}: {exc}") from exc
-        sha = meta.get("sha256") if isinstance(meta, dict) else None
+        sha = meta.get("serving_sha256") if isinstance(meta, dict) else None
         if not sha:
-            raise SourceError(f"{meta_path} records no sha256")
+            raise SourceError(f"{meta_path} records no serving_sha256 (re-run the register stage)")
         return str(sha)
 
     def load(self) -> LoadedModel:
-        from housing.artifact import load_bundle
-
         if not (self.directory / META_FILE).is_file():
             raise SourceError(
                 f"no model bundle in {self.directory} (run `dvc pull` or the pipeline)"
             )
-        try:
-            bundle = load_bundle(self.directory)
-        except ArtifactError as exc:
-            raise SourceError(str(exc)) from exc
-        identity = identity_from_meta(
-            bundle.meta, source=self.name, alias=None, default_name=self.model_name
+        return load_directory(
+            self.directory,
+            source=self.name,
+            alias=None,
+            default_name=self.model_name,
+            context_limit=self.context_limit,
         )
-        return assemble(bundle, identity, context_limit=self.context_limit)

@@ -8,8 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from housing.artifact import ArtifactError
-from serve.loaded_model import LoadedModel, ModelIdentity, assemble
+from serve.loaded_model import LoadedModel, load_directory
 from serve.sources.base import SourceError
 
 
@@ -37,7 +36,6 @@ class RegistrySource:
         return f"{info.version}:{info.tags.get('artifact_sha256', '')}"
 
     def load(self) -> LoadedModel:
-        from housing.artifact import load_bundle
         from housing.registry import RegistryError, resolve
 
         # MLflow draws a progress bar on stderr per download; JSON logs have no use for it.
@@ -49,33 +47,37 @@ class RegistrySource:
                 resolved = resolve(self.alias, self.model_name, self.tracking_uri, dst=tmp)
             except RegistryError as exc:
                 raise SourceError(str(exc)) from exc
+            tags = resolved.tags
+            overrides = {
+                "name": resolved.name,
+                "version": resolved.version,
+                "sha256": resolved.artifact_sha256,
+                "fingerprint": f"{resolved.version}:{resolved.artifact_sha256}",
+                "run_id": resolved.run_id,
+            }
+            if resolved.metrics:
+                overrides["metrics"] = {
+                    str(k): float(v)
+                    for k, v in resolved.metrics.items()
+                    if isinstance(v, int | float) and math.isfinite(v)
+                }
+            for key in ("git_commit", "data_md5"):
+                if tags.get(key):
+                    overrides[key] = tags[key]
             try:
-                bundle = load_bundle(
-                    resolved.bundle_local_dir, expected_sha256=resolved.artifact_sha256
+                return load_directory(
+                    resolved.bundle_local_dir,
+                    source=self.name,
+                    alias=resolved.alias,
+                    default_name=self.model_name,
+                    expected_sha256=tags.get("serving_sha256"),
+                    identity_overrides=overrides,
+                    context_limit=self.context_limit,
                 )
-            except ArtifactError as exc:
+            except SourceError as exc:
                 raise SourceError(f"{self.model_name} version {resolved.version}: {exc}") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        tags = resolved.tags
-        metrics = resolved.metrics or {
-            str(k): float(v)
-            for k, v in (bundle.meta.get("metrics") or {}).items()
-            if isinstance(v, int | float) and math.isfinite(v)
-        }
-        identity = ModelIdentity(
-            name=resolved.name,
-            version=resolved.version,
-            alias=resolved.alias,
-            source=self.name,
-            sha256=resolved.artifact_sha256,
-            fingerprint=f"{resolved.version}:{resolved.artifact_sha256}",
-            run_id=resolved.run_id,
-            metrics=metrics,
-            git_commit=tags.get("git_commit") or bundle.meta.get("git_commit"),
-            data_md5=tags.get("data_md5") or bundle.meta.get("data_md5"),
-        )
-        return assemble(bundle, identity, context_limit=self.context_limit)
 
 
 def _redact(uri: str) -> str:

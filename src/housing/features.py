@@ -3,7 +3,8 @@
 The chain is ``RawEncoder`` (frame -> float matrix) -> an imputer -> ``GeoFeatures``
 (ratios, cluster similarity, rotated coordinates) -> ``NeighborPrice`` (out-of-fold mean
 target of nearby training districts). Each follows the scikit-learn estimator contract,
-works on numpy arrays, and has a matching numpy fast path in :mod:`housing.fastpath`.
+works on numpy arrays, and shares its numpy arithmetic with the serving path
+(:mod:`housing.serving`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.model_selection import KFold
-from sklearn.neighbors import KDTree
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from housing.contract import CATEGORICAL_FEATURE, NUMERIC_FEATURES, normalize_category
-
-# Column positions in the encoded matrix (numeric fields first, in contract order).
-LON, LAT, AGE, ROOMS, BEDROOMS, POPULATION, HOUSEHOLDS, INCOME = range(8)
+from housing.serving.neighbors import build_tree, mean_target
+from housing.serving.transforms import (  # noqa: F401  (re-exported names)
+    AGE,
+    BEDROOMS,
+    HOUSEHOLDS,
+    INCOME,
+    LAT,
+    LON,
+    POPULATION,
+    ROOMS,
+    geo_features,
+)
+from housing.serving.transforms import geo_coords as _geo_coords
 
 
 class RawEncoder(TransformerMixin, BaseEstimator):
@@ -55,35 +65,6 @@ class RawEncoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "categories_")
         cats = [f"{CATEGORICAL_FEATURE}={c}" for c in self.categories_]
         return np.array([*NUMERIC_FEATURES, *cats], dtype=object)
-
-
-def _rotations(lon: np.ndarray, lat: np.ndarray, angles: Sequence[float]) -> np.ndarray:
-    """Coordinates projected on axes rotated by each angle (degrees): tree-friendly diagonals."""
-    cols = []
-    for angle in angles:
-        theta = np.deg2rad(angle)
-        cols.append(lon * np.cos(theta) + lat * np.sin(theta))
-    return np.column_stack(cols) if cols else np.empty((len(lon), 0))
-
-
-def _ratios(X: np.ndarray) -> np.ndarray:
-    """Rooms per household, bedrooms per room, people per household (NaN-safe)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.column_stack(
-            [
-                X[:, ROOMS] / X[:, HOUSEHOLDS],
-                X[:, BEDROOMS] / X[:, ROOMS],
-                X[:, POPULATION] / X[:, HOUSEHOLDS],
-            ]
-        )
-    out[~np.isfinite(out)] = 0.0
-    return out
-
-
-def _rbf(coords: np.ndarray, centers: np.ndarray, gamma: float) -> np.ndarray:
-    """RBF similarity of each point to each centre."""
-    sq = ((coords[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
-    return np.exp(-gamma * sq)
 
 
 class GeoFeatures(TransformerMixin, BaseEstimator):
@@ -120,14 +101,13 @@ class GeoFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "cluster_centers_")
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
-        parts = [X]
-        if self.ratios:
-            parts.append(_ratios(X))
-        if len(self.cluster_centers_):
-            parts.append(_rbf(X[:, [LAT, LON]], self.cluster_centers_, self.gamma))
-        if len(self.rotations):
-            parts.append(_rotations(X[:, LON], X[:, LAT], self.rotations))
-        return np.hstack(parts)
+        return geo_features(
+            X,
+            with_ratios=self.ratios,
+            centers=self.cluster_centers_,
+            gamma=self.gamma,
+            angles=self.rotations,
+        )
 
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
         check_is_fitted(self, "cluster_centers_")
@@ -143,18 +123,15 @@ class GeoFeatures(TransformerMixin, BaseEstimator):
         return np.array(names, dtype=object)
 
 
-def _geo_coords(X: np.ndarray) -> np.ndarray:
-    """(lat, lon * cos(lat)) so Euclidean distance approximates ground distance in California."""
-    lat = X[:, LAT]
-    return np.column_stack([lat, X[:, LON] * np.cos(np.deg2rad(lat))])
-
-
 class NeighborPrice(TransformerMixin, BaseEstimator):
     """Append the mean target of the ``n_neighbors`` nearest training districts.
 
     Target-derived, so leak-free by construction: ``fit_transform`` on training rows
     returns out-of-fold values (each row sees only neighbours from other folds), while
     ``transform`` on new rows uses every training district. ``n_neighbors=0`` is a no-op.
+    Neighbours are ordered by distance, then training-row index
+    (:func:`housing.serving.neighbors.nearest`), the rule the serving path uses too. The
+    KD-tree is a cache rebuilt from ``train_coords_``, never serialised.
     """
 
     def __init__(self, n_neighbors: int = 8, n_folds: int = 5, random_state: int = 42) -> None:
@@ -171,20 +148,27 @@ class NeighborPrice(TransformerMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan")
         self.train_coords_ = _geo_coords(X)
         self.train_target_ = np.asarray(y, dtype=np.float64)
-        self.tree_ = KDTree(self.train_coords_) if self.n_neighbors else None
+        self.__dict__.pop("_tree_cache", None)
         return self
 
-    def _mean_target(self, tree: KDTree, target: np.ndarray, coords: np.ndarray) -> np.ndarray:
-        k = min(self.n_neighbors, len(target))
-        idx = tree.query(coords, k=k, return_distance=False)
-        return target[idx].mean(axis=1)
+    def _tree(self):
+        """The KD-tree over ``train_coords_``, rebuilt after loading (never serialised)."""
+        tree = self.__dict__.get("_tree_cache")
+        if tree is None:
+            tree = self.__dict__["_tree_cache"] = build_tree(self.train_coords_)
+        return tree
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_tree_cache", None)
+        return state
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "train_coords_")
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
         if not self.n_neighbors:
             return X
-        feat = self._mean_target(self.tree_, self.train_target_, _geo_coords(X))
+        feat = mean_target(self._tree(), self.train_target_, _geo_coords(X), self.n_neighbors)
         return np.column_stack([X, feat])
 
     def fit_transform(self, X: np.ndarray, y: np.ndarray | None = None, **_: object) -> np.ndarray:
@@ -197,9 +181,11 @@ class NeighborPrice(TransformerMixin, BaseEstimator):
         oof = np.empty(len(X))
         folds = KFold(self.n_folds, shuffle=True, random_state=self.random_state)
         for fit_idx, out_idx in folds.split(X):
-            tree = KDTree(self.train_coords_[fit_idx])
-            oof[out_idx] = self._mean_target(
-                tree, self.train_target_[fit_idx], self.train_coords_[out_idx]
+            # Ascending, so a tie broken by local index is broken by training-row index.
+            fit_idx = np.sort(fit_idx)
+            tree = build_tree(self.train_coords_[fit_idx])
+            oof[out_idx] = mean_target(
+                tree, self.train_target_[fit_idx], self.train_coords_[out_idx], self.n_neighbors
             )
         return np.column_stack([X, oof])
 

@@ -10,8 +10,8 @@ import pytest
 
 from housing.artifact import load_bundle
 from housing.contract import NUMERIC_FEATURES, TARGET, Contract
-from housing.fastpath import FastPredictor
 from housing.io import read_json
+from housing.serving import load_serving
 
 pytestmark = pytest.mark.slow  # needs the pipeline run of the `pipeline_repo` fixture
 
@@ -75,9 +75,13 @@ def test_predictions_are_positive_and_sane(bundle, test_split):
     assert abs(np.median(prices) / test_split[TARGET].median() - 1) < 0.10
 
 
-def test_fast_path_equals_the_full_pipeline_on_the_whole_test_split(bundle, test_split):
+def test_serving_bundle_equals_the_full_pipeline_on_the_whole_test_split(
+    bundle, test_split, pipeline_repo
+):
+    """The bundle the pipeline's register stage wrote prices like the skops model."""
     X = test_split.drop(columns=[TARGET])
-    fast = FastPredictor(bundle.model)
+    fast = load_serving(pipeline_repo / "models")
+    assert fast.sha256 == bundle.meta["serving_sha256"]
     numeric = X[list(NUMERIC_FEATURES)].to_numpy(float)
     cats = [fast.category_index(c) for c in X["ocean_proximity"]]
     assert np.isnan(numeric).any(), "the test split has districts without total_bedrooms"

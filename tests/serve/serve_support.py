@@ -79,6 +79,11 @@ def copy_bundle(src: Path, dst: Path) -> Path:
     tmp = dst / ".model.skops.tmp"
     shutil.copyfile(src / "model.skops", tmp)
     tmp.replace(dst / "model.skops")
+    (dst / "serving").mkdir(exist_ok=True)
+    for path in sorted((src / "serving").iterdir()):
+        tmp = dst / "serving" / f".{path.name}.tmp"
+        shutil.copyfile(path, tmp)
+        tmp.replace(dst / "serving" / path.name)
     tmp = dst / ".model.json.tmp"
     shutil.copyfile(src / "model.json", tmp)
     tmp.replace(dst / "model.json")
@@ -115,7 +120,8 @@ class GcsEmulator:
         fs = self.filesystem()
         if bucket not in {b.rstrip("/") for b in fs.ls("")}:
             fs.mkdir(bucket)
-        for name in ("model.skops", "model.json"):  # json last, as a writer should
+        serving = sorted(f"serving/{p.name}" for p in (bundle / "serving").iterdir())
+        for name in ("model.skops", *serving, "model.json"):  # json last, as a writer should
             fs.pipe_file(f"{bucket}/{prefix}/{name}", (bundle / name).read_bytes())
 
 

@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 from serve_support import settings_for
 
-from housing.fastpath import FastPredictor
 from serve.main import create_app
 
 
@@ -140,7 +139,7 @@ def test_background_load_answers_health_at_once(model_bundle_dir):
         assert c.get("/ready").status_code == 200
 
 
-class _BrokenPredictor(FastPredictor):
+class _BrokenPredictor:
     def predict(self, numeric, category_idx):
         raise RuntimeError("secret internal detail")
 
@@ -150,7 +149,7 @@ def test_model_error_is_generic_500_with_request_id_in_log(model_bundle_dir, exa
     with TestClient(app) as c:
         store = app.state.serve.store
         current = store.current
-        broken = _BrokenPredictor(current.model)
+        broken = _BrokenPredictor()
         from dataclasses import replace
 
         store.swap(replace(current, predictor=broken))

@@ -17,10 +17,11 @@ from serve.sources import build_sources
 
 
 def _tamper(bundle: Path) -> None:
-    """Flip one byte of the model file, leaving model.json (and its sha256) as it was."""
-    data = bytearray((bundle / "model.skops").read_bytes())
+    """Flip one byte of the served booster, leaving model.json and the manifest as they were."""
+    path = bundle / "serving" / "booster.txt"
+    data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (bundle / "model.skops").write_bytes(bytes(data))
+    path.write_bytes(bytes(data))
 
 
 def _store(settings) -> ModelStore:
@@ -43,9 +44,9 @@ def test_tampered_artifact_falls_through_to_the_next_source(
 ):
     gcs_emulator.upload_bundle(model_bundle_dir, "tampered", "models")
     fs = gcs_emulator.filesystem()
-    data = bytearray(fs.cat_file("tampered/models/model.skops"))
+    data = bytearray(fs.cat_file("tampered/models/serving/booster.txt"))
     data[100] ^= 0xFF
-    fs.pipe_file("tampered/models/model.skops", bytes(data))
+    fs.pipe_file("tampered/models/serving/booster.txt", bytes(data))
     settings = make_settings(
         model_sources=("gcs", "local"),
         gcs_bucket="tampered",

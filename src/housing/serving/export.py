@@ -1,0 +1,184 @@
+"""Export a fitted model (``housing.model.build_model``) to a serving bundle directory.
+
+Used by the register stage and the test fixtures alike. Reads the fitted steps of the
+scikit-learn pipeline and writes their state as plain data (format: docs/serving-bundle.md):
+deterministic bytes, so the same model gives the same md5 in dvc.lock.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from housing.serving.loader import (
+    BOOSTER,
+    CONFIG,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    N_NUMERIC,
+    sha256_hex,
+)
+
+
+class ExportError(ValueError):
+    """The model holds something the serving bundle cannot represent exactly."""
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _imputer_state(imputer: Any, n_columns: int) -> tuple[dict[str, Any], dict[str, bytes]]:
+    kind = type(imputer).__name__
+    if kind == "SimpleImputer":
+        if imputer.strategy not in ("median", "mean"):
+            raise ExportError(f"SimpleImputer strategy {imputer.strategy!r} is not exported")
+        stats = np.asarray(imputer.statistics_, dtype=np.float64)
+        if stats.shape != (n_columns,) or not np.isfinite(stats).all():
+            raise ExportError("SimpleImputer dropped or could not fill a column")
+        return {"kind": "fill", "strategy": imputer.strategy}, {"imputer_fill.npy": _npy(stats)}
+    if kind == "KNNImputer":
+        if imputer.weights != "uniform" or imputer.metric != "nan_euclidean":
+            raise ExportError("only KNNImputer(weights='uniform', metric='nan_euclidean')")
+        if not np.all(imputer._valid_mask) or imputer.add_indicator:
+            raise ExportError("KNNImputer with an empty column or an indicator is not exported")
+        fit_X = np.asarray(imputer._fit_X, dtype=np.float64)
+        config = {"kind": "knn", "n_neighbors": int(imputer.n_neighbors)}
+        return config, {"imputer_fit_x.npy": _npy(fit_X)}
+    if kind == "IterativeImputer":
+        if imputer.sample_posterior or imputer.add_indicator or imputer._is_empty_feature.any():
+            raise ExportError(
+                "IterativeImputer with sample_posterior, an indicator or an empty column"
+            )
+        feats, nbrs, coefs, intercepts = [], [], [], []
+        for triplet in imputer.imputation_sequence_:
+            est = triplet.estimator
+            if type(est).__name__ != "BayesianRidge" or np.ndim(est.coef_) != 1:
+                raise ExportError(f"IterativeImputer estimator {type(est).__name__} is not linear")
+            feats.append(int(triplet.feat_idx))
+            nbrs.append(np.asarray(triplet.neighbor_feat_idx, dtype=np.int64))
+            coefs.append(np.asarray(est.coef_, dtype=np.float64))
+            intercepts.append(float(est.intercept_))
+        if len({len(n) for n in nbrs}) > 1:
+            raise ExportError("IterativeImputer steps use different numbers of features")
+        init = np.asarray(imputer.initial_imputer_.statistics_, dtype=np.float64)
+        lo = np.broadcast_to(np.asarray(imputer._min_value, dtype=np.float64), (n_columns,))
+        hi = np.broadcast_to(np.asarray(imputer._max_value, dtype=np.float64), (n_columns,))
+        blobs = {
+            "imputer_fill.npy": _npy(init),
+            "iterative_features.npy": _npy(np.asarray(feats, dtype=np.int64)),
+            "iterative_neighbors.npy": _npy(np.asarray(nbrs, dtype=np.int64)),
+            "iterative_coef.npy": _npy(np.asarray(coefs, dtype=np.float64)),
+            "iterative_intercept.npy": _npy(np.asarray(intercepts, dtype=np.float64)),
+            "iterative_min.npy": _npy(lo),
+            "iterative_max.npy": _npy(hi),
+        }
+        config = {
+            "kind": "iterative",
+            "initial_strategy": imputer.initial_strategy,
+            "n_iter": int(imputer.n_iter_),
+            "steps": len(feats),
+        }
+        return config, blobs
+    raise ExportError(f"imputer {kind} is not exported to the serving bundle")
+
+
+def serving_files(model: Any) -> dict[str, bytes]:
+    """Every file of the serving bundle (manifest included) for a fitted model."""
+    if (
+        getattr(model, "inverse_func", None) is not np.exp
+        or getattr(model, "func", None) is not np.log
+    ):
+        raise ExportError("only a log-target model (inverse link exp) is exported")
+    steps = dict(model.regressor_.steps)
+    encoder, imputer, geo, neighbors = (steps[s] for s in ("encode", "impute", "geo", "neighbors"))
+    regressor = steps["regressor"]
+    if type(regressor).__name__ != "LGBMRegressor":
+        raise ExportError(
+            f"the serving bundle holds LightGBM models only, not {type(regressor).__name__}: "
+            "choose the lightgbm family or serve the skops model another way"
+        )
+    if regressor.objective_ != "regression":
+        raise ExportError(f"LightGBM objective {regressor.objective_!r} is not an identity link")
+    categories = [str(c) for c in encoder.categories_]
+    n_columns = N_NUMERIC + len(categories)
+    imputer_config, blobs = _imputer_state(imputer, n_columns)
+    centers = np.asarray(geo.cluster_centers_, dtype=np.float64)
+    if len(centers):
+        blobs["cluster_centers.npy"] = _npy(centers)
+    k = int(neighbors.n_neighbors)
+    if k:
+        blobs["neighbor_coords.npy"] = _npy(np.asarray(neighbors.train_coords_, dtype=np.float64))
+        blobs["neighbor_target.npy"] = _npy(np.asarray(neighbors.train_target_, dtype=np.float64))
+    booster = regressor.booster_
+    n_features = (
+        n_columns + (3 if geo.ratios else 0) + len(centers) + len(geo.rotations) + (1 if k else 0)
+    )
+    if booster.num_feature() != n_features:
+        raise ExportError(f"booster has {booster.num_feature()} features, expected {n_features}")
+    blobs[BOOSTER] = booster.model_to_string().encode("utf-8")
+    config = {
+        "format_version": FORMAT_VERSION,
+        "categories": categories,
+        "imputer": imputer_config,
+        "geo": {
+            "ratios": bool(geo.ratios),
+            "n_clusters": len(centers),
+            "gamma": float(geo.gamma),
+            "rotations": [float(a) for a in geo.rotations],
+        },
+        "neighbors": {"k": k, "rule": "distance, then training-row index"},
+        "n_features": n_features,
+        "feature_names": [str(n) for n in model.regressor_[:-1].get_feature_names_out()],
+        "booster": {"family": "lightgbm", "num_trees": int(booster.num_trees()), "output": "raw"},
+        "link": "exp",
+    }
+    blobs[CONFIG] = (json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "files": {
+            name: {"sha256": sha256_hex(data), "bytes": len(data)}
+            for name, data in sorted(blobs.items())
+        },
+    }
+    blobs[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return blobs
+
+
+def write_serving(directory: str | os.PathLike[str], model: Any) -> str:
+    """Write the serving bundle of ``model`` to ``directory`` (replaced atomically).
+
+    Returns the bundle's sha256 (that of manifest.json, which lists every file's sha256).
+    """
+    directory = Path(directory)
+    blobs = serving_files(model)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        for name, data in blobs.items():
+            (tmp / name).write_bytes(data)
+            (tmp / name).chmod(0o644)
+        tmp.chmod(0o755)
+        old = None
+        if directory.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            old.rmdir()
+            directory.rename(old)
+        tmp.rename(directory)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return sha256_hex(blobs[MANIFEST])

@@ -1,0 +1,293 @@
+"""Load a serving bundle: the fitted model as plain data, priced with numpy and LightGBM only.
+
+The register stage exports the fitted skops model (the source of truth) to
+``models/serving/`` (see :mod:`housing.serving.export` and docs/serving-bundle.md): the
+booster as LightGBM model text and the fitted preprocessing state as ``.npy`` arrays and
+one ``config.json``, listed with their sha256 in ``manifest.json``. :func:`load_serving`
+verifies every byte before parsing any of it and returns a :class:`ServingModel` whose
+prices equal the pipeline's ``model.predict`` (a test proves it on the real test split).
+
+Imports numpy, scipy.spatial and LightGBM's C library (ctypes) only: never scikit-learn,
+pandas, skops, mlflow or the ``lightgbm`` Python package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from housing.serving import transforms
+from housing.serving.lgbm import Booster, LightGBMError
+from housing.serving.neighbors import build_tree, mean_target
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "housing-serving"
+FORMAT_VERSION = 1
+SERVING_DIR = "serving"
+MANIFEST = "manifest.json"
+CONFIG = "config.json"
+BOOSTER = "booster.txt"
+META_FILE = "model.json"
+_NAME = re.compile(r"^[a-z0-9_]+\.(npy|json|txt)$")
+N_NUMERIC = 8
+
+
+class BundleError(RuntimeError):
+    """The serving bundle is missing, tampered with, or not of a format we read."""
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def normalize_category(value: object) -> str:
+    """Canonical ``ocean_proximity`` spelling (same rule as :mod:`housing.contract`)."""
+    return " ".join(str(value).split()).upper()
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise BundleError(f"serving bundle incomplete: {path} not found") from None
+    except OSError as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from exc
+
+
+def read_verified(
+    serving_dir: Path, expected_sha256: str
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Read the manifest and every file it lists, checking each sha256 before parsing."""
+    manifest_path = serving_dir / MANIFEST
+    raw = _read(manifest_path)
+    actual = sha256_hex(raw)
+    if actual != expected_sha256:
+        raise BundleError(
+            f"{manifest_path} sha256 mismatch: expected {expected_sha256[:12]}…, "
+            f"got {actual[:12]}…; refusing a tampered or mismatched serving bundle"
+        )
+    try:
+        manifest = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{manifest_path} is not JSON: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(f"{manifest_path} is not a {FORMAT} manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{manifest_path} has format version {manifest.get('format_version')!r}; "
+            f"this code reads version {FORMAT_VERSION}"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or CONFIG not in files or BOOSTER not in files:
+        raise BundleError(f"{manifest_path} lists no {CONFIG} or {BOOSTER}")
+    blobs: dict[str, bytes] = {}
+    for name, entry in sorted(files.items()):
+        if not isinstance(name, str) or not _NAME.match(name) or not isinstance(entry, dict):
+            raise BundleError(f"{manifest_path} lists an invalid file entry {name!r}")
+        data = _read(serving_dir / name)
+        if sha256_hex(data) != entry.get("sha256") or len(data) != entry.get("bytes"):
+            raise BundleError(
+                f"serving file {serving_dir / name}: sha256 mismatch with the manifest; "
+                "refusing a tampered serving bundle"
+            )
+        blobs[name] = data
+    return manifest, blobs
+
+
+def _array(blobs: dict[str, bytes], name: str) -> np.ndarray:
+    if name not in blobs:
+        raise BundleError(f"serving bundle lists no {name}")
+    try:
+        return np.load(io.BytesIO(blobs[name]), allow_pickle=False)
+    except ValueError as exc:
+        raise BundleError(f"serving file {name} is not a plain .npy array: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _Imputer:
+    kind: str  # "none", "fill", "knn", "iterative"
+    fill: np.ndarray | None = None
+    fit_x: np.ndarray | None = None
+    n_neighbors: int = 0
+    sequence: tuple[tuple[int, np.ndarray, np.ndarray, float], ...] = ()
+    min_value: np.ndarray | None = None
+    max_value: np.ndarray | None = None
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        if not np.isnan(X).any():
+            return X
+        if self.kind == "fill":
+            return np.where(np.isnan(X), self.fill[None, :], X)
+        if self.kind == "knn":
+            return transforms.knn_impute(X, self.fit_x, self.n_neighbors)
+        if self.kind == "iterative":
+            return transforms.iterative_impute(
+                X,
+                initial_fill=self.fill,
+                sequence=self.sequence,
+                min_value=self.min_value,
+                max_value=self.max_value,
+            )
+        raise ValueError("missing values but the model has no imputer")
+
+
+def _imputer(config: dict[str, Any], blobs: dict[str, bytes]) -> _Imputer:
+    kind = config.get("kind")
+    if kind == "fill":
+        return _Imputer("fill", fill=_array(blobs, "imputer_fill.npy"))
+    if kind == "knn":
+        return _Imputer(
+            "knn", fit_x=_array(blobs, "imputer_fit_x.npy"), n_neighbors=int(config["n_neighbors"])
+        )
+    if kind == "iterative":
+        feats = _array(blobs, "iterative_features.npy")
+        nbrs = _array(blobs, "iterative_neighbors.npy")
+        coefs = _array(blobs, "iterative_coef.npy")
+        intercepts = _array(blobs, "iterative_intercept.npy")
+        sequence = tuple(
+            (int(f), np.ascontiguousarray(n, dtype=np.intp), np.ascontiguousarray(c), float(b))
+            for f, n, c, b in zip(feats, nbrs, coefs, intercepts, strict=True)
+        )
+        return _Imputer(
+            "iterative",
+            fill=_array(blobs, "imputer_fill.npy"),
+            sequence=sequence,
+            min_value=_array(blobs, "iterative_min.npy"),
+            max_value=_array(blobs, "iterative_max.npy"),
+        )
+    raise BundleError(f"unknown imputer kind {kind!r} in {CONFIG}")
+
+
+class ServingModel:
+    """The fitted model's arithmetic on float matrices: encode, impute, features, booster."""
+
+    def __init__(self, config: dict[str, Any], blobs: dict[str, bytes], meta: dict[str, Any]):
+        self.meta = meta
+        self.config = config
+        self.categories: tuple[str, ...] = tuple(str(c) for c in config["categories"])
+        self._cat_index = {c: i for i, c in enumerate(self.categories)}
+        self._impute = _imputer(config["imputer"], blobs)
+        geo = config["geo"]
+        self._ratios = bool(geo["ratios"])
+        self._gamma = float(geo["gamma"])
+        self._angles = tuple(float(a) for a in geo["rotations"])
+        self._centers = (
+            _array(blobs, "cluster_centers.npy") if geo["n_clusters"] else np.empty((0, 2))
+        )
+        self._k = int(config["neighbors"]["k"])
+        if self._k:
+            self._nb_coords = _array(blobs, "neighbor_coords.npy")
+            self._nb_target = _array(blobs, "neighbor_target.npy")
+            self._tree = build_tree(self._nb_coords)
+        else:
+            self._nb_coords = self._nb_target = self._tree = None
+        if config.get("link") != "exp":
+            raise BundleError(f"unknown inverse link {config.get('link')!r} in {CONFIG}")
+        try:
+            self._booster = Booster(blobs[BOOSTER].decode("utf-8"))
+        except (LightGBMError, UnicodeDecodeError) as exc:
+            raise BundleError(f"cannot load {BOOSTER}: {exc}") from exc
+        expected = int(config["n_features"])
+        if self._booster.n_features != expected:
+            raise BundleError(
+                f"{BOOSTER} expects {self._booster.n_features} features, {CONFIG} builds {expected}"
+            )
+
+    @property
+    def sha256(self) -> str:
+        return str(self.meta.get("serving_sha256", ""))
+
+    def category_index(self, label: str) -> int:
+        """Index of a category label after normalisation; ``KeyError`` if unknown."""
+        return self._cat_index[normalize_category(label)]
+
+    def encode(self, numeric: np.ndarray, category_idx: Any) -> np.ndarray:
+        """Eight numeric columns then the one-hot category (``RawEncoder``'s matrix)."""
+        numeric = np.asarray(numeric, dtype=np.float64).reshape(-1, N_NUMERIC)
+        out = np.zeros((numeric.shape[0], N_NUMERIC + len(self.categories)))
+        out[:, :N_NUMERIC] = numeric
+        out[np.arange(numeric.shape[0]), N_NUMERIC + np.asarray(category_idx, dtype=np.intp)] = 1.0
+        return out
+
+    def features(self, numeric: np.ndarray, category_idx: Any) -> np.ndarray:
+        """The model matrix: impute, geo features, neighbour price, as the pipeline does."""
+        X = self._impute(self.encode(numeric, category_idx))
+        X = transforms.geo_features(
+            X,
+            with_ratios=self._ratios,
+            centers=self._centers,
+            gamma=self._gamma,
+            angles=self._angles,
+        )
+        if self._k:
+            coords = transforms.geo_coords(X)
+            X = np.column_stack([X, mean_target(self._tree, self._nb_target, coords, self._k)])
+        return X
+
+    def predict_raw(self, X: np.ndarray) -> np.ndarray:
+        """The booster alone: log prices of model-matrix rows."""
+        return self._booster.predict_raw(X)
+
+    def predict(self, numeric: np.ndarray, category_idx: Any) -> np.ndarray:
+        """Prices in USD for rows of the eight numeric fields (NaN = missing bedrooms)."""
+        return np.exp(self.predict_raw(self.features(numeric, category_idx)))
+
+    def context(self, limit: int) -> tuple[list[dict[str, float]] | None, int]:
+        """Up to ``limit`` training districts (every k-th) with their price; None without kNN."""
+        if not self._k or limit <= 0:
+            return None, 0
+        total = len(self._nb_target)
+        step = max(1, math.ceil(total / limit))
+        lat = self._nb_coords[::step, 0]
+        lon = self._nb_coords[::step, 1] / np.cos(np.deg2rad(lat))
+        values = np.exp(self._nb_target[::step])
+        points = [
+            {
+                "latitude": round(float(a), 5),
+                "longitude": round(float(o), 5),
+                "value": round(float(v), 2),
+            }
+            for a, o, v in zip(lat, lon, values, strict=True)
+            if math.isfinite(a) and math.isfinite(o) and math.isfinite(v)
+        ]
+        return points[:limit], total
+
+
+def load_serving(directory: Path, *, expected_sha256: str | None = None) -> ServingModel:
+    """Load the bundle directory (``model.json`` + ``serving/``), verifying every file.
+
+    ``expected_sha256`` (e.g. from the registry) is the sha256 of ``serving/manifest.json``;
+    without it, ``model.json``'s ``serving_sha256`` is used. Raises :class:`BundleError`
+    with a one-line reason when anything is missing, tampered with or unreadable.
+    """
+    directory = Path(directory)
+    meta_path = directory / META_FILE
+    try:
+        meta = json.loads(_read(meta_path))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"unreadable model metadata {meta_path}: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise BundleError(f"{meta_path} is not a JSON object")
+    expected = expected_sha256 or meta.get("serving_sha256")
+    if not expected:
+        raise BundleError(f"{meta_path} records no serving_sha256; refusing to load")
+    _, blobs = read_verified(directory / SERVING_DIR, str(expected))
+    try:
+        config = json.loads(blobs[CONFIG])
+        model = ServingModel(config, blobs, {**meta, "serving_sha256": expected})
+    except BundleError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"malformed serving bundle {directory / SERVING_DIR}: {exc!r}") from exc
+    logger.info("loaded serving bundle %s (sha256 %s)", directory, str(expected)[:12])
+    return model

@@ -1,0 +1,274 @@
+"""The serving bundle: same prices as the skops pipeline, a defined kNN tie rule, tamper-proof.
+
+Equality runs on the real stratified test split (20 %, seed 42, as stages/split.py cuts it),
+rows without total_bedrooms included, for every imputer and every feature group the
+pipeline can choose, with small fast LightGBM settings.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from housing.contract import NUMERIC_FEATURES, TARGET, normalize_category
+from housing.features import NeighborPrice, _geo_coords
+from housing.io import read_yaml
+from housing.model import IMPUTERS, FeatureConfig, ModelSpec, build_model
+from housing.serving import BundleError, load_serving
+from housing.serving import loader as serving_loader
+from housing.serving.export import ExportError, serving_files, write_serving
+from housing.serving.neighbors import build_tree, nearest
+
+SMALL = {"n_estimators": 60, "num_leaves": 15}
+ALL_GROUPS = FeatureConfig(n_clusters=6, gamma=1.0, rotations=(15.0, 45.0), neighbors=8)
+FEATURE_VARIANTS = {
+    "no-ratios": FeatureConfig(ratios=False, n_clusters=6, rotations=(30.0,), neighbors=8),
+    "no-clusters": FeatureConfig(n_clusters=0, rotations=(30.0,), neighbors=8),
+    "no-rotations": FeatureConfig(n_clusters=6, neighbors=8),
+    "no-neighbours": FeatureConfig(n_clusters=6, rotations=(30.0,), neighbors=0),
+    "bare": FeatureConfig(ratios=False, n_clusters=0, neighbors=0),
+}
+
+
+@pytest.fixture(scope="module")
+def real_split(housing_df: pd.DataFrame, repo_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from stages.split import split
+
+    p = read_yaml(repo_root / "params.yaml")["split"]
+    return split(
+        housing_df,
+        test_size=float(p["test_size"]),
+        seed=int(p["seed"]),
+        income_bins=[float(b) for b in p["income_bins"]],
+    )
+
+
+def _bundle(tmp: Path, model) -> Path:
+    sha = write_serving(tmp / "serving", model)
+    (tmp / "model.json").write_text(json.dumps({"name": "t", "serving_sha256": sha}))
+    return tmp
+
+
+def _arrays(serving, frame: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
+    numeric = frame[list(NUMERIC_FEATURES)].to_numpy(float)
+    return numeric, [serving.category_index(c) for c in frame["ocean_proximity"]]
+
+
+def _assert_same_prices(model, real_split, tmp_path: Path) -> None:
+    train, test = real_split
+    X = test.drop(columns=[TARGET])
+    serving = load_serving(_bundle(tmp_path, model))
+    numeric, cats = _arrays(serving, X)
+    assert np.isnan(numeric[:, 4]).sum() > 30, "the real test split lacks bedrooms in ~40 rows"
+    expected = model.predict(X)
+    got = serving.predict(numeric, cats)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=0)
+    # The model matrix itself, column by column (the booster's input).
+    np.testing.assert_allclose(
+        serving.features(numeric, cats), model.regressor_[:-1].transform(X), rtol=1e-12, atol=0
+    )
+    # Single rows (the API's inline path), with and without bedrooms.
+    missing = np.flatnonzero(np.isnan(numeric[:, 4]))[:3]
+    for i in [0, 1, *missing.tolist()]:
+        one = serving.predict(numeric[i : i + 1], cats[i : i + 1])
+        np.testing.assert_allclose(one, expected[[i]], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("imputer", IMPUTERS)
+def test_bundle_prices_equal_the_pipeline_for_every_imputer(imputer, real_split, tmp_path):
+    train, _ = real_split
+    model = build_model(ModelSpec(imputer, ALL_GROUPS, "lightgbm", SMALL, seed=0))
+    model.fit(train.drop(columns=[TARGET]), train[TARGET])
+    _assert_same_prices(model, real_split, tmp_path)
+
+
+@pytest.mark.parametrize("variant", sorted(FEATURE_VARIANTS))
+def test_bundle_prices_equal_the_pipeline_for_every_feature_group(variant, real_split, tmp_path):
+    train, _ = real_split
+    spec = ModelSpec("median", FEATURE_VARIANTS[variant], "lightgbm", SMALL, seed=0)
+    model = build_model(spec).fit(train.drop(columns=[TARGET]), train[TARGET])
+    _assert_same_prices(model, real_split, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def small_model(small_train: pd.DataFrame):
+    spec = ModelSpec("iterative", ALL_GROUPS, "lightgbm", {"n_estimators": 250}, seed=0)
+    return build_model(spec).fit(small_train.drop(columns=[TARGET]), small_train[TARGET])
+
+
+def test_batches_scored_in_tree_blocks_equal_the_pipeline(small_model, housing_df, tmp_path):
+    from housing.serving import lgbm
+
+    serving = load_serving(_bundle(tmp_path, small_model))
+    assert serving._booster.num_trees > lgbm.TREE_BLOCK
+    X = housing_df.drop(columns=[TARGET]).iloc[5000:5200]
+    np.testing.assert_allclose(
+        serving.predict(*_arrays(serving, X)), small_model.predict(X), rtol=1e-12, atol=0
+    )
+    # A single row after block predictions still scores with every tree.
+    one = X.iloc[[3]]
+    np.testing.assert_allclose(
+        serving.predict(*_arrays(serving, one)), small_model.predict(one), rtol=1e-12
+    )
+
+
+def test_bundle_bytes_are_deterministic_and_survive_the_skops_round_trip(small_model):
+    from housing.artifact import dumps_model, loads_model
+    from housing.io import sha256_bytes
+
+    first = serving_files(small_model)
+    assert serving_files(small_model) == first
+    data = dumps_model(small_model)
+    reloaded = loads_model(data, expected_sha256=sha256_bytes(data))
+    assert serving_files(reloaded) == first
+    manifest = json.loads(first["manifest.json"])
+    assert manifest["format"] == "housing-serving" and manifest["format_version"] == 1
+    assert set(manifest["files"]) == set(first) - {"manifest.json"}
+    assert not any(name.endswith(".pkl") for name in first)
+
+
+def test_categories_normalise_like_the_contract(small_model, tmp_path):
+    serving = load_serving(_bundle(tmp_path, small_model))
+    for label in (" near  bay", "NEAR BAY", "<1h ocean", "\tInland "):
+        assert serving_loader.normalize_category(label) == normalize_category(label)
+    assert serving.category_index(" near  bay") == serving.category_index("NEAR BAY")
+    with pytest.raises(KeyError):
+        serving.category_index("ON THE MOON")
+
+
+@pytest.mark.parametrize(
+    "name", ["booster.txt", "config.json", "neighbor_target.npy", "iterative_coef.npy"]
+)
+def test_one_flipped_byte_is_refused_naming_the_file(name, small_model, tmp_path):
+    bundle = _bundle(tmp_path, small_model)
+    path = bundle / "serving" / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=rf"serving file .*{name}: sha256 mismatch"):
+        load_serving(bundle)
+
+
+def test_tampered_manifest_missing_file_and_wrong_expected_sha(small_model, tmp_path):
+    bundle = _bundle(tmp_path, small_model)
+    with pytest.raises(BundleError, match="manifest.json sha256 mismatch"):
+        load_serving(bundle, expected_sha256="0" * 64)
+    (bundle / "serving" / "cluster_centers.npy").unlink()
+    with pytest.raises(BundleError, match="cluster_centers.npy not found"):
+        load_serving(bundle)
+    (bundle / "model.json").write_text(json.dumps({"name": "t"}))
+    with pytest.raises(BundleError, match="records no serving_sha256"):
+        load_serving(bundle)
+
+
+def test_a_newer_format_version_is_refused(small_model, tmp_path):
+    bundle = _bundle(tmp_path, small_model)
+    manifest_path = bundle / "serving" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format_version"] = 2
+    manifest_path.write_text(json.dumps(manifest))
+    sha = serving_loader.sha256_hex(manifest_path.read_bytes())
+    with pytest.raises(BundleError, match="format version 2"):
+        load_serving(bundle, expected_sha256=sha)
+
+
+def test_only_lightgbm_is_exported(small_train):
+    spec = ModelSpec("median", FeatureConfig(n_clusters=0), "linear", {"alpha": 1.0}, seed=0)
+    model = build_model(spec).fit(small_train.drop(columns=[TARGET]), small_train[TARGET])
+    with pytest.raises(ExportError, match="LightGBM models only"):
+        serving_files(model)
+
+
+def test_the_serving_loader_imports_no_sklearn_pandas_or_lightgbm_package(tmp_path):
+    import subprocess
+
+    code = (
+        "import sys; import housing.serving as s; s.load_serving; "
+        "from housing.serving import loader, lgbm; lgbm.library(); "
+        "bad = [m for m in ('sklearn', 'pandas', 'skops', 'mlflow', 'lightgbm', "
+        "'scipy.optimize') if m in sys.modules]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+# --- the tie rule: distance, then training-row index --------------------------------------
+
+
+def _brute(train: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """Reference: exact distances, ordered by (distance, index), first k."""
+    d = np.sqrt(((query[:, None, :] - train[None, :, :]) ** 2).sum(axis=2))
+    idx = np.broadcast_to(np.arange(len(train)), d.shape)
+    return np.lexsort((idx, d), axis=-1)[:, :k]
+
+
+def test_nearest_orders_by_distance_then_index_on_real_coordinates(real_split):
+    train, test = real_split
+    tc = _geo_coords(train[list(NUMERIC_FEATURES)].to_numpy(float))
+    qc = _geo_coords(test[list(NUMERIC_FEATURES)].to_numpy(float))[:600]
+    got = nearest(build_tree(tc), qc, 8)
+    expected = _brute(tc, qc, 8)
+    # Distances of the chosen sets agree exactly, and ties resolve to the same rows.
+    d_got = np.sqrt(((qc[:, None, :] - tc[got]) ** 2).sum(axis=2))
+    d_exp = np.sqrt(((qc[:, None, :] - tc[expected]) ** 2).sum(axis=2))
+    np.testing.assert_allclose(d_got, d_exp, rtol=1e-12)
+    same_set = [set(a) == set(b) for a, b in zip(got, expected, strict=True)]
+    assert np.mean(same_set) == 1.0
+
+
+def test_a_constructed_tie_picks_the_lowest_training_indices_in_training_and_serving():
+    # Rows 0..5 share one location, rows 6.. are elsewhere; k=3 must take rows 0, 1, 2.
+    rng = np.random.default_rng(0)
+    X = np.zeros((30, 13))
+    X[:, 0], X[:, 1] = -120.0 - rng.uniform(1, 2, 30), 36.0 + rng.uniform(1, 2, 30)
+    X[:6, 0], X[:6, 1] = -120.0, 36.0
+    y = np.arange(30, dtype=float)
+    step = NeighborPrice(n_neighbors=3, n_folds=3, random_state=0).fit(X, y)
+    query = X[:1].copy()
+    assert step.transform(query)[0, -1] == pytest.approx(np.mean([0.0, 1.0, 2.0]), abs=0)
+    # The serving path's arrays and function give the same choice.
+    chosen = nearest(build_tree(step.train_coords_), _geo_coords(query), 3)
+    assert chosen.tolist() == [[0, 1, 2]]
+    # Out of fold (training): each tied row sees the lowest-index tied rows of other folds.
+    oof = NeighborPrice(n_neighbors=3, n_folds=3, random_state=0).fit_transform(X, y)[:, -1]
+    from sklearn.model_selection import KFold
+
+    for fit_idx, out_idx in KFold(3, shuffle=True, random_state=0).split(X):
+        fit_idx = np.sort(fit_idx)
+        for i in out_idx[out_idx < 6]:
+            tied = [j for j in fit_idx if j < 6][:3]
+            if len(tied) == 3:
+                assert oof[i] == pytest.approx(np.mean(y[tied]), abs=0)
+
+
+def test_the_tie_rule_is_whatever_the_order_tied_rows_were_given():
+    # Tied rows carry the same target whatever order they come in: the feature is unchanged.
+    X = np.zeros((12, 13))
+    X[:, 0], X[:, 1] = -121.0, 37.0
+    X[6:, 0] = -119.0
+    y = np.r_[np.full(6, 12.0), np.full(6, 11.0)]
+    query = np.zeros((1, 13))
+    query[0, :2] = -121.0, 37.0
+    base = NeighborPrice(n_neighbors=4).fit(X, y).transform(query)[0, -1]
+    perm = np.random.default_rng(1).permutation(12)
+    again = NeighborPrice(n_neighbors=4).fit(X[perm], y[perm]).transform(query)[0, -1]
+    assert base == again == 12.0
+
+
+def test_the_kd_tree_is_a_cache_not_state(small_model):
+    import pickle
+
+    step = small_model.regressor_.named_steps["neighbors"]
+    step._tree()
+    assert "_tree_cache" in step.__dict__
+    assert "_tree_cache" not in step.__getstate__()
+    clone = pickle.loads(pickle.dumps(step))
+    assert "_tree_cache" not in clone.__dict__
+    q = np.zeros((1, step.n_features_in_))
+    q[0, :2] = -122.0, 37.5
+    np.testing.assert_array_equal(clone.transform(q), step.transform(q))
