@@ -368,9 +368,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     report = new_report(cfg)
     rows = candidate_rows(cfg.model_dir, cfg.data, BIG_BATCH + 300)
     report["ours"], rows = measure_ours(cfg, rows)
-    report["model_time"] = model_time_or_reason(
-        cfg.model_dir / "serving", rows, repeats=cfg.repeats
-    )
+    report["model_time"] = model_time_or_reason(cfg.model_dir, rows, repeats=cfg.repeats)
     report["floor"] = measure_app("floor", "bench.apps:make_floor_app", cfg, rows, {})
     report["skops"] = measure_app(
         "skops", "bench.apps:make_skops_app", cfg, rows, {"BENCH_MODEL_DIR": str(cfg.model_dir)}
