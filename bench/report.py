@@ -102,15 +102,15 @@ def _ratio(top: float | None, bottom: float | None) -> str:
     return f"{top / bottom:.2f}x"
 
 
-# (label, section, key, digits, higher is better)
+# (label, section, key, digits)
 _ROWS = [
-    ("single, 1 conn, p50 (ms)", "single_1c", "p50_ms", 2, False),
-    ("single, 1 conn, p99 (ms)", "single_1c", "p99_ms", 2, False),
-    ("single, 8 conn, req/s", "single_8c", "rps", 0, True),
-    ("single, 8 conn, p99 (ms)", "single_8c", "p99_ms", 2, False),
-    ("100-batch, 1 conn, p50 (ms)", "batch100_1c", "p50_ms", 2, False),
-    ("start to ready, local (s)", None, "start_to_ready_s", 2, False),
-    ("peak RSS (MiB)", None, "peak_rss_mib", 0, False),
+    ("single, 1 conn, p50 (ms)", "single_1c", "p50_ms", 2),
+    ("single, 1 conn, p99 (ms)", "single_1c", "p99_ms", 2),
+    ("single, 8 conn, req/s", "single_8c", "rps", 0),
+    ("single, 8 conn, p99 (ms)", "single_8c", "p99_ms", 2),
+    ("100-batch, 1 conn, p50 (ms)", "batch100_1c", "p50_ms", 2),
+    ("start to ready, local (s)", None, "start_to_ready_s", 2),
+    ("peak RSS (MiB)", None, "peak_rss_mib", 0),
 ]
 
 
@@ -122,21 +122,25 @@ def markdown(report: dict[str, Any]) -> str:
     """The results as markdown: machine, load, comparison table, model time, targets."""
     machine = report["machine"]
     load = " / ".join(f"{x:.2f}" for x in machine["loadavg_start"])
+    model = report.get("model") or {}
+    params = ((model.get("spec") or {}).get("params")) or {}
+    trees = f", {params['n_estimators']} trees" if "n_estimators" in params else ""
     lines = [
         f"Machine: {machine['cpu']} ({machine['nproc']} cores), Python {machine['python']}; "
-        f"load average at start {load}; wrk, {report['duration_s']:g} s per run; "
-        f"commit {report.get('commit', '?')}.",
+        f"load average (1/5/15 min) at start {load}; wrk, {report['duration_s']:g} s per run; "
+        f"commit {report.get('commit', '?')}; model {model.get('name', '?')} "
+        f"(sha256 {str(model.get('sha256') or '?')[:12]}{trees}).",
         "",
         "| measure | ours | (a) floor | (c) skops | ours / (a) | (c) / ours |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for label, section, key, digits, higher in _ROWS:
+    for label, section, key, digits in _ROWS:
         ours = _value(report, "ours", section, key)
         floor = _value(report, "floor", section, key)
         skops = _value(report, "skops", section, key)
         lines.append(
             f"| {label} | {_fmt(ours, digits)} | {_fmt(floor, digits)} | {_fmt(skops, digits)} "
-            f"| {_ratio(ours, floor)} | {_ratio(ours, skops) if higher else _ratio(skops, ours)} |"
+            f"| {_ratio(ours, floor)} | {_ratio(skops, ours)} |"
         )
     lines.append(
         f"| start to ready, make serve (s) | {_fmt(_get(report, 'make_serve', 'start_to_ready_s'))}"
