@@ -83,13 +83,15 @@ def _vm_hwm_kib(pid: int) -> float:
     raise ServerError(f"no VmHWM for process {pid}")
 
 
-def _ready_status(port: int) -> int | None:
+def _ready(port: int) -> tuple[int | None, str]:
+    """Status and body of GET /ready (None while nothing listens)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
         connection.request("GET", "/ready")
-        return connection.getresponse().status
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
     except OSError:
-        return None
+        return None, ""
     finally:
         connection.close()
 
@@ -106,10 +108,13 @@ def wait_ready(
     while True:
         if process.poll() is not None:
             raise ServerError(f"server exited with {process.returncode}; {log}:\n{_tail(log)}")
-        if _ready_status(port) == 200:
+        status, body = _ready(port)
+        if status == 200:
             return time.perf_counter() - t0
         if time.perf_counter() - t0 > timeout_s:
-            raise ServerError(f"not ready after {timeout_s:.0f} s; {log}:\n{_tail(log)}")
+            raise ServerError(
+                f"not ready after {timeout_s:.0f} s: /ready said {body[:400]} ({log})"
+            )
         time.sleep(POLL_S)
 
 
@@ -132,7 +137,7 @@ def running(
     port: int,
     log: Path,
     cwd: Path = ROOT,
-    timeout_s: float = 300.0,
+    timeout_s: float = 120.0,
 ) -> Iterator[Server]:
     """Start ``argv`` (clock starts just before exec), wait for /ready, stop it afterwards."""
     with log.open("wb") as sink:
