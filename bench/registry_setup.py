@@ -6,6 +6,7 @@ configuration against a registry of its own, so the project's mlflow.db is never
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -17,12 +18,17 @@ def register_champion(model_dir: Path, root: Path, input_example: pd.DataFrame) 
     from housing.registry import GateConfig, log_and_register
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    meta = json.loads((model_dir / "model.json").read_text())
+    # As the register stage tags it: the registry source verifies the bundle against it.
+    tags = {"git_commit": "bench", "data_md5": "bench"}
+    if meta.get("serving_sha256"):
+        tags["serving_sha256"] = str(meta["serving_sha256"])
     registration = log_and_register(
         sk_model=load_bundle(model_dir).model,
         bundle_dir=model_dir,
         params={"bench": True},
         metrics={"r2": 0.9, "rmse": 40_000.0},
-        tags={"git_commit": "bench", "data_md5": "bench"},
+        tags=tags,
         plots=[],
         description="serve_load benchmark",
         input_example=input_example,
