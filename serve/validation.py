@@ -1,8 +1,9 @@
 """Contract-driven checks of parsed instances, and their conversion to the model's arrays.
 
-Pydantic has already checked types (finite numbers, strings); here the loaded model's data
-contract supplies the bounds and categories, vectorised with numpy so a 1,000-row batch
-costs about as much as one pydantic pass.
+Pydantic has already checked types (finite numbers, strings); every bound, cross-field rule
+and the region come from the loaded model's data contract through
+:meth:`housing.contract.Contract.violations_array` (vectorised with numpy), so no bound is
+re-implemented here: this module only maps the contract's violations to 422 fields.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ _MAX_REPORTED = 50
 
 
 class RequestValidator:
-    """Bounds and categories of one loaded model's contract, applied to request instances."""
+    """One loaded model's contract and category order, applied to request instances."""
 
     def __init__(self, contract: Contract, category_index: dict[str, int]) -> None:
-        specs = [contract.features[name] for name in NUMERIC_FEATURES]
-        self.low = np.array([-np.inf if s.min is None else s.min for s in specs], dtype=float)
-        self.high = np.array([np.inf if s.max is None else s.max for s in specs], dtype=float)
+        self.contract = contract
         self.categories = tuple(contract.categories)
         # Only categories both the contract and the model know are accepted.
         self._index = {c: category_index[c] for c in self.categories if c in category_index}
@@ -49,17 +48,16 @@ class RequestValidator:
                 ]
             )
         numeric = np.array([self._numeric(inst) for inst in instances], dtype=float)
-        problems: list[dict[str, str]] = []
-        bad = (numeric < self.low) | (numeric > self.high)
-        if bad.any():
-            for row, col in np.argwhere(bad)[:_MAX_REPORTED]:
-                problems.append(
-                    {
-                        "field": f"instances[{row}].{NUMERIC_FEATURES[col]}",
-                        "reason": f"must be between {self.low[col]:g} and {self.high[col]:g} "
-                        f"(got {numeric[row, col]:g})",
-                    }
-                )
+        found = self.contract.violations_array(numeric, limit=_MAX_REPORTED)
+        # A violation names every field it involves: one entry per field, same reason.
+        problems = [
+            {"field": f"instances[{v.row}].{name}", "reason": v.reason}
+            for v in found
+            for name in v.fields
+        ]
+        truncated = found.total > len(found) or len(problems) > _MAX_REPORTED
+        del problems[_MAX_REPORTED:]
+        extra = 0  # unknown categories
         cats: list[int] = []
         index = self._index
         for row, inst in enumerate(instances):
@@ -68,7 +66,10 @@ class RequestValidator:
             if idx is None:
                 idx = index.get(normalize_category(label))
             if idx is None:
-                if len(problems) < _MAX_REPORTED:
+                extra += 1
+                if len(problems) >= _MAX_REPORTED:
+                    truncated = True
+                else:
                     problems.append(
                         {
                             "field": f"instances[{row}].{CATEGORICAL_FEATURE}",
@@ -79,10 +80,15 @@ class RequestValidator:
                 idx = -1
             cats.append(idx)
         if problems:
-            raise _invalid(problems)
+            raise _invalid(problems, violations=found.total + extra if truncated else None)
         return numeric, cats
 
 
-def _invalid(fields: list[dict[str, str]]) -> ApiError:
+def _invalid(fields: list[dict[str, str]], *, violations: int | None = None) -> ApiError:
+    """A 422 listing ``fields``; ``violations`` counts every problem when the list is capped."""
     head = ", ".join(f["field"] for f in fields[:3]) + (", …" if len(fields) > 3 else "")
-    return ApiError(422, "validation_error", f"{len(fields)} invalid field(s): {head}", fields)
+    if violations is None:
+        message = f"{len(fields)} invalid field(s): {head}"
+    else:
+        message = f"{violations} violation(s), first {len(fields)} field(s) shown: {head}"
+    return ApiError(422, "validation_error", message, fields)

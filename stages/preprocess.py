@@ -1,9 +1,10 @@
 """Stage ``preprocess``: derive and enforce the data contract; choose and apply the imputer.
 
-The contract (columns, dtypes, ranges, categories) is derived from the training split and
-written as JSON for the API. Imputers for ``total_bedrooms`` are compared by
-cross-validated RMSE on the training split only; the winner is fitted on train and
-applied to both splits.
+The contract (columns, dtypes, ranges, cross-field rules, the California region,
+categories) is derived from the training split (domain limits plus the train range, see
+``housing.contract``) and written as JSON for the API. Imputers for ``total_bedrooms``
+are compared by cross-validated RMSE on the training split only; the winner is fitted on
+train and applied to both splits.
 """
 
 from __future__ import annotations
@@ -145,7 +146,11 @@ def main() -> None:
     train, test = pd.read_parquet(TRAIN_IN), pd.read_parquet(TEST_IN)
     # The contract is derived from train: its columns must be there and numeric first.
     check_schema(train, with_target=True, what=str(TRAIN_IN))
-    contract = derive_contract(train, margin=float(p["contract_margin"]))
+    contract = derive_contract(
+        train,
+        margin=float(p["contract_margin"]),
+        region_margin_km=float(p["region_margin_km"]),
+    )
     validate_splits(train, test, contract)
     scores = compare_imputers(train, p["imputers"], folds=int(p["cv_folds"]), seed=int(p["seed"]))
     chosen = choose_imputer(scores, folds=int(p["cv_folds"]))

@@ -252,3 +252,74 @@ def test_large_bodies_keep_the_envelope_errors_and_nan_422(client, example):
     )
     field = _only_field(_raw(client, text.encode()), 422, "validation_error")
     assert field["field"] == "instances[0].latitude" and "finite" in field["reason"]
+
+
+# --- physical bounds, cross-field rules and the region (the contract owns them all) ---------
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"households": 1e-300},
+        {"households": 0},
+        {"population": 0.5},
+        {"total_rooms": 0, "total_bedrooms": None},
+        {"median_income": 0},
+    ],
+)
+def test_impossible_counts_and_income_are_422(client, example, changes):
+    """`households = 1e-300` once got a price: counts are at least 1, income above 0."""
+    row = {**example, **changes}
+    response = client.post(PREDICT, json={"instances": [example, row]})
+    field = _only_field(response, 422, "validation_error")
+    name = next(k for k, v in changes.items() if v is not None)
+    assert field["field"] == f"instances[1].{name}"
+    assert field["reason"].startswith("must be ")
+
+
+def test_more_bedrooms_than_rooms_is_422_naming_both_fields(client, example):
+    rows = [example] * 3 + [{**example, "total_rooms": 500, "total_bedrooms": 600}]
+    response = client.post(PREDICT, json={"instances": rows})
+    assert response.status_code == 422
+    fields = _error(response)["fields"]
+    assert [f["field"] for f in fields] == [
+        "instances[3].total_bedrooms",
+        "instances[3].total_rooms",
+    ]
+    reason = fields[0]["reason"]
+    assert fields[1]["reason"] == reason
+    assert "total_bedrooms (600)" in reason and "total_rooms (500)" in reason
+
+
+def test_missing_bedrooms_with_few_rooms_is_served(client, example):
+    row = {**example, "total_rooms": 1, "total_bedrooms": None}
+    assert client.post(PREDICT, json={"instances": [row]}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon"),
+    [
+        (39.53, -119.81),  # Reno NV
+        (36.17, -115.14),  # Las Vegas NV
+        (39.16, -119.77),  # Carson City NV
+        (32.62, -115.45),  # Mexicali MX
+        (32.50, -117.03),  # Tijuana MX
+        (36.0, -124.0),  # the Pacific
+        (34.0, -121.0),  # the Pacific
+    ],
+)
+def test_districts_outside_california_are_422_naming_both_coordinates(client, example, lat, lon):
+    row = {**example, "latitude": lat, "longitude": lon}
+    response = client.post(PREDICT, json={"instances": [row]})
+    assert response.status_code == 422
+    fields = _error(response)["fields"]
+    assert [f["field"] for f in fields] == ["instances[0].latitude", "instances[0].longitude"]
+    assert "outside California" in fields[0]["reason"]
+
+
+def test_many_bad_instances_are_capped_and_counted(client, example):
+    rows = [{**example, "households": 0, "population": 0}] * 400
+    response = client.post(PREDICT, json={"instances": rows})
+    error = _error(response)
+    assert response.status_code == 422 and len(error["fields"]) == 50
+    assert error["message"].startswith("800 violation(s), first 50 field(s) shown")

@@ -143,7 +143,7 @@ def test_preprocess_reports_every_violation_of_both_splits(workdir, housing_df):
     detail = proc.stderr[proc.stderr.index(line) + len(line) :]
     report = [entry.strip() for entry in detail.strip().splitlines()]
     assert len(report) == 4 and all(entry.startswith("- ") for entry in report)
-    assert report[0].startswith("- train: population: 1 row(s) outside [0, ")
+    assert report[0].startswith("- train: population: 1 row(s) outside [1, ")
     assert report[0].endswith("(e.g. row 7: -10)")
     assert report[1] == "- test: missing column(s): households"
     assert report[2].startswith("- test: latitude: 1 row(s) outside [")

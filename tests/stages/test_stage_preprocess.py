@@ -72,24 +72,58 @@ def test_apply_imputer_fits_on_train_only(make_districts):
     assert train["total_bedrooms"].isna().sum() == 2
 
 
-def test_validate_splits_reports_every_violation_of_both_splits(make_districts):
-    train = make_districts(20, seed=5)
-    contract = derive_contract(train, margin=0.1)
+@pytest.fixture
+def californian(make_districts, housing_df):
+    """``make_districts`` frames placed at real districts' coordinates (the synthetic box
+    reaches into Nevada, which the contract's California region refuses)."""
+    places = housing_df[["longitude", "latitude"]].drop_duplicates()
+
+    def make(n: int, *, seed: int = 0, missing: int = 0) -> pd.DataFrame:
+        frame = make_districts(n, seed=seed, missing=missing)
+        at = places.sample(n, random_state=seed).to_numpy()
+        frame[["longitude", "latitude"]] = at
+        return frame
+
+    return make
+
+
+def test_validate_splits_reports_every_violation_of_both_splits(californian):
+    train = californian(20, seed=5)
+    contract = derive_contract(train, margin=0.1, region_margin_km=2.0)
     bad_train = train.copy()
     bad_train.loc[0, "median_income"] = 1e4
-    bad_test = make_districts(5, seed=6).drop(columns=["households"])
+    bad_train.loc[1, "households"] = 0.5  # a count below 1: no district
+    bad_train.loc[2, ["total_rooms", "total_bedrooms"]] = (10.0, 11.0)
+    bad_test = californian(5, seed=6).drop(columns=["households"])
     bad_test.loc[1, "ocean_proximity"] = "ON THE MOON"
+    bad_test.loc[3, ["latitude", "longitude"]] = (39.53, -119.81)  # Reno, Nevada
 
     with pytest.raises(ContractError) as info:
         validate_splits(bad_train, bad_test, contract)
     violations = info.value.violations
-    assert len(violations) == 3
-    assert violations[0].startswith("train: median_income: 1 row(s) outside")
-    assert "test: missing column(s): households" in violations
-    assert any(v.startswith("test: ocean_proximity") and "'ON THE MOON'" in v for v in violations)
-    assert str(info.value).startswith("split data breaks the data contract (3 violation(s))")
+    assert violations == [
+        f"train: households: 1 row(s) outside [1, {contract.features['households'].max:g}] "
+        "(e.g. row 1: 0.5)",
+        f"train: median_income: 1 row(s) outside (0, {contract.features['median_income'].max:g}]"
+        " (e.g. row 0: 10000)",
+        "train: total_bedrooms > total_rooms: 1 row(s) (e.g. row 2: 11 > 10); "
+        "bedrooms are counted among the rooms",
+        "test: missing column(s): households",
+        "test: latitude/longitude: 1 row(s) outside California (its outline widened by 2 km) "
+        "(e.g. row 3: 39.53, -119.81)",
+        "test: ocean_proximity: 1 row(s) with unknown category ('ON THE MOON'); "
+        f"allowed: {', '.join(contract.categories)}",
+    ]
+    assert str(info.value).startswith("split data breaks the data contract (6 violation(s))")
 
 
-def test_validate_splits_accepts_clean_splits(make_districts):
-    train = make_districts(20, seed=5)
+def test_validate_splits_accepts_clean_splits(californian):
+    train = californian(20, seed=5)
     validate_splits(train, train.iloc[:5], derive_contract(train, margin=0.1))
+
+
+def test_the_region_margin_param_reaches_the_contract(californian):
+    train = californian(20, seed=5)
+    contract = derive_contract(train, margin=0.1, region_margin_km=0.5)
+    assert contract.region is not None and contract.region.margin_km == 0.5
+    assert contract.to_dict()["derivation"]["region_margin_km"] == 0.5
