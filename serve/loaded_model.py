@@ -41,6 +41,7 @@ class ModelIdentity:
     metrics: dict[str, float] = field(default_factory=dict)
     git_commit: str | None = None
     data_md5: str | None = None
+    source_detail: str | None = None  # how the source answered, e.g. "registry (sqlite): ..."
 
 
 @dataclass(frozen=True)

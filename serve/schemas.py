@@ -80,6 +80,7 @@ class ModelPublic(BaseModel):
     data_md5: str | None = None
     sha256: str | None = None
     source: str | None = None
+    source_detail: str | None = None  # how the source answered, e.g. "registry (sqlite): ..."
     loaded_at: str | None = None
     last_reload_error: str | None = None
     last_reload_check_at: str | None = None

@@ -208,7 +208,22 @@ def main() -> None:
     sha = save_bundle(BUNDLE_DIR, model, meta)
     logger.info("test RMSE %.0f, R² %.4f; bundle sha256 %s", metrics["rmse"], metrics["r2"], sha)
 
-    from housing.registry import GateConfig, RegistryError
+    from housing.registry import (
+        EvalSet,
+        GateConfig,
+        RegistryError,
+        decision_report,
+        test_fingerprint,
+    )
+    from housing.registry.committed import bundle_scorer
+
+    # The paired gate re-scores the champion on these same rows, from its versioned bundle.
+    evaluation = EvalSet(
+        y_true=y_test,
+        predictions=np.asarray(y_pred, float),
+        fingerprint=test_fingerprint(test.index.to_numpy(), y_test),
+        data_md5=data_md5,
+    )
 
     try:
         registration = _register(
@@ -226,7 +241,11 @@ def main() -> None:
             plots=[PRED_PLOT, BAND_PLOT, IMPORTANCE_PLOT, METRICS],
             description=description(spec, metrics, sweep),
             input_example=test.drop(columns=[TARGET]).head(5),
-            gates=GateConfig.from_mapping(p["gates"]),
+            gates=GateConfig.from_mapping(
+                p["gates"], n_resamples=int(p["bootstrap_resamples"]), seed=seed
+            ),
+            evaluation=evaluation,
+            score_champion=bundle_scorer(test.drop(columns=[TARGET])),
             trusted_types=TRUSTED_TYPES,
             model_name=p["model_name"],
             experiment=p["experiment"],
@@ -244,6 +263,8 @@ def main() -> None:
             "promoted": registration.promoted,
             "decision": registration.decision.reason,
             "previous_champion": registration.previous_champion,
+            "gate": decision_report(registration.decision),
+            "promotion_sequence": registration.promotion_sequence,
         },
     )
     logger.info(

@@ -34,6 +34,7 @@ async def model_info(store: StoreDep, settings: SettingsDep) -> OrjsonResponse:
             "data_md5": ident.data_md5,
             "sha256": ident.sha256,
             "source": ident.source,
+            "source_detail": ident.source_detail,
             "loaded_at": current.loaded_at,
         }
     return OrjsonResponse(ModelPublic(**body).model_dump())

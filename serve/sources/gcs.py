@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from housing.redact import redact, redact_uri, secrets_in
 from serve.loaded_model import LoadedModel, load_directory
 from serve.sources.base import SourceError
 
@@ -48,7 +49,7 @@ class GcsSource:
         self._fs: Any = None
 
     def describe(self) -> str:
-        where = f" via {self.endpoint_url}" if self.endpoint_url else ""
+        where = f" via {redact_uri(self.endpoint_url)}" if self.endpoint_url else ""
         return f"gs://{self._path('')}{where}"
 
     def _path(self, name: str) -> str:
@@ -66,7 +67,8 @@ class GcsSource:
         try:
             socket.create_connection((parsed.hostname, port), timeout=2.0).close()
         except OSError as exc:
-            raise SourceError(f"GCS endpoint {self.endpoint_url} unreachable: {exc}") from None
+            message = f"GCS endpoint {self.endpoint_url} unreachable: {exc}"
+            raise SourceError(redact(message, secrets_in(self.endpoint_url))) from None
 
     def _filesystem(self) -> Any:
         self._probe()

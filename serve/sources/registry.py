@@ -1,15 +1,30 @@
-"""The MLflow registry alias (models:/<name>@<alias>). MLflow is imported only when used."""
+"""The MLflow registry alias (models:/<name>@<alias>), read without importing MLflow.
+
+``import mlflow`` costs ~5 s, so the serving process never imports it: an ``http(s)://``
+tracking URI is read over MLflow's REST API (serve.sources.mlflow_rest), a ``sqlite:///`` one
+straight from MLflow's tables (serve.sources.mlflow_sqlite). Either way the alias resolves to
+a version whose tags carry the bundle's sha256; the run's ``bundle/`` files (all but the skops
+model) are fetched to a temp dir, verified against that sha256 and loaded by the same
+function the local source uses.
+
+Every message that leaves this module (SourceError, describe) is redacted: the tracking URI
+may carry a password.
+"""
 
 from __future__ import annotations
 
-import math
-import os
+import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from serve.loaded_model import LoadedModel, load_directory
+from housing.redact import redact, redact_uri, secrets_in
+from serve.loaded_model import LoadedModel
 from serve.sources.base import SourceError
+from serve.sources.mlflow_common import SERVING_SHA_TAG, SHA_TAG, AliasTarget
+
+logger = logging.getLogger(__name__)
 
 
 class RegistrySource:
@@ -18,71 +33,132 @@ class RegistrySource:
     def __init__(
         self, tracking_uri: str, *, model_name: str, alias: str, context_limit: int
     ) -> None:
-        self.tracking_uri = tracking_uri
+        self.tracking_uri = tracking_uri.strip()
         self.model_name = model_name
         self.alias = alias
         self.context_limit = context_limit
+        self._secrets = secrets_in(self.tracking_uri)
+        scheme = self.tracking_uri.split(":", 1)[0].lower()
+        self.via = {"http": "rest", "https": "rest", "sqlite": "sqlite"}.get(scheme, scheme)
+        self._reader: Any = None
 
     def describe(self) -> str:
-        return f"models:/{self.model_name}@{self.alias} at {_redact(self.tracking_uri)}"
+        return (
+            f"models:/{self.model_name}@{self.alias} at {redact_uri(self.tracking_uri)} "
+            f"({self.via})"
+        )
+
+    @property
+    def detail(self) -> str:
+        """What GET /api/v1/model shows as ``source_detail``."""
+        return f"registry ({self.via}): {self.describe()}"
+
+    def _registry(self) -> Any:
+        if self._reader is None:
+            if self.via == "rest":
+                from serve.sources.mlflow_rest import RestRegistry
+
+                self._reader = RestRegistry(self.tracking_uri)
+            elif self.via == "sqlite":
+                from serve.sources.mlflow_sqlite import SqliteRegistry
+
+                self._reader = SqliteRegistry(self.tracking_uri)
+            else:
+                raise SourceError(
+                    f"unsupported tracking URI scheme {self.via!r} "
+                    f"({redact_uri(self.tracking_uri)}): use http(s):// or sqlite:///"
+                )
+        return self._reader
+
+    def _guarded(self, action: str, fn: Any) -> Any:
+        """Run ``fn``; any failure becomes a one-line, redacted SourceError without a chain
+        (a chained cause would print the raw text in a traceback)."""
+        try:
+            return fn()
+        except SourceError as exc:
+            message = str(exc)
+        except Exception as exc:  # a reader bug or an OS error: still one redacted line
+            message = f"{action}: {type(exc).__name__}: {exc}"
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        secrets = (*self._secrets, *getattr(self._reader, "secrets", ()))
+        raise SourceError(redact(lines[0] if lines else action, secrets)) from None
+
+    def _target(self) -> AliasTarget:
+        target = self._registry().alias_target(self.model_name, self.alias)
+        if not (target.tags.get(SERVING_SHA_TAG) or target.tags.get(SHA_TAG)):
+            raise SourceError(
+                f"{self.model_name} version {target.version} has no {SERVING_SHA_TAG} or "
+                f"{SHA_TAG} tag; not registered by housing"
+            )
+        return target
 
     def fingerprint(self) -> str:
-        from housing.registry import RegistryError, version_for_alias
-
-        try:
-            info = version_for_alias(self.alias, self.model_name, self.tracking_uri)
-        except RegistryError as exc:
-            raise SourceError(str(exc)) from exc
-        return f"{info.version}:{info.tags.get('artifact_sha256', '')}"
+        """One alias lookup (plus its tags): cheap enough for a check every 30 s."""
+        return self._guarded("reading the alias", lambda: self._target().fingerprint)
 
     def load(self) -> LoadedModel:
-        from housing.registry import RegistryError, resolve
+        return self._guarded("loading from the registry", self._load)
 
-        # MLflow draws a progress bar on stderr per download; JSON logs have no use for it.
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
+    def _load(self) -> LoadedModel:
+        target = self._target()
         tmp = Path(tempfile.mkdtemp(prefix="housing-serve-"))
         try:
-            try:
-                resolved = resolve(self.alias, self.model_name, self.tracking_uri, dst=tmp)
-            except RegistryError as exc:
-                raise SourceError(str(exc)) from exc
-            tags = resolved.tags
-            overrides = {
-                "name": resolved.name,
-                "version": resolved.version,
-                "sha256": resolved.artifact_sha256,
-                "fingerprint": f"{resolved.version}:{resolved.artifact_sha256}",
-                "run_id": resolved.run_id,
-            }
-            if resolved.metrics:
-                overrides["metrics"] = {
-                    str(k): float(v)
-                    for k, v in resolved.metrics.items()
-                    if isinstance(v, int | float) and math.isfinite(v)
-                }
-            for key in ("git_commit", "data_md5"):
-                if tags.get(key):
-                    overrides[key] = tags[key]
-            try:
-                return load_directory(
-                    resolved.bundle_local_dir,
-                    source=self.name,
-                    alias=resolved.alias,
-                    default_name=self.model_name,
-                    expected_sha256=tags.get("serving_sha256"),
-                    identity_overrides=overrides,
-                    context_limit=self.context_limit,
-                )
-            except SourceError as exc:
-                raise SourceError(f"{self.model_name} version {resolved.version}: {exc}") from exc
+            self._registry().download_bundle(target, tmp)
+            return self._assemble(target, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def _overrides(self, target: AliasTarget, meta: dict[str, Any]) -> dict[str, Any]:
+        tags = target.tags
+        extra = {"sha256": tags[SHA_TAG]} if tags.get(SHA_TAG) else {}  # the skops model's
+        return extra | {
+            "name": target.name,
+            "version": target.version,
+            "alias": target.alias,
+            "run_id": target.run_id,
+            "fingerprint": target.fingerprint,
+            "metrics": target.metrics or _finite_metrics(meta),
+            "git_commit": tags.get("git_commit") or meta.get("git_commit"),
+            "data_md5": tags.get("data_md5") or meta.get("data_md5"),
+            "source_detail": self.detail,
+        }
 
-def _redact(uri: str) -> str:
-    """Drop credentials from a URI before logging it."""
-    if "@" in uri and "://" in uri:
-        scheme, rest = uri.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return uri
+    def _assemble(self, target: AliasTarget, directory: Path) -> LoadedModel:
+        import json
+
+        from serve.loaded_model import load_directory
+
+        serving_sha = target.tags.get(SERVING_SHA_TAG)
+        if not serving_sha:
+            raise SourceError(
+                f"{target.name} version {target.version} has no {SERVING_SHA_TAG} tag (registered "
+                "before the serving bundle); register it again with the current pipeline"
+            )
+        try:
+            meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SourceError(
+                f"{target.name} version {target.version}: model.json: {exc}"
+            ) from None
+        try:
+            return load_directory(
+                directory,
+                source=self.name,
+                alias=target.alias,
+                default_name=self.model_name,
+                expected_sha256=serving_sha,
+                identity_overrides=self._overrides(target, meta if isinstance(meta, dict) else {}),
+                context_limit=self.context_limit,
+            )
+        except SourceError as exc:
+            raise SourceError(f"{target.name} version {target.version}: {exc}") from None
+
+
+def _finite_metrics(meta: dict[str, Any]) -> dict[str, float]:
+    import math
+
+    return {
+        str(k): float(v)
+        for k, v in (meta.get("metrics") or {}).items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }

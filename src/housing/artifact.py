@@ -25,8 +25,9 @@ MODEL_FILE = "model.skops"
 META_FILE = "model.json"
 
 # Reviewed: the non-default types a model of any family in housing.model contains (a test
-# keeps this list complete). Each is data-only state (arrays, LightGBM's model text,
-# tree node arrays, KD-tree arrays); none runs code on load.
+# keeps this list complete). Each is data-only state (arrays, LightGBM's model text, tree
+# node arrays); none runs code on load. NeighborPrice keeps no KD-tree: it stores the
+# training coordinates and targets and rebuilds its scipy tree (a cache) after loading.
 TRUSTED_TYPES: tuple[str, ...] = (
     "collections.OrderedDict",
     "housing.features.GeoFeatures",
@@ -38,8 +39,6 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.impute._iterative.IterativeImputer",
     "sklearn.impute._iterative._ImputerTriplet",
-    "sklearn.metrics._dist_metrics.EuclideanDistance64",
-    "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.tree._tree.Tree",
 )
 

@@ -123,6 +123,13 @@ class GeoFeatures(TransformerMixin, BaseEstimator):
         return np.array(names, dtype=object)
 
 
+def _finite_coords(X: np.ndarray) -> np.ndarray:
+    coords = _geo_coords(X)
+    if not np.isfinite(coords).all():
+        raise ValueError("Input contains NaN or infinity in longitude or latitude")
+    return coords
+
+
 class NeighborPrice(TransformerMixin, BaseEstimator):
     """Append the mean target of the ``n_neighbors`` nearest training districts.
 
@@ -146,29 +153,36 @@ class NeighborPrice(TransformerMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> NeighborPrice:
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan")
-        self.train_coords_ = _geo_coords(X)
+        self.train_coords_ = _finite_coords(X)
         self.train_target_ = np.asarray(y, dtype=np.float64)
-        self.__dict__.pop("_tree_cache", None)
+        self._build_tree()
         return self
 
+    def _build_tree(self) -> None:
+        """The KD-tree over ``train_coords_``: a cache, rebuilt on load, never serialised."""
+        self.__dict__["_tree_cache"] = build_tree(self.train_coords_) if self.n_neighbors else None
+
     def _tree(self):
-        """The KD-tree over ``train_coords_``, rebuilt after loading (never serialised)."""
-        tree = self.__dict__.get("_tree_cache")
-        if tree is None:
-            tree = self.__dict__["_tree_cache"] = build_tree(self.train_coords_)
-        return tree
+        if self.__dict__.get("_tree_cache") is None:
+            self._build_tree()
+        return self.__dict__["_tree_cache"]
 
     def __getstate__(self) -> dict:
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: object's is the live __dict__
         state.pop("_tree_cache", None)
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "train_coords_" in self.__dict__:
+            self._build_tree()
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "train_coords_")
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
         if not self.n_neighbors:
             return X
-        feat = mean_target(self._tree(), self.train_target_, _geo_coords(X), self.n_neighbors)
+        feat = mean_target(self._tree(), self.train_target_, _finite_coords(X), self.n_neighbors)
         return np.column_stack([X, feat])
 
     def fit_transform(self, X: np.ndarray, y: np.ndarray | None = None, **_: object) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""``housing-registry``: list versions, promote, roll back and show the model registry.
+"""``housing-registry``: register, list versions, promote, roll back and show the registry.
 
-A thin shell over :mod:`housing.registry.ops`; every failure is one line on stderr and exit 1.
+A thin shell over the registry modules; every failure is one line on stderr and exit 1.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -110,7 +111,9 @@ def format_version(info: VersionInfo, model_name: str) -> str:
         f"git_commit: {info.tags.get('git_commit', '-')}",
         f"data_md5:   {info.tags.get('data_md5', '-')}",
         f"decision:   {_decision(info)}",
+        f"by:         {info.tags.get('promotion.by', '-')}",
         f"reason:     {info.tags.get('promotion.reason', '-')}",
+        f"gate:       {info.tags.get('gate.reason', '-')}",
         f"previous:   {info.tags.get('promotion.previous_champion') or '-'}",
         "metrics:",
         *(f"  {key}: {value:.6g}" for key, value in sorted(info.metrics.items())),
@@ -125,7 +128,7 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the versions of the model, newest first."""
-    from housing.registry.ops import list_versions
+    from housing.registry.lookup import list_versions
 
     versions = _run(lambda: list_versions(model_name=model_name, tracking_uri=tracking_uri))
     if as_json:
@@ -140,11 +143,21 @@ def promote_cmd(
     reason: Reason,
     tracking_uri: TrackingUri = None,
     model_name: ModelName = MODEL_NAME,
+    expect_champion: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-champion",
+            help="Refuse unless the champion is still this version (what you reviewed).",
+        ),
+    ] = None,
 ) -> None:
-    """Point the champion alias at VERSION, recording the reason and the previous champion."""
-    from housing.registry.ops import promote
+    """Point the champion alias at VERSION, recording who, why and the previous champion."""
+    from housing.registry.promote import promote
 
-    info = _run(lambda: promote(version, reason, model_name=model_name, tracking_uri=tracking_uri))
+    guard = {} if expect_champion is None else {"expected_current": expect_champion}
+    info = _run(
+        lambda: promote(version, reason, model_name=model_name, tracking_uri=tracking_uri, **guard)
+    )
     previous = info.tags.get("promotion.previous_champion") or "none"
     typer.echo(f"champion of {model_name} is now version {info.version} (was {previous})")
 
@@ -156,7 +169,7 @@ def rollback_cmd(
     model_name: ModelName = MODEL_NAME,
 ) -> None:
     """Move the champion alias back to the previous champion."""
-    from housing.registry.ops import rollback
+    from housing.registry.promote import rollback
 
     info = _run(lambda: rollback(reason, model_name=model_name, tracking_uri=tracking_uri))
     previous = info.tags.get("promotion.previous_champion") or "none"
@@ -170,7 +183,83 @@ def show_cmd(
     model_name: ModelName = MODEL_NAME,
 ) -> None:
     """Show the version an alias points at: metrics, lineage tags and the last decision."""
-    from housing.registry.ops import version_for_alias
+    from housing.registry.lookup import version_for_alias
 
     info = _run(lambda: version_for_alias(alias, model_name=model_name, tracking_uri=tracking_uri))
     typer.echo(format_version(info, model_name))
+
+
+def _register_settings(params_file: Path) -> dict:
+    """The ``register`` section of params.yaml: gates, bootstrap size, seed, names."""
+    from housing.io import read_yaml
+    from housing.registry.gates import GateConfig
+
+    if not params_file.is_file():
+        raise RegistryError(f"no params file at {params_file}")
+    section = (read_yaml(params_file) or {}).get("register")
+    if not isinstance(section, dict) or "gates" not in section:
+        raise RegistryError(f"{params_file} has no register.gates section")
+    try:
+        gates = GateConfig.from_mapping(
+            section["gates"],
+            n_resamples=int(section.get("bootstrap_resamples", 1000)),
+            seed=int(section.get("seed", 42)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise RegistryError(str(exc)) from exc
+    return {
+        "gates": gates,
+        "model_name": str(section.get("model_name", MODEL_NAME)),
+        "experiment": str(section.get("experiment", "housing-price")),
+    }
+
+
+@app.command("register")
+def register_cmd(
+    tracking_uri: TrackingUri = None,
+    bundle_dir: Annotated[
+        Path, typer.Option("--bundle-dir", help="model.skops + model.json [+ serving/].")
+    ] = Path("models"),
+    test_split: Annotated[
+        Path, typer.Option("--test-split", help="The test split the gate scores on.")
+    ] = Path("data/split/test.parquet"),
+    params_file: Annotated[
+        Path, typer.Option("--params", help="params.yaml with the register section.")
+    ] = Path("params.yaml"),
+    promote_anyway: Annotated[
+        bool,
+        typer.Option("--promote", help="Promote whatever the gates say (needs --reason)."),
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why --promote overrides the gates.")
+    ] = None,
+) -> None:
+    """Register the committed model bundle without re-running the pipeline, then gate it."""
+    if promote_anyway and not (reason and reason.strip()):
+        typer.echo("error: --promote needs --reason", err=True)
+        raise typer.Exit(1)
+    if reason and not promote_anyway:
+        typer.echo("error: --reason is only for --promote (the gates give their own)", err=True)
+        raise typer.Exit(1)
+
+    def action():
+        from housing.registry.committed import register_committed
+
+        settings = _register_settings(params_file)
+        return register_committed(
+            bundle_dir,
+            test_split,
+            tracking_uri=tracking_uri,
+            promote_reason=reason if promote_anyway else None,
+            plots=[
+                Path("reports/register/predicted_vs_actual.csv"),
+                Path("reports/register/residuals_by_band.csv"),
+                Path("reports/register/feature_importance.csv"),
+                Path("reports/register/metrics.json"),
+            ],
+            **settings,
+        )
+
+    reg = _run(action)
+    verdict = "promoted to champion" if reg.promoted else "held as challenger"
+    typer.echo(f"{reg.name} version {reg.version}: {verdict}. {reg.decision.reason}")

@@ -28,6 +28,8 @@ class Registration:
     decision: Decision
     promoted: bool
     previous_champion: str | None
+    gate_tags: dict[str, str] = field(default_factory=dict)
+    promotion_sequence: int | None = None  # the champion event's seq when promoted
 
 
 @dataclass

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from housing.redact import redact, redact_uri, secrets_in
 from housing.registry.records import RegistryError
 
 if TYPE_CHECKING:
@@ -71,10 +72,11 @@ def check_reachable(uri: str, *, must_exist: bool) -> None:
             return  # the server answered, even if it has no /health route
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise RegistryError(f"tracking server unreachable at {uri}: {reason}") from exc
+            message = f"tracking server unreachable at {redact_uri(uri)}: {reason}"
+            raise RegistryError(redact(message, secrets_in(uri))) from None
     db = sqlite_path(uri)
     if db is not None and must_exist and not db.is_file():
-        raise RegistryError(f"no MLflow database at {db} (tracking URI {uri})")
+        raise RegistryError(f"no MLflow database at {db} (tracking URI {redact_uri(uri)})")
 
 
 def make_client(uri: str) -> MlflowClient:
@@ -97,14 +99,49 @@ def one_line(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def translated(action: str) -> Iterator[None]:
-    """Turn MLflow and connection failures inside the block into a one-line RegistryError."""
+    """Turn MLflow and connection failures inside the block into a one-line RegistryError.
+
+    ``action`` names the tracking URI; its credentials are masked in the message (MLflow's
+    own exception text may quote the URI, password included).
+    """
     from mlflow.exceptions import MlflowException
 
+    secrets = secrets_in(action)
     try:
         yield
-    except RegistryError:
-        raise
-    except MlflowException as exc:
-        raise RegistryError(f"{action}: {one_line(exc)}") from exc
-    except OSError as exc:
-        raise RegistryError(f"{action}: {one_line(exc)}") from exc
+    except RegistryError as exc:
+        if not secrets:
+            raise
+        raise RegistryError(redact(exc, secrets)) from None
+    except (MlflowException, OSError) as exc:
+        message = redact(f"{action}: {one_line(exc)}", secrets)
+        raise RegistryError(message) from (None if secrets else exc)
+
+
+@contextlib.contextmanager
+def registry_lock(uri: str, *, timeout_s: float = 120.0) -> Iterator[None]:
+    """Serialise read-check-move-record sequences on a file store (SQLite); no-op otherwise.
+
+    The lock file sits beside the database, so every process on the machine using that
+    registry shares it. A tracking server has no lock to take (MLflow's REST API has no
+    compare-and-swap): the callers' re-reads are the guard there.
+    """
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    # One instance per path: a FileLock instance is re-entrant, two instances on one file
+    # in one process would deadlock (flock is per open file).
+    lock = FileLock(str(db.resolve()) + ".lock", is_singleton=True)
+    try:
+        lock.acquire(timeout=timeout_s)
+    except Timeout as exc:
+        raise RegistryError(
+            f"registry {db} is locked by another process ({timeout_s:.0f}s)"
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from housing.registry import DEFAULT_TRACKING_URI, VersionInfo, resolve_tracking_uri
 from housing.registry.cli import format_table
 from housing.registry.ops import flatten_params
@@ -67,3 +69,18 @@ def test_list_table_has_one_row_per_version_with_metrics_and_decision():
         "(gates)",
     ]
     assert lines[2].split() == ["1", "champion", "-", "-", "2026-11-27T12:00:00Z", "-"]
+
+
+def test_registry_errors_mask_the_password_of_the_tracking_uri():
+    from registry_support import free_port
+
+    from housing.registry import RegistryError
+    from housing.registry.tracking import check_reachable, translated
+
+    uri = f"http://admin:S3cretPw@127.0.0.1:{free_port()}"
+    with pytest.raises(RegistryError) as err:
+        check_reachable(uri, must_exist=True)
+    assert "S3cretPw" not in str(err.value) and "admin:***@" in str(err.value)
+    with pytest.raises(RegistryError) as err, translated(f"reading x at {uri}"):
+        raise OSError(f"connection to {uri} failed (password S3cretPw)")
+    assert "S3cretPw" not in str(err.value) and err.value.__cause__ is None

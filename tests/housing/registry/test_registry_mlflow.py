@@ -46,8 +46,17 @@ def _client(uri):
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def _events(uri):
+    from housing.registry.history import events_from_tags
+
+    return events_from_tags(_client(uri).get_registered_model(MODEL_NAME).tags)
+
+
 def _history(uri):
-    return json.loads(_client(uri).get_registered_model(MODEL_NAME).tags["champion_history"])
+    """The champion stack replayed from the event log (what rollback walks)."""
+    from housing.registry.history import champion_stack
+
+    return champion_stack(_events(uri))
 
 
 # --- log_and_register ---------------------------------------------------------------------
@@ -80,7 +89,9 @@ def test_worse_second_version_is_held_as_challenger(registry_scenario: Scenario)
     reg = registry_scenario.registrations["2"]
     assert not reg.promoted and not reg.decision.promote
     assert reg.previous_champion == "1"
-    assert "+1.82%" in reg.decision.reason
+    assert reg.decision.outcome == "held"
+    assert "upper bound exceeds the limit" in reg.decision.reason
+    assert reg.decision.bootstrap.delta.low > 0  # clearly worse on the held-out rows
     versions = _by_version(registry_scenario.snapshots["2"])
     assert [v.version for v in registry_scenario.snapshots["2"]] == ["2", "1"]  # newest first
     assert versions["1"].aliases == ["champion"]
@@ -88,6 +99,11 @@ def test_worse_second_version_is_held_as_challenger(registry_scenario: Scenario)
     assert versions["2"].tags["promotion.decision"] == "held"
     assert versions["2"].tags["promotion.reason"] == reg.decision.reason
     assert versions["2"].tags["promotion.previous_champion"] == "1"
+    assert versions["2"].tags["gate.decision"] == "held"
+    assert versions["2"].tags["gate.champion_version"] == "1"
+    assert float(versions["2"].tags["gate.delta_rmse_ci95_low"]) > 0
+    assert versions["2"].tags["test_fingerprint"] == versions["1"].tags["test_fingerprint"]
+    assert reg.gate_tags == {k: versions["2"].tags[k] for k in reg.gate_tags}
 
 
 def test_better_third_version_takes_champion_and_records_history(registry_scenario: Scenario):
@@ -98,6 +114,12 @@ def test_better_third_version_takes_champion_and_records_history(registry_scenar
     assert versions["1"].aliases == [] and versions["2"].aliases == []
     assert versions["3"].tags["promotion.previous_champion"] == "1"
     assert _history(registry_scenario.uri) == ["1", "3"]
+    first, second = _events(registry_scenario.uri)
+    assert (first.seq, first.version, first.previous, first.action) == (1, "1", None, "gates")
+    assert (second.seq, second.version, second.previous, second.action) == (2, "3", "1", "gates")
+    assert second.why == reg.decision.reason and second.who
+    assert reg.promotion_sequence == 2 and versions["3"].tags["promotion.sequence"] == "2"
+    assert float(versions["3"].tags["gate.delta_rmse_ci95_high"]) < 0
 
 
 def test_run_records_params_metrics_tags_note_plots_and_bundle(registry_scenario: Scenario):
@@ -123,7 +145,7 @@ def test_run_records_params_metrics_tags_note_plots_and_bundle(registry_scenario
     model = client.get_registered_model(MODEL_NAME)
     assert "champion" in model.description and "challenger" in model.description
     description = client.get_model_version(MODEL_NAME, "2").description
-    assert "held as `challenger`" in description and "+1.82%" in description
+    assert "held as `challenger`" in description and "paired dRMSE" in description
 
 
 def test_artifacts_land_beside_the_database_not_in_the_working_dir(registry_scenario: Scenario):
@@ -133,7 +155,7 @@ def test_artifacts_land_beside_the_database_not_in_the_working_dir(registry_scen
     assert len(skops_files) == 3
 
 
-@pytest.mark.parametrize("version", ["1", "3"])
+@pytest.mark.parametrize("version", ["2", "3"])
 def test_logged_model_loads_through_mlflow_and_predicts_the_same(
     registry_scenario: Scenario, version: str, monkeypatch
 ):
@@ -207,9 +229,9 @@ def test_resolve_default_dst_and_unknown_alias(registry_scenario: Scenario):
 
 def test_promote_then_rollback_twice_records_reasons(registry_copy: str):
     uri = registry_copy
-    info = promote("2", "hotfix: v2 handles the new district codes", tracking_uri=uri)
+    info = promote("2", "hotfix: v2 handles the new district codes", tracking_uri=uri, who="ana")
     assert info.version == "2" and info.aliases == ["champion"]
-    assert info.tags["promotion.mode"] == "manual"
+    assert info.tags["promotion.mode"] == "manual" and info.tags["promotion.by"] == "ana"
     assert info.tags["promotion.reason"] == "hotfix: v2 handles the new district codes"
     assert info.tags["promotion.previous_champion"] == "3"
     assert _history(uri) == ["1", "3", "2"]
@@ -223,6 +245,15 @@ def test_promote_then_rollback_twice_records_reasons(registry_copy: str):
     assert v2.tags["rollback.reason"] == "v2 mispriced coastal districts"
     assert v2.aliases == []
 
+    events = _events(uri)
+    assert [(e.seq, e.version, e.previous, e.action) for e in events[2:]] == [
+        (3, "2", "3", "manual"),
+        (4, "3", "2", "rollback"),
+    ]
+    assert events[2].who == "ana" and events[3].why == "v2 mispriced coastal districts"
+    assert back.tags["promotion.sequence"] == "4"
+    datetime.fromisoformat(events[3].when)
+
     again = rollback("v3 drifted", tracking_uri=uri)
     assert again.version == "1"
     assert version_for_alias(tracking_uri=uri).version == "1"
@@ -231,6 +262,39 @@ def test_promote_then_rollback_twice_records_reasons(registry_copy: str):
     with pytest.raises(RegistryError, match="nothing to roll back to"):
         rollback("once more", tracking_uri=uri)
     assert version_for_alias(tracking_uri=uri).version == "1"  # unchanged by the failure
+    assert len(_events(uri)) == 5
+
+
+def test_promote_refuses_when_the_champion_moved_since_evaluation(registry_copy: str):
+    uri = registry_copy
+    with pytest.raises(RegistryError, match=r"moved since evaluation \(expected 1, found 3\)"):
+        promote("2", "evaluated against v1", tracking_uri=uri, expected_current="1")
+    assert version_for_alias(tracking_uri=uri).version == "3"
+    assert len(_events(uri)) == 2  # nothing recorded
+    assert (
+        promote("2", "evaluated against v3", tracking_uri=uri, expected_current="3").version == "2"
+    )
+
+
+def test_actor_comes_from_ci_or_the_os_user():
+    from housing.registry import actor
+
+    assert actor({"GITHUB_ACTOR": "octocat", "CI": "true"}) == "github:octocat"
+    assert actor({"HOUSING_ACTOR": "release-bot", "GITHUB_ACTOR": "x"}) == "release-bot"
+    assert actor({"CI": "1"}).startswith("ci:")
+    assert actor({}) and not actor({}).startswith("ci:")
+
+
+def test_legacy_json_history_seeds_the_replay(registry_copy: str):
+    from housing.registry.history import LEGACY_HISTORY_TAG, champion_stack
+
+    client = _client(registry_copy)
+    for key in list(client.get_registered_model(MODEL_NAME).tags):
+        if key.startswith("champion_event."):
+            client.delete_registered_model_tag(MODEL_NAME, key)
+    client.set_registered_model_tag(MODEL_NAME, LEGACY_HISTORY_TAG, json.dumps(["2", "3"]))
+    assert champion_stack([], ["2", "3"]) == ["2", "3"]
+    assert rollback("back to the legacy previous", tracking_uri=registry_copy).version == "2"
 
 
 def test_promote_refuses_unknown_version_current_champion_and_blank_reason(registry_copy: str):
@@ -295,7 +359,9 @@ def test_cli_list_show_promote_rollback(registry_copy: str):
     assert shown.exit_code == 0
     assert "version:    3" in shown.stdout and "aliases:    champion" in shown.stdout
 
-    promoted = _invoke("promote", "2", "--reason", "manual check", *uri)
+    stale = _invoke("promote", "2", "--reason", "reviewed v1", "--expect-champion", "1", *uri)
+    assert stale.exit_code == 1 and "moved since evaluation" in stale.stderr
+    promoted = _invoke("promote", "2", "--reason", "manual check", "--expect-champion", "3", *uri)
     assert promoted.exit_code == 0
     assert promoted.stdout.strip() == f"champion of {MODEL_NAME} is now version 2 (was 3)"
 

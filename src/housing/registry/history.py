@@ -1,0 +1,194 @@
+"""Champion history as an append-only event log on the registered model.
+
+MLflow's REST API has no compare-and-swap, so the history is never rewritten: each move of
+``champion`` appends one tag ``champion_event.<seq>`` (zero-padded, so keys sort) holding
+JSON ``{seq, version, previous, action, who, when, why, nonce}``; the writer re-reads the
+tag to confirm its nonce is the one stored. The stack of champions that :func:`rollback`
+walks is a replay of the log (promotions push, rollbacks pop), seeded from the legacy
+``champion_history`` JSON tag of registries written before the log existed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from housing.registry.records import RegistryError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+logger = logging.getLogger(__name__)
+
+EVENT_TAG_PREFIX = "champion_event."
+LEGACY_HISTORY_TAG = "champion_history"
+_SEQ_WIDTH = 6
+ACTIONS = ("gates", "manual", "rollback")
+
+
+@dataclass(frozen=True)
+class ChampionEvent:
+    """One move of ``champion``: to ``version`` from ``previous``, by whom, when and why."""
+
+    seq: int
+    version: str
+    previous: str | None
+    action: str
+    who: str
+    when: str
+    why: str
+    nonce: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> ChampionEvent:
+        data = json.loads(text)
+        return cls(
+            seq=int(data["seq"]),
+            version=str(data["version"]),
+            previous=None if data.get("previous") in (None, "") else str(data["previous"]),
+            action=str(data["action"]),
+            who=str(data.get("who", "")),
+            when=str(data.get("when", "")),
+            why=str(data.get("why", "")),
+            nonce=str(data.get("nonce", "")),
+        )
+
+
+def now_iso() -> str:
+    """UTC now as ``2026-12-01T23:59:59Z``."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def actor(env: Mapping[str, str] | None = None) -> str:
+    """Who is acting: the CI actor when running in CI, else the OS user.
+
+    ``HOUSING_ACTOR`` overrides; GitHub Actions gives ``GITHUB_ACTOR``; other CIs set ``CI``
+    with ``GITLAB_USER_LOGIN`` or ``BUILD_REQUESTEDFOR`` when known.
+    """
+    env = os.environ if env is None else env
+    if env.get("HOUSING_ACTOR"):
+        return env["HOUSING_ACTOR"]
+    if env.get("GITHUB_ACTOR"):
+        return f"github:{env['GITHUB_ACTOR']}"
+    for key in ("GITLAB_USER_LOGIN", "BUILD_REQUESTEDFOR"):
+        if env.get(key):
+            return f"ci:{env[key]}"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"ci:{user}" if env.get("CI") else user
+
+
+def event_key(seq: int) -> str:
+    return f"{EVENT_TAG_PREFIX}{seq:0{_SEQ_WIDTH}d}"
+
+
+def events_from_tags(tags: Mapping[str, str]) -> list[ChampionEvent]:
+    """Every parseable event in a registered model's tags, by sequence number."""
+    events = []
+    for key, value in tags.items():
+        if not key.startswith(EVENT_TAG_PREFIX):
+            continue
+        try:
+            events.append(ChampionEvent.from_json(value))
+        except (ValueError, KeyError, TypeError):
+            logger.warning("model tag %s is not a champion event; ignored", key)
+    return sorted(events, key=lambda event: event.seq)
+
+
+def legacy_history(tags: Mapping[str, str]) -> list[str]:
+    """The pre-event-log ``champion_history`` JSON list, if any."""
+    raw = tags.get(LEGACY_HISTORY_TAG)
+    if not raw:
+        return []
+    try:
+        history = json.loads(raw)
+    except json.JSONDecodeError:
+        logger.warning("model tag %s is not JSON; ignored", LEGACY_HISTORY_TAG)
+        return []
+    return [str(v) for v in history] if isinstance(history, list) else []
+
+
+def champion_stack(
+    events: Sequence[ChampionEvent], legacy: Sequence[str] = (), current: str | None = None
+) -> list[str]:
+    """Replay the log into the stack of champions, the current one last.
+
+    Promotions push their version; a rollback pops down to its target (pushing it if it is
+    not on the stack). If the alias was moved outside this package (``current`` differs from
+    the top), the current version is pushed so a rollback returns to the last recorded one.
+    """
+    stack = list(legacy)
+    for event in events:
+        if event.action == "rollback":
+            while stack and stack[-1] != event.version:
+                stack.pop()
+            if not stack:
+                stack.append(event.version)
+        elif not stack or stack[-1] != event.version:
+            stack.append(event.version)
+    if current is not None and (not stack or stack[-1] != current):
+        stack.append(current)
+    return stack
+
+
+def read_events(client: MlflowClient, name: str) -> tuple[list[ChampionEvent], list[str]]:
+    """The event log and the legacy history of model ``name``."""
+    tags = dict(client.get_registered_model(name).tags or {})
+    return events_from_tags(tags), legacy_history(tags)
+
+
+def append_event(
+    client: MlflowClient,
+    name: str,
+    *,
+    version: str,
+    previous: str | None,
+    action: str,
+    who: str,
+    why: str,
+) -> ChampionEvent:
+    """Append one event with the next sequence number, then re-read it to confirm it stuck.
+
+    Raises RegistryError when another writer took the same sequence number (its nonce is the
+    one stored): the caller holds the lock for stores that have one, so this means a writer
+    that bypassed it, and the caller must not carry on as if the move were recorded.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown champion event action {action!r}")
+    events, _ = read_events(client, name)
+    seq = events[-1].seq + 1 if events else 1
+    event = ChampionEvent(
+        seq=seq,
+        version=str(version),
+        previous=previous,
+        action=action,
+        who=who,
+        when=now_iso(),
+        why=why,
+        nonce=uuid.uuid4().hex,
+    )
+    key = event_key(seq)
+    client.set_registered_model_tag(name, key, event.to_json())
+    stored = (client.get_registered_model(name).tags or {}).get(key)
+    try:
+        confirmed = stored is not None and ChampionEvent.from_json(stored).nonce == event.nonce
+    except (ValueError, KeyError, TypeError):
+        confirmed = False
+    if not confirmed:
+        raise RegistryError(
+            f"champion event {seq} of {name!r} was overwritten by a concurrent writer; "
+            "re-read the registry and retry"
+        )
+    return event

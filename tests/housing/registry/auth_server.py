@@ -1,0 +1,177 @@
+"""A real PostgreSQL cluster and a real ``mlflow server --app-name basic-auth`` against it.
+
+Debian's ``postgresql`` package provides the binaries (``apt-get install -y postgresql``);
+as root the cluster runs as the ``postgres`` user, as anyone else as that user. Everything
+lives in one temp dir and listens on loopback ports only.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from registry_support import free_port
+
+PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+SERVER_START_TIMEOUT_S = 300.0
+ADMIN = "admin"
+READER = "reader"
+
+
+@dataclass(frozen=True)
+class AuthServer:
+    url: str
+    admin_password: str
+    reader_password: str
+    workdir: Path
+    log: Path
+
+
+def _pg_bin(name: str) -> str:
+    for directory in PG_BIN_DIRS:
+        if (directory / name).is_file():
+            return str(directory / name)
+    found = shutil.which(name)
+    if found:
+        return found
+    pytest.fail(f"PostgreSQL's {name} not found: apt-get install -y postgresql")
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[tuple[int, Path]]:
+    """A throw-away cluster (trust auth on 127.0.0.1) with databases mlflow and mlflow_auth."""
+    root = Path(tempfile.mkdtemp(prefix="housing-pg-"))
+    data = root / "data"
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    port = free_port()
+    log = root / "postgres.log"
+    subprocess.run(
+        _as_postgres([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    ctl = _pg_bin("pg_ctl")
+    subprocess.run(
+        _as_postgres([ctl, "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"]),
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    try:
+        for db in ("mlflow", "mlflow_auth"):
+            subprocess.run(
+                [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+                 "-v", "ON_ERROR_STOP=1", "-c", f"CREATE DATABASE {db}"],
+                check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+        yield port, root
+    finally:
+        subprocess.run(
+            _as_postgres([ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
+            check=False, capture_output=True, timeout=120,
+        )  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def http(
+    url: str, *, body: dict | None = None, auth: str | None = None, method: str | None = None
+) -> tuple[int, str]:
+    """(status, body text) of one request; HTTP errors are returned, not raised."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if auth:
+        req.add_header("Authorization", auth)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+@contextlib.contextmanager
+def running_auth_server(workdir: Path, pg_port: int) -> Iterator[AuthServer]:
+    """``mlflow server --app-name basic-auth`` on PostgreSQL, artifacts on a served volume."""
+    admin_password, reader_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    pg = f"postgresql+psycopg://postgres@127.0.0.1:{pg_port}"
+    config = workdir / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = {pg}/mlflow_auth\n"
+        f"admin_username = {ADMIN}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # Cache password checks (PBKDF2 per request otherwise: seconds per registration here).
+        "auth_cache_ttl_seconds = 300\n"
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = workdir / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(
+        MLFLOW_AUTH_CONFIG_PATH=str(config),
+        MLFLOW_AUTH_ADMIN_PASSWORD=admin_password,
+        MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16),
+    )
+    cmd = [
+        sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+        "--backend-store-uri", f"{pg}/mlflow",
+        "--artifacts-destination", str(workdir / "artifacts"), "--serve-artifacts",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server not healthy in time:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        status, text = http(
+            f"{url}/api/2.0/mlflow/users/create",
+            body={"username": READER, "password": reader_password},
+            auth=basic_auth(ADMIN, admin_password),
+        )
+        assert status == 200, f"creating the read-only user: {status} {text}"
+        yield AuthServer(url, admin_password, reader_password, workdir, log_path)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
