@@ -32,7 +32,7 @@ def register_champion(model_dir: Path, root: Path, input_example: pd.DataFrame) 
         plots=[],
         description="serve_load benchmark",
         input_example=input_example,
-        gates=GateConfig(min_r2=0.0, max_rmse=1e12, max_regression_pct=100.0),
+        gates=GateConfig(min_r2=0.0, max_rmse=1e12),
         trusted_types=list(TRUSTED_TYPES),
         tracking_uri=uri,
         artifact_location=(root / "mlartifacts").as_uri(),
