@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.inputs import FieldSpec, normalize_category
+from app.inputs import CrossRule, FieldSpec, normalize_category
 
 MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none"})
 PROBLEM_COLUMNS = ["row", "column", "value", "problem"]
@@ -64,7 +64,9 @@ def missing_columns(frame: pd.DataFrame, specs: Sequence[FieldSpec]) -> list[str
     return [s.name for s in specs if s.name.lower() not in present]
 
 
-def validate(frame: pd.DataFrame, specs: Sequence[FieldSpec]) -> Validation:
+def validate(
+    frame: pd.DataFrame, specs: Sequence[FieldSpec], rules: Sequence[CrossRule] = ()
+) -> Validation:
     """Check every cell against the contract; never raises for bad cells, it reports them."""
     missing = missing_columns(frame, specs)
     if missing:
@@ -98,6 +100,13 @@ def validate(frame: pd.DataFrame, specs: Sequence[FieldSpec]) -> Validation:
         if not spec.nullable:
             problems.append(_problems(raw, is_missing, spec.name, "is required"))
         clean[spec.name] = values
+    for rule in rules:
+        if rule.left in clean and rule.right in clean:
+            left, right = clean[rule.left], clean[rule.right]
+            broken = left.notna() & right.notna() & (left > right)
+            why = f" ({rule.why})" if rule.why else ""
+            raw = frame[by_lower[rule.left.lower()]].astype(str).str.strip()
+            problems.append(_problems(raw, broken, rule.left, f"must be <= {rule.right}{why}"))
     found = pd.concat(problems, ignore_index=True)
     found = found.sort_values(["row", "column"], kind="stable").reset_index(drop=True)
     return Validation(instances=pd.DataFrame(clean, index=frame.index), problems=found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,11 @@ class FieldError:
             return self.field.split("].", 1)[1]
         return self.field.removeprefix("body.")
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every input the field names: a cross-field rule may name two (``a,b``)."""
+        return tuple(part for part in re.split(r"[,+&\s]+", self.name) if part)
+
 
 class ApiError(Exception):
     """Base class of every failure talking to the API; ``message`` is one line for people."""
@@ -71,7 +77,11 @@ class ApiRejectedError(ApiError):
 
 
 class ApiClient:
-    """Talks to one API base URL; every call is bounded by the connect and read timeouts."""
+    """Talks to one API base URL over one pooled keep-alive client; every call is bounded.
+
+    Close it (``close()`` or ``with``) when done: the app keeps one per Streamlit session
+    (``app.session``) and closes it when the session ends.
+    """
 
     def __init__(
         self,
@@ -83,7 +93,26 @@ class ApiClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
-        self._transport = transport
+        self._http = httpx.Client(
+            timeout=self._timeout,
+            transport=transport,
+            headers={"Accept": "application/json"},
+            limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+        )
+
+    def close(self) -> None:
+        """Close the pooled connections (idempotent)."""
+        self._http.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._http.is_closed
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def ready(self) -> dict[str, Any]:
         """GET /ready; raises ApiUnavailableError while no model is loaded."""
@@ -124,10 +153,9 @@ class ApiClient:
 
     def _request(self, method: str, path: str, json: Any = None) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
-        headers = {"X-Request-ID": uuid.uuid4().hex, "Accept": "application/json"}
+        headers = {"X-Request-ID": uuid.uuid4().hex}
         try:
-            with httpx.Client(timeout=self._timeout, transport=self._transport) as http:
-                response = http.request(method, url, json=json, headers=headers)
+            response = self._http.request(method, url, json=json, headers=headers)
         except httpx.TimeoutException:
             raise ApiUnavailableError(
                 f"The prediction API at {self.base_url} did not answer within "

@@ -50,6 +50,28 @@ class FieldSpec:
         return value
 
 
+@dataclass(frozen=True)
+class CrossRule:
+    """A contract rule ``left <= right`` between two inputs (e.g. bedrooms <= rooms)."""
+
+    left: str
+    right: str
+    why: str = ""
+
+
+def cross_rules(contract: Mapping[str, Any]) -> list[CrossRule]:
+    """The contract's ``rules`` the app can check before sending (``a <= b``); the API checks
+    everything else (and these again)."""
+    rules = []
+    for rule in contract.get("rules") or []:
+        if not isinstance(rule, Mapping):
+            continue
+        parts = str(rule.get("check", "")).split()
+        if len(parts) == 3 and parts[1] == "<=":
+            rules.append(CrossRule(parts[0], parts[2], str(rule.get("why") or "")))
+    return rules
+
+
 def normalize_category(value: Any, categories: Sequence[str]) -> str | None:
     """Canonical category for text that matches one ignoring case and whitespace, else None."""
     if not isinstance(value, str):

@@ -51,7 +51,12 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None  # POST /api/v1/admin/reload is disabled without it
     cors_origins: Annotated[tuple[str, ...], NoDecode] = STREAMLIT_ORIGINS
     load_in_background: bool = True  # listen at once; /ready turns 200 when a model loads
-    shutdown_grace_s: float = Field(0.0, ge=0.0)  # after SIGTERM: /ready 503, still serving
+    # After SIGTERM: /ready answers 503 at once while requests are still served for this
+    # long, so a load balancer stops routing here before the listener closes.
+    shutdown_grace_s: float = Field(5.0, ge=0.0)
+    # POST /api/v1/admin/reload answers 503 when the reload (waiting for the model lock
+    # included) takes longer; a load already running goes on in the background.
+    reload_timeout_s: float = Field(30.0, gt=0.0)
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True

@@ -30,15 +30,18 @@ async def get_store(request: Request) -> ModelStore:
     return request.app.state.serve.store
 
 
-async def get_model(request: Request) -> LoadedModel:
+def current_model(store: ModelStore) -> LoadedModel:
     """The model serving now, or 503 saying why there is none (draining still serves)."""
-    # Reads app state directly: each nested dependency costs microseconds per request.
-    store: ModelStore = request.app.state.serve.store
     model = store.current
     if model is None:
         reason = store.not_ready_reason() or "no model loaded"
         raise ApiError(503, "not_ready", reason, headers={"Retry-After": "5"})
     return model
+
+
+async def get_model(request: Request) -> LoadedModel:
+    # Reads app state directly: each nested dependency costs microseconds per request.
+    return current_model(request.app.state.serve.store)
 
 
 async def require_admin(

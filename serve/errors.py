@@ -26,7 +26,7 @@ _HTTP_CODES = {
     422: "validation_error",
     503: "not_ready",
 }
-_MAX_FIELD_ERRORS = 50
+MAX_FIELD_ERRORS = 50  # field errors listed in one 4xx; the message counts all
 
 
 class ApiError(Exception):
@@ -99,27 +99,48 @@ def _reason(err: Mapping[str, Any]) -> str:
     return str(err.get("msg", "invalid value"))
 
 
-def validation_api_error(errors: Sequence[Mapping[str, Any]]) -> ApiError:
-    """Turn pydantic/FastAPI errors into a 400 (unparseable JSON) or a 422 naming each field."""
-    for err in errors:
+def validation_api_error(
+    errors: Sequence[Mapping[str, Any]], *, total: int | None = None, note: str = ""
+) -> ApiError:
+    """Turn pydantic/FastAPI errors into a 400 (unparseable JSON) or a 422 naming each field.
+
+    Only the first MAX_FIELD_ERRORS are formatted; the message gives the total (``total``
+    when the caller counted more errors than it passes), and ``note`` is appended to it.
+    """
+    for err in errors[:1]:
         if err.get("type") == "json_invalid":
-            ctx = err.get("ctx") or {}
-            loc = err.get("loc", ())
-            pos = loc[-1] if loc and isinstance(loc[-1], int) else None
-            where = f" at character {pos}" if pos is not None else ""
-            reason = f"invalid JSON{where}: {ctx.get('error', 'decode error')}"
-            return ApiError(
-                400,
-                "malformed_json",
-                "the request body is not valid JSON",
-                [{"field": "body", "reason": reason}],
-            )
-    fields = [{"field": field_path(e.get("loc", ())), "reason": _reason(e)} for e in errors]
-    shown = fields[:_MAX_FIELD_ERRORS]
-    summary = f"{len(fields)} invalid field(s): " + ", ".join(f["field"] for f in shown[:3])
-    if len(fields) > 3:
+            return malformed_json(err)
+    total = len(errors) if total is None else total
+    shown = [
+        {"field": field_path(e.get("loc", ())), "reason": _reason(e)}
+        for e in errors[:MAX_FIELD_ERRORS]
+    ]
+    return ApiError(422, "validation_error", invalid_summary(shown, total) + note, shown)
+
+
+def invalid_summary(shown: Sequence[Mapping[str, str]], total: int) -> str:
+    """`N invalid field(s): a, b, c, …` (the first three), plus how many are not listed."""
+    summary = f"{total} invalid field(s): " + ", ".join(f["field"] for f in shown[:3])
+    if total > 3:
         summary += ", …"
-    return ApiError(422, "validation_error", summary, shown)
+    if total > len(shown):
+        summary += f" (the first {len(shown)} are listed)"
+    return summary
+
+
+def malformed_json(err: Mapping[str, Any]) -> ApiError:
+    """400 for a body that is not JSON, with the parser's reason (and position if known)."""
+    ctx = err.get("ctx") or {}
+    loc = err.get("loc", ())
+    pos = loc[-1] if loc and isinstance(loc[-1], int) else None
+    where = f" at character {pos}" if pos is not None else ""
+    reason = f"invalid JSON{where}: {ctx.get('error', 'decode error')}"
+    return ApiError(
+        400,
+        "malformed_json",
+        "the request body is not valid JSON",
+        [{"field": "body", "reason": reason}],
+    )
 
 
 async def _api_error_handler(_: Request, exc: ApiError) -> OrjsonResponse:

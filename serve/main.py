@@ -7,6 +7,7 @@ sources and the model are resolved in the lifespan), so importing this module is
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -17,7 +18,7 @@ from types import FrameType
 import anyio
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from serve.config import Settings, get_settings
 from serve.errors import install_error_handlers
@@ -53,29 +54,21 @@ class _LazySettings:
         return self._settings
 
 
-class _LazyCORSMiddleware:
-    """CORS from the settings' allowlist, built on the first request: GET/POST, no credentials."""
+def _cors(settings: Callable[[], Settings]) -> Callable[[ASGIApp], ASGIApp]:
+    """CORS from the settings' allowlist (GET/POST, no credentials), built on first use."""
 
-    def __init__(self, app: ASGIApp, settings: Callable[[], Settings]) -> None:
-        self.app = app
-        self._settings = settings
-        self._inner: ASGIApp | None = None
+    def build(app: ASGIApp) -> ASGIApp:
+        return CORSMiddleware(
+            app,
+            allow_origins=list(settings().cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            allow_credentials=False,
+            max_age=600,
+        )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if self._inner is None:
-            self._inner = CORSMiddleware(
-                self.app,
-                allow_origins=list(self._settings().cors_origins),
-                allow_methods=["GET", "POST"],
-                allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
-                expose_headers=["X-Request-ID"],
-                allow_credentials=False,
-                max_age=600,
-            )
-        await self._inner(scope, receive, send)
+    return build
 
 
 def _install_drain_handler(store: ModelStore, grace_s: float) -> None:
@@ -105,9 +98,18 @@ def _install_drain_handler(store: ModelStore, grace_s: float) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
+def _settle_heap() -> None:
+    """Move everything start-up built (modules, the app, the model) out of the collector's
+    reach: a full collection over it took tens of milliseconds, a p99 spike per request it
+    lands in. Objects made later are collected as usual."""
+    gc.collect()
+    gc.freeze()
+
+
 def _start_loading(store: ModelStore, reloader: Reloader, *, background: bool) -> None:
     def run() -> None:
         store.load_initial()
+        _settle_heap()
         reloader.start()
 
     store.loading = True
@@ -150,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _start_loading(store, reloader, background=True)
         else:
             await anyio.to_thread.run_sync(store.load_initial)
+            _settle_heap()
             reloader.start()
         _install_drain_handler(store, cfg.shutdown_grace_s)
         try:
@@ -171,13 +174,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (health.router, predict.router, model.router, admin.router, metrics.router):
         app.include_router(router)
-    # Added innermost first: the guard sits inside CORS so its 413/415 carry CORS headers.
+    # Added innermost first. CORS wraps the guard (applied by the observability middleware
+    # to requests with an Origin), so the guard's 413/415 carry CORS headers.
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=lambda: resolve().max_body_bytes)
-    app.add_middleware(_LazyCORSMiddleware, settings=resolve)
     app.add_middleware(
         ObservabilityMiddleware,
         metrics=lambda: serve_metrics,
         access_log=lambda: resolve().access_log,
+        cors=_cors(resolve),
     )
     return app
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -53,11 +55,30 @@ class ServeMetrics:
             "Reload checks or loads that failed.",
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._prediction_children: dict[str, Any] = {}
         self.prediction_log_dropped = Counter(
             "prediction_log_dropped_total",
             "Prediction-statistics records dropped because the logging queue was full.",
             registry=self.registry,
         )
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one request and its latency (the labelled children are cached per series)."""
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            labels = (route, method, str(status))
+            children = (self.requests.labels(*labels), self.latency.labels(*labels))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def count_predictions(self, version: str, count: int) -> None:
+        child = self._prediction_children.get(version)
+        if child is None:
+            child = self._prediction_children[version] = self.predictions.labels(version)
+        child.inc(count)
 
     def set_model(self, name: str, version: str, alias: str | None, source: str, sha256: str):
         """Point the model_info gauge at the new model only."""

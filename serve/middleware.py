@@ -1,24 +1,27 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task and a copy per request).
 
-`ObservabilityMiddleware` (outermost): request id, access log, Prometheus metrics, and a
-contract-shaped 500 for anything that escapes. `RequestGuardMiddleware` (innermost): JSON
-content type and the body size limit, refused before the app reads the body.
+`ObservabilityMiddleware` (outermost): request id, CORS (only for requests that carry an
+Origin), access log, Prometheus metrics, and a contract-shaped 500 for anything that
+escapes. `RequestGuardMiddleware` (innermost): JSON content type and the body size limit,
+refused before the app reads the body; the 413 is delivered with a lingering close.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve.errors import error_body
-from serve.logs import request_id_var
+from serve.logs import log_fields, request_id_var
 from serve.metrics import ServeMetrics
 
 logger = logging.getLogger("serve.access")
@@ -26,6 +29,33 @@ error_logger = logging.getLogger("serve.errors")
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Lingering close after a 413: read and discard up to this many times the limit, for at
+# most this long, so a client that sends its whole body before reading gets the answer.
+LINGER_FACTOR = 2
+LINGER_SECONDS = 3.0
+
+
+class _RequestIds:
+    """Unique ids without a syscall per request: a random per-process prefix and a counter.
+
+    32 hex characters like a uuid4 hex (16 random, 16 counter).
+    """
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+def _json_headers(payload: bytes, extra: list[tuple[bytes, bytes]] | tuple = ()) -> list:
+    return [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        *extra,
+    ]
 
 
 async def send_json(send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] = ()):
@@ -34,25 +64,33 @@ async def send_json(send: Send, status: int, body: Any, headers: list[tuple[byte
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
+            "headers": _json_headers(payload, headers),
         }
     )
     await send({"type": "http.response.body", "body": payload})
 
 
 class ObservabilityMiddleware:
-    """Request id (echoed or new) on every response, one access-log line, metrics, safe 500s."""
+    """Request id (echoed or new) on every response, CORS, one access-log line, metrics,
+    safe 500s.
+
+    ``cors`` wraps the inner app in the CORS middleware; it is applied only to requests with
+    an Origin header (a browser's), so API clients do not pay for it.
+    """
 
     def __init__(
-        self, app: ASGIApp, metrics: Callable[[], ServeMetrics], access_log: Callable[[], bool]
+        self,
+        app: ASGIApp,
+        metrics: Callable[[], ServeMetrics],
+        access_log: Callable[[], bool],
+        cors: Callable[[ASGIApp], ASGIApp] | None = None,
     ) -> None:
         self.app = app
         self._metrics = metrics
         self._access_log = access_log
+        self._cors_factory = cors
+        self._cors: ASGIApp | None = None
+        self._new_id = _RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,14 +98,17 @@ class ObservabilityMiddleware:
             return
         start = time.perf_counter()
         request_id = None
+        has_origin = False
         for key, value in scope["headers"]:
             if key == b"x-request-id":
-                candidate = value.decode("latin-1")
-                if _REQUEST_ID_OK.match(candidate):
-                    request_id = candidate
-                break
+                if request_id is None:
+                    candidate = value.decode("latin-1")
+                    if _REQUEST_ID_OK.match(candidate):
+                        request_id = candidate
+            elif key == b"origin":
+                has_origin = True
         if request_id is None:
-            request_id = uuid.uuid4().hex
+            request_id = self._new_id()
         token = request_id_var.set(request_id)
         rid_header = (b"x-request-id", request_id.encode("latin-1"))
         status = 500
@@ -78,11 +119,16 @@ class ObservabilityMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), rid_header]
+                message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
+        app = self.app
+        if has_origin and self._cors_factory is not None:
+            if self._cors is None:
+                self._cors = self._cors_factory(self.app)
+            app = self._cors
         try:
-            await self.app(scope, receive, send_wrapper)
+            await app(scope, receive, send_wrapper)
         except Exception:
             error_logger.exception(
                 "unhandled error on %s %s",
@@ -105,22 +151,20 @@ class ObservabilityMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            code = str(status)
-            metrics = self._metrics()
-            metrics.requests.labels(template, method, code).inc()
-            metrics.latency.labels(template, method, code).observe(elapsed)
+            if method not in _METHODS:
+                method = "other"  # bounded label values: a client chooses the method
+            self._metrics().observe_request(template, method, status, elapsed)
             if self._access_log():
-                logger.info(
-                    "%s %s %d %.2fms",
-                    method,
-                    scope["path"],
-                    status,
-                    elapsed * 1000,
-                    extra={
+                ms = round(elapsed * 1000, 3)
+                path = scope["path"]
+                log_fields(
+                    logger,
+                    f"{method} {path} {status} {ms:.2f}ms",
+                    {
                         "request_id": request_id,
                         "route": template,
                         "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
+                        "duration_ms": ms,
                         "client": (scope.get("client") or ("", 0))[0],
                     },
                 )
@@ -128,10 +172,13 @@ class ObservabilityMiddleware:
 
 
 class RequestGuardMiddleware:
-    """415 unless a body is JSON; 413 when it is over the limit, before reading it all.
+    """415 unless a body is JSON; 413 when it is over the limit, before the app reads it.
 
-    A declared Content-Length over the limit is refused at once; a chunked body is read only
-    up to the limit, then refused (the connection is closed rather than drained).
+    A declared Content-Length over the limit is refused at once; a chunked body is counted
+    as it arrives and refused once past the limit. Either way the 413 is sent first, then
+    the rest of the body is read and discarded (up to LINGER_FACTOR x the limit, for at most
+    LINGER_SECONDS) before the connection closes: a client that writes its whole body before
+    reading (python http.client, requests) then reads the 413 instead of a connection reset.
     """
 
     def __init__(self, app: ASGIApp, max_body_bytes: Callable[[], int]) -> None:
@@ -143,7 +190,7 @@ class RequestGuardMiddleware:
             await self.app(scope, receive, send)
             return
         content_type = content_length = None
-        chunked = False
+        chunked = expects_continue = False
         for key, value in scope["headers"]:
             if key == b"content-type":
                 content_type = value.decode("latin-1")
@@ -151,6 +198,8 @@ class RequestGuardMiddleware:
                 content_length = value
             elif key == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
+            elif key == b"expect" and value.lower() == b"100-continue":
+                expects_continue = True  # the client waits: no body is coming to discard
         limit = self._limit()
         try:
             declared = int(content_length) if content_length is not None else None
@@ -163,24 +212,25 @@ class RequestGuardMiddleware:
         if not _is_json(content_type):
             await _refuse(
                 send,
+                receive,
                 415,
                 "unsupported_media_type",
                 "the body must be JSON (Content-Type: application/json)",
                 "Content-Type",
                 f"got {content_type!r}" if content_type else "header missing",
+                LINGER_FACTOR * limit if not expects_continue else 0,
             )
             return
-        if declared is not None and declared > limit:
-            await _refuse(
+        if declared is not None and declared > limit and not chunked:
+            await _refuse_too_large(
                 send,
-                413,
-                "payload_too_large",
+                receive,
                 f"the body is {declared} bytes; the limit is {limit}",
-                "body",
-                f"must be at most {limit} bytes",
+                limit,
+                -1 if expects_continue else 0,
             )
             return
-        if declared is not None and not chunked:
+        if not chunked:
             await self.app(scope, receive, send)  # the server enforces Content-Length
             return
         # Chunked: buffer up to the limit, then replay to the app.
@@ -193,13 +243,10 @@ class RequestGuardMiddleware:
             body = message.get("body", b"")
             size += len(body)
             if size > limit:
-                await _refuse(
-                    send,
-                    413,
-                    "payload_too_large",
-                    f"the body is over the limit of {limit} bytes",
-                    "body",
-                    f"must be at most {limit} bytes",
+                if not message.get("more_body", False):
+                    size = -1  # all read: nothing left to discard
+                await _refuse_too_large(
+                    send, receive, f"the body is over the limit of {limit} bytes", limit, size
                 )
                 return
             chunks.append(body)
@@ -226,6 +273,50 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-async def _refuse(send: Send, status: int, code: str, message: str, field: str, reason: str):
-    body = error_body(status, code, message, [{"field": field, "reason": reason}])
-    await send_json(send, status, body, [(b"connection", b"close")])
+async def _refuse_too_large(send: Send, receive: Receive, message: str, limit: int, read: int):
+    """413, then discard up to LINGER_FACTOR x the limit of the body (``read`` is what was
+    already read of it, -1 when nothing more is coming)."""
+    await _refuse(
+        send,
+        receive,
+        413,
+        "payload_too_large",
+        message,
+        "body",
+        f"must be at most {limit} bytes",
+        LINGER_FACTOR * limit - read if read >= 0 else 0,
+    )
+
+
+async def _refuse(
+    send: Send,
+    receive: Receive,
+    status: int,
+    code: str,
+    message: str,
+    field: str,
+    reason: str,
+    discard: int,
+) -> None:
+    """An error answer with a lingering close: the whole answer first, then drain, then close.
+
+    The response body goes out complete (Content-Length) but with ``more_body`` set, so the
+    server keeps the request open and `receive` still yields the client's bytes (up to
+    ``discard`` of them, for at most LINGER_SECONDS); the final empty body message ends the
+    response, and ``connection: close`` closes the connection.
+    """
+    payload = orjson.dumps(error_body(status, code, message, [{"field": field, "reason": reason}]))
+    headers = _json_headers(payload, [(b"connection", b"close")])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload, "more_body": True})
+    if discard > 0:
+        budget = discard
+        with anyio.move_on_after(LINGER_SECONDS):
+            while budget > 0:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                budget -= len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+    await send({"type": "http.response.body", "body": b""})

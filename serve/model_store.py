@@ -18,6 +18,10 @@ from serve.sources.base import ModelSource
 logger = logging.getLogger(__name__)
 
 
+class ReloadBusyError(Exception):
+    """The model lock was not free in time: another load or reload check is running."""
+
+
 @dataclass(frozen=True)
 class ReloadOutcome:
     reloaded: bool
@@ -115,49 +119,63 @@ class ModelStore:
         finally:
             self.loading = False
 
-    def check_for_update(self, *, force: bool = False) -> ReloadOutcome:
+    def check_for_update(
+        self, *, force: bool = False, lock_timeout: float | None = None
+    ) -> ReloadOutcome:
         """Reload when the best reachable source offers a different model.
 
         Sources are tried in order, but never one of lower priority than the source now
         serving: a registry outage must not downgrade the registry model to the local file.
         A failed load keeps the old model, is reported and counted, and is retried at the
         next check (``force`` is accepted for the admin route; every check is a full one).
+        With ``lock_timeout``, raises `ReloadBusyError` when another load or check holds the
+        lock for longer than that (seconds).
         """
-        with self._lock:
-            self.last_reload_check_at = utc_now_iso()
-            current = self._current
-            candidates = self.sources
-            if current is not None:
-                names = [s.name for s in self.sources]
-                if current.identity.source in names:
-                    candidates = self.sources[: names.index(current.identity.source) + 1]
-            errors: list[str] = []
-            for source in candidates:
-                try:
-                    fingerprint = source.fingerprint()
-                except Exception as exc:
-                    errors.append(f"{source.name}: {_reason(exc)}")
-                    continue
-                same_source = current is not None and current.identity.source == source.name
-                if same_source and current.identity.fingerprint == fingerprint:
-                    self.last_reload_error = None
-                    return ReloadOutcome(False, current.identity.version)
-                try:
-                    model = source.load()
-                except Exception as exc:
-                    return self._fail(
-                        f"{source.name}: loading {fingerprint[:24]} failed: {_reason(exc)}",
-                        current,
-                        exc,
-                    )
+        if not self._lock.acquire(timeout=-1 if lock_timeout is None else lock_timeout):
+            raise ReloadBusyError(
+                f"another model load or reload check has held the model lock for more than "
+                f"{lock_timeout:g} s"
+            )
+        try:
+            return self._check_locked()
+        finally:
+            self._lock.release()
+
+    def _check_locked(self) -> ReloadOutcome:
+        self.last_reload_check_at = utc_now_iso()
+        current = self._current
+        candidates = self.sources
+        if current is not None:
+            names = [s.name for s in self.sources]
+            if current.identity.source in names:
+                candidates = self.sources[: names.index(current.identity.source) + 1]
+        errors: list[str] = []
+        for source in candidates:
+            try:
+                fingerprint = source.fingerprint()
+            except Exception as exc:
+                errors.append(f"{source.name}: {_reason(exc)}")
+                continue
+            same_source = current is not None and current.identity.source == source.name
+            if same_source and current.identity.fingerprint == fingerprint:
                 self.last_reload_error = None
-                self.load_errors = []
-                self.swap(model)
-                self.metrics.reloads.inc()
-                return ReloadOutcome(True, model.identity.version)
-            if errors:
-                return self._fail("; ".join(errors), current, None)
-            return ReloadOutcome(False, _version(current))
+                return ReloadOutcome(False, current.identity.version)
+            try:
+                model = source.load()
+            except Exception as exc:
+                return self._fail(
+                    f"{source.name}: loading {fingerprint[:24]} failed: {_reason(exc)}",
+                    current,
+                    exc,
+                )
+            self.last_reload_error = None
+            self.load_errors = []
+            self.swap(model)
+            self.metrics.reloads.inc()
+            return ReloadOutcome(True, model.identity.version)
+        if errors:
+            return self._fail("; ".join(errors), current, None)
+        return ReloadOutcome(False, _version(current))
 
     def _fail(
         self, message: str, current: LoadedModel | None, exc: BaseException | None

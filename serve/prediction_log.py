@@ -1,30 +1,28 @@
 """Prediction statistics to Weights & Biases, never on the request path.
 
-Requests put one small record (count, mean/min/max price, latency) on a bounded queue with
-`put_nowait`; when the queue is full the record is dropped and counted, so a request never
-waits. A daemon thread aggregates records into windows and hands each window to a sink
-(W&B offline by default; `WANDB_MODE=disabled` turns the whole logger off).
+Requests append one small record (count, mean/min/max price, latency) to a bounded buffer
+(a deque: one append, no lock, no thread wake-up per request); when the buffer is full the
+record is dropped and counted, so a request never waits. A daemon thread takes the buffered
+records every ``flush_s`` seconds and hands each window to a sink (W&B offline by default;
+`WANDB_MODE=disabled` turns the whole logger off). The W&B run captures no console and no
+system statistics: console capture wraps stderr, which every access-log line goes through.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import queue
 import threading
-import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 logger = logging.getLogger(__name__)
 
 Sink = Callable[[dict[str, float]], None]
 
 
-@dataclass(frozen=True)
-class PredictionRecord:
+class PredictionRecord(NamedTuple):
     count: int
     mean: float
     min: float
@@ -59,7 +57,8 @@ class PredictionLogger:
         on_drop: Callable[[], None] | None = None,
         close_sink: Callable[[], None] | None = None,
     ) -> None:
-        self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(maxsize=maxsize)
+        self._buffer: deque[PredictionRecord] = deque()
+        self._maxsize = maxsize
         self._sink = sink
         self._flush_s = flush_s
         self._on_drop = on_drop
@@ -70,14 +69,14 @@ class PredictionLogger:
         self._stop = threading.Event()
 
     def record(self, record: PredictionRecord) -> bool:
-        """Queue a record without waiting; False (and counted) when the queue is full."""
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        """Buffer a record without waiting; False (and counted) when the buffer is full."""
+        buffer = self._buffer
+        if len(buffer) >= self._maxsize:
             self.dropped += 1
             if self._on_drop is not None:
                 self._on_drop()
             return False
+        buffer.append(record)
         return True
 
     def start(self) -> None:
@@ -85,30 +84,25 @@ class PredictionLogger:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Flush what is queued, close the sink, and stop the thread (bounded wait)."""
+        """Flush what is buffered, close the sink, and stop the thread (bounded wait)."""
         self._stop.set()
-        if self._thread is None:
-            return
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
-    def _run(self) -> None:
-        window: list[PredictionRecord] = []
-        deadline = time.monotonic() + self._flush_s
+    def _take(self) -> list[PredictionRecord]:
+        buffer, window = self._buffer, []
         while True:
             try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                item = None
-            if item is not None:
-                window.append(item)
-            stopping = self._stop.is_set() and self._queue.empty()
-            if time.monotonic() >= deadline or stopping:
-                if window:
-                    self._flush(window)
-                    window = []
-                deadline = time.monotonic() + self._flush_s
+                window.append(buffer.popleft())
+            except IndexError:
+                return window
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.wait(self._flush_s)
+            window = self._take()
+            if window:
+                self._flush(window)
             if stopping:
                 break
         if self._close_sink is not None:
@@ -148,6 +142,15 @@ class WandbSink:
                     job_type="serving",
                     config=self.config,
                     dir=os.environ.get("WANDB_DIR"),
+                    settings=wandb.Settings(
+                        console="off",  # no wrapper around stdout/stderr (the access log)
+                        x_disable_stats=True,  # no system-metrics sampling thread
+                        x_disable_meta=True,
+                        x_disable_machine_info=True,
+                        disable_git=True,
+                        save_code=False,
+                        silent=True,
+                    ),
                 )
             except Exception:
                 self._failed = True

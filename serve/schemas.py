@@ -85,6 +85,7 @@ class ModelPublic(BaseModel):
     last_reload_error: str | None = None
     last_reload_check_at: str | None = None
     load_errors: list[str] = Field(default_factory=list)
+    max_batch: int = Field(..., description="Most instances one POST /api/v1/predict accepts.")
 
 
 class HealthPublic(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serve.deps import ModelDep, StoreDep
+from serve.deps import ModelDep, SettingsDep, StoreDep
 from serve.errors import ApiError
 from serve.responses import OrjsonResponse
 from serve.schemas import ERROR_RESPONSES, ContextPublic, ModelPublic
@@ -13,13 +13,14 @@ router = APIRouter(prefix="/api/v1", tags=["model"])
 
 
 @router.get("/model", response_model=ModelPublic)
-async def model_info(store: StoreDep) -> OrjsonResponse:
-    """Name, version, alias, run, metrics, lineage, source, load time, last reload error."""
+async def model_info(store: StoreDep, settings: SettingsDep) -> OrjsonResponse:
+    """Identity, metrics, lineage, source, load time, last reload error, and MAX_BATCH."""
     current = store.current
     body: dict = {
         "last_reload_error": store.last_reload_error,
         "last_reload_check_at": store.last_reload_check_at,
         "load_errors": list(store.skipped + store.load_errors),
+        "max_batch": settings.max_batch,
     }
     if current is not None:
         ident = current.identity

@@ -1,57 +1,123 @@
-"""Price districts with the loaded model."""
+"""Price districts with the loaded model.
+
+The route is documented like any FastAPI route (its body and response models), but served
+by `PredictRoute`: the handler reads the body itself, so the instance count is checked
+before any element is validated (`serve.body`), and FastAPI's dependency solver and second
+validation pass are skipped. Small bodies are scored inline on the event loop (faster than
+a thread hop); large ones in a worker thread, so /health and /ready answer meanwhile.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from fastapi import APIRouter
+import anyio
+import numpy as np
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 
-from serve.deps import ModelDep, StateDep
+from serve.body import parse_instances
+from serve.deps import current_model
 from serve.errors import ApiError
+from serve.loaded_model import LoadedModel
 from serve.logs import request_id_var
 from serve.prediction_log import PredictionRecord
 from serve.responses import OrjsonResponse
 from serve.schemas import ERROR_RESPONSES, PredictRequest, PredictResponse
+from serve.state import ServeState
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1", tags=["predict"])
+
+# Bodies up to this size (about 40 instances) are scored on the event loop; larger ones in
+# a worker thread (measured: see docs/api.md, "Request path").
+INLINE_MAX_BYTES = 10_000
+# Worker threads scoring large batches at once (2 cores; the default pool stays free).
+_SCORING_THREADS = 2
+_limiter: anyio.CapacityLimiter | None = None
 
 
-@router.post("/predict", response_model=PredictResponse, responses=ERROR_RESPONSES)
-async def predict(body: PredictRequest, model: ModelDep, state: StateDep) -> OrjsonResponse:
-    """Predict the median house value of 1 to MAX_BATCH districts."""
-    start = time.perf_counter()
-    numeric, categories = model.validator.to_arrays(
-        body.instances, max_batch=state.settings.max_batch
-    )
-    request_id = request_id_var.get()
+def _scoring_limiter() -> anyio.CapacityLimiter:
+    global _limiter
+    if _limiter is None:  # created inside the event loop, on first use
+        _limiter = anyio.CapacityLimiter(_SCORING_THREADS)
+    return _limiter
+
+
+def score(
+    raw: bytes, model: LoadedModel, max_batch: int
+) -> tuple[list[float], float, tuple[float, float]]:
+    """Parse, check and price a body: (prices rounded to cents, mean, min..max as a pair)."""
+    instances = parse_instances(raw, max_batch)
+    numeric, categories = model.validator.to_arrays(instances, max_batch=max_batch)
     try:
         prices = model.predict(numeric, categories)
     except Exception:
         logger.exception("model failed on %d instance(s)", len(categories))
-        raise ApiError(
-            500, "internal_error", f"the model failed; quote request id {request_id}"
-        ) from None
-    ident = model.identity
-    latency_ms = (time.perf_counter() - start) * 1000
-    state.metrics.predictions.labels(ident.version).inc(len(prices))
-    if state.prediction_log is not None:
-        state.prediction_log.record(
-            PredictionRecord(
-                count=len(prices),
-                mean=float(prices.mean()),
-                min=float(prices.min()),
-                max=float(prices.max()),
-                latency_ms=latency_ms,
-            )
+        raise _model_error("the model failed") from None
+    values = prices.round(2).tolist()
+    if len(values) == 1:
+        value = values[0]
+        if not math.isfinite(value):
+            raise _non_finite(1)
+        return values, value, (value, value)
+    if not np.isfinite(prices).all():
+        raise _non_finite(int((~np.isfinite(prices)).sum()))
+    return values, float(prices.mean()), (float(prices.min()), float(prices.max()))
+
+
+def _model_error(what: str) -> ApiError:
+    return ApiError(500, "internal_error", f"{what}; quote request id {request_id_var.get()}")
+
+
+def _non_finite(count: int) -> ApiError:
+    logger.error("the model returned %d non-finite price(s)", count)
+    return _model_error("the model returned a non-finite price")
+
+
+class PredictRoute(APIRoute):
+    """Serves the endpoint with the raw body; OpenAPI still comes from its signature."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return handle_predict
+
+
+async def handle_predict(request: Request) -> Response:
+    start = time.perf_counter()
+    state: ServeState = request.app.state.serve
+    model = current_model(state.store)
+    raw = await request.body()
+    max_batch = state.settings.max_batch
+    if len(raw) <= INLINE_MAX_BYTES:
+        prices, mean, (low, high) = score(raw, model, max_batch)
+    else:
+        prices, mean, (low, high) = await anyio.to_thread.run_sync(
+            score, raw, model, max_batch, limiter=_scoring_limiter()
         )
+    ident = model.identity
+    count = len(prices)
+    state.metrics.count_predictions(ident.version, count)
+    if state.prediction_log is not None:
+        latency_ms = (time.perf_counter() - start) * 1000
+        state.prediction_log.record(PredictionRecord(count, mean, low, high, latency_ms))
     return OrjsonResponse(
         {
-            "predictions": [{"predicted_price": p} for p in prices.round(2).tolist()],
+            "predictions": [{"predicted_price": p} for p in prices],
             "model_name": ident.name,
             "model_version": ident.version,
             "model_alias": ident.alias,
-            "request_id": request_id,
+            "request_id": request_id_var.get(),
         }
     )
+
+
+router = APIRouter(prefix="/api/v1", tags=["predict"], route_class=PredictRoute)
+
+
+@router.post("/predict", response_model=PredictResponse, responses=ERROR_RESPONSES)
+async def predict(body: PredictRequest) -> PredictResponse:  # pragma: no cover - docs only
+    """Predict the median house value of 1 to MAX_BATCH districts."""
+    raise NotImplementedError("served by PredictRoute.handle_predict")

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+REAL_API_MAX_BATCH = 3  # the real API in app tests: small, so a 7-row upload must be split
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

@@ -54,6 +54,7 @@ MODEL: dict[str, Any] = {
     "loaded_at": "2026-11-27T13:00:00Z",
     "last_reload_error": None,
     "sha256": "ab" * 32,
+    "max_batch": 1000,
 }
 
 CONTEXT: dict[str, Any] = {
@@ -98,6 +99,7 @@ class Recorded:
     method: str
     path: str
     body: Any
+    client_port: int = 0  # the client's TCP port: one value per kept-alive connection
 
 
 def _predict(body: Any) -> tuple[int, Any]:
@@ -152,6 +154,8 @@ class StubApi:
         stub = self
 
         class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as uvicorn does
+
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
@@ -160,7 +164,7 @@ class StubApi:
                 except ValueError:
                     body = raw
                 path = self.path.split("?", 1)[0]
-                stub.requests.append(Recorded(self.command, path, body))
+                stub.requests.append(Recorded(self.command, path, body, self.client_address[1]))
                 route = stub.routes.get((self.command, path))
                 if route is None:
                     status, answer = 404, error_body(404, "not_found", f"no route {path}")

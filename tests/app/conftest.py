@@ -51,3 +51,22 @@ def make_app(monkeypatch: pytest.MonkeyPatch):
 
     yield _make
     st.cache_data.clear()
+
+
+@pytest.fixture(scope="module")
+def real_api(model_bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real API (uvicorn serve.main:app) on 127.0.0.1 serving a small real bundle."""
+    from app_servers import REAL_API_MAX_BATCH, api_command, free_port, running
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "MODEL_SOURCES": "local",
+        "LOCAL_MODEL_DIR": str(model_bundle_dir),
+        "MAX_BATCH": str(REAL_API_MAX_BATCH),
+        "RELOAD_INTERVAL_S": "0",
+        "WANDB_MODE": "disabled",
+    }
+    log = tmp_path_factory.mktemp("real-api") / "api.log"
+    with running(api_command(port), env=env, health_url=f"{url}/ready", log=log):
+        yield url

@@ -150,10 +150,15 @@ def test_api_going_down_mid_batch_stops_with_a_retry(stub, make_app):
     assert at.button(key="retry_batch")
 
 
-def test_chunk_size_never_exceeds_the_apis_max_batch(stub, make_app):
-    stub.set("GET", "/api/v1/model", body=dict(MODEL, max_batch=3))
-    at = _upload(make_app(stub.url, APP_CHUNK_SIZE="500").run(), _csv(_rows(7)))
+def test_an_api_without_max_batch_gets_a_clear_notice_and_app_chunks(stub, make_app):
+    """Stub only: the real API always reports max_batch; an older one may not."""
+    model = {k: v for k, v in MODEL.items() if k != "max_batch"}
+    stub.set("GET", "/api/v1/model", body=model)
+    at = _upload(make_app(stub.url, APP_CHUNK_SIZE="4").run(), _csv(_rows(5)))
+    notice = _batch(at).warning[0].value
+    assert "does not report `max_batch`" in notice
+    assert "4 rows per request (APP_CHUNK_SIZE)" in notice
     at.button(key="batch_go").click().run()
     assert not at.exception
     sizes = [len(c.body["instances"]) for c in stub.calls("POST", "/api/v1/predict")]
-    assert sizes == [3, 3, 1]
+    assert sizes == [4, 1]

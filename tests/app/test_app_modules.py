@@ -25,7 +25,7 @@ from app.batch import (
 )
 from app.client import ApiClient, ApiRejectedError, ApiUnavailableError, FieldError
 from app.geo import build_deck, value_colours
-from app.inputs import ContractError, field_specs, normalize_category
+from app.inputs import ContractError, CrossRule, cross_rules, field_specs, normalize_category
 from app.settings import AppSettings, SettingsError
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
@@ -330,3 +330,64 @@ def test_streamlit_config_next_to_the_script_agrees_with_the_launcher():
         if key in ("port", "address"):
             continue
         assert str(config[section][key]).lower() == value, dotted
+
+
+# --- session.py ----------------------------------------------------------------------------
+
+
+def _session_script() -> None:
+    import streamlit as st
+
+    from app.session import _session_client, api_client
+    from app.settings import AppSettings
+
+    first = api_client(AppSettings(api_url="http://127.0.0.1:1"))
+    again = api_client(AppSettings(api_url="http://127.0.0.1:1"))
+    other = api_client(AppSettings(api_url="http://127.0.0.1:2"))
+    st.write(f"reused={first is again} first_closed={first.closed} other_closed={other.closed}")
+    _session_client.clear()  # what Streamlit does when the session disconnects
+    st.write(f"other_closed_on_release={other.closed}")
+
+
+def test_one_client_per_session_closed_when_released():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_session_script).run()
+    assert not at.exception
+    assert [m.value for m in at.markdown] == [
+        "reused=True first_closed=True other_closed=False",
+        "other_closed_on_release=True",
+    ]
+
+
+def test_client_close_is_idempotent_and_a_context_manager(stub):
+    with ApiClient(stub.url) as client:
+        client.ready()
+        client.model()
+    assert client.closed
+    client.close()
+    ports = {r.client_port for r in stub.requests}
+    assert len(ports) == 1  # both requests on one kept-alive connection
+
+
+def test_cross_field_rules_from_the_contract_are_checked_before_sending():
+    contract = dict(
+        CONTRACT,
+        rules=[
+            {"check": "total_bedrooms <= total_rooms", "fields": [], "why": "bedrooms are rooms"},
+            {"check": "something weird", "fields": []},  # not understood: left to the API
+        ],
+    )
+    rules = cross_rules(contract)
+    assert rules == [CrossRule("total_bedrooms", "total_rooms", "bedrooms are rooms")]
+    rows = [dict(CONTRACT["example"]), dict(CONTRACT["example"], total_bedrooms=900.0)]
+    rows.append(dict(CONTRACT["example"], total_bedrooms=""))  # unknown: no rule applies
+    frame = pd.DataFrame(rows).astype(str)
+    result = validate(frame, field_specs(contract), rules)
+    assert result.problems[["row", "column", "problem"]].to_dict("records") == [
+        {
+            "row": 3,
+            "column": "total_bedrooms",
+            "problem": "must be <= total_rooms (bedrooms are rooms)",
+        }
+    ]

@@ -182,3 +182,37 @@ def test_model_panel_shows_version_alias_metrics_and_lineage(stub, make_app):
     for key in ("run_id", "git_commit", "data_md5", "sha256", "source", "loaded_at"):
         assert lineage[key] == str(MODEL[key])
     assert "checksum mismatch for version 4" in panel.warning[0].value
+
+
+def test_one_pooled_connection_serves_every_rerun_of_a_session(stub, make_app):
+    """The session's client keeps its connection alive: no new client (or TCP connection)
+    per request or per rerun."""
+    at = make_app(stub.url).run()
+    at.form_submit_button[0].click().run()
+    at.number_input(key="input_median_income").set_value(3.0)
+    at.form_submit_button[0].click().run()
+    assert not at.exception
+    assert len(stub.calls("POST", "/api/v1/predict")) == 2
+    assert len(stub.requests) >= 6  # ready x3, contract, model, context, predict x2
+    assert len({r.client_port for r in stub.requests}) == 1
+
+
+def test_model_panel_never_shows_credentials(stub, make_app):
+    """Stub only: the real API redacts URIs itself; the app redacts again before showing."""
+    secret = "hunter2-s3cret"
+    model = dict(
+        MODEL,
+        source=f"registry (https://alice:{secret}@mlflow.example.com)",
+        last_reload_error=f"cannot reach postgresql://bob:{secret}@db:5432/mlflow?password={secret}",
+        load_errors=[f"registry: https://carol:{secret}@host/api token={secret}"],
+    )
+    stub.set("GET", "/api/v1/model", body=model)
+    at = make_app(stub.url).run()
+    assert not at.exception
+    panel = at.tabs[2]
+    texts = [str(node.value) for node in _walk(panel) if hasattr(node, "value")]
+    texts += [panel.dataframe[0].value.to_csv()]
+    shown = "\n".join(texts)
+    assert "alice:***" not in shown and "https://***@mlflow.example.com" in shown
+    assert "postgresql://***@db:5432" in shown
+    assert secret not in shown

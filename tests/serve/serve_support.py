@@ -150,6 +150,7 @@ def server_env(**env: str) -> dict[str, str]:
         "WANDB_MODE": "disabled",
         "PYTHONUNBUFFERED": "1",
         "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+        "SHUTDOWN_GRACE_S": "0",  # stop at once (the drain tests set their own grace)
     }
     return out | env
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from typing import Any
 
 import pytest
@@ -190,6 +192,66 @@ def test_chunked_body_under_limit_is_served(client, example):
 def test_unknown_route_and_method_keep_the_error_shape(client):
     assert _error(client.get("/api/v1/nope"))["code"] == "not_found"
     assert _error(client.get(PREDICT))["code"] == "method_not_allowed"
+
+
+# --- bounded cost: the count before the elements, a capped error list -------------------
+
+
+def test_too_many_instances_are_refused_before_any_element_is_validated(client):
+    # 100,000 empty objects (~300 KB): one parse and a count, not 800,000 field errors.
+    payload = b'{"instances": [' + b",".join([b"{}"] * 100_000) + b"]}"
+    start = time.monotonic()
+    response = _raw(client, payload)
+    elapsed = time.monotonic() - start
+    field = _only_field(response, 422, "validation_error")
+    error = _error(response)
+    assert error["fields"] == [field]  # the count only: no element was looked at
+    assert field["field"] == "instances" and "got 100000" in field["reason"]
+    assert "100000" in error["message"] and "MAX_BATCH=1000" in error["message"]
+    assert elapsed < 2.0, f"refusing took {elapsed:.2f} s"  # generous: ~10 ms here
+
+
+@pytest.mark.parametrize("count", [300, 1000])  # one-pass path (small body) and chunked path
+def test_the_error_list_is_capped_with_the_total_in_the_message(client, count):
+    payload = b'{"instances": [' + b",".join([b"{}"] * count) + b"]}"
+    error = _error(_raw(client, payload))
+    assert error["code"] == "validation_error" and len(error["fields"]) == 50
+    assert error["fields"][0] == {"field": "instances[0].longitude", "reason": "field required"}
+    assert "(the first 50 are listed)" in error["message"]
+    if count == 300:  # validated in one pydantic pass: the exact total (8 required fields)
+        assert error["message"].startswith(f"{8 * count} invalid field(s)")
+    else:  # validated in chunks, stopping at the cap
+        assert "validation stopped after 100 of 1000 instances" in error["message"]
+
+
+def test_large_bodies_name_the_same_fields_as_small_ones(client, example):
+    """The chunked path reports an element's error at its index in the whole batch."""
+    instances = [dict(example) for _ in range(150)]
+    instances[123]["median_income"] = "high"
+    del instances[140]["latitude"]
+    error = _error(_raw(client, json.dumps({"instances": instances}).encode()))
+    assert [f["field"] for f in error["fields"]] == [
+        "instances[123].median_income",
+        "instances[140].latitude",
+    ]
+    assert error["message"].startswith("2 invalid field(s)")
+
+
+def test_large_bodies_keep_the_envelope_errors_and_nan_422(client, example):
+    big = [example] * 20  # over 2 x MAX_BATCH bytes: the orjson + chunked path
+    assert len(json.dumps(big)) > 2000
+    field = _only_field(
+        _raw(client, json.dumps({"instances": big, "extra": 1}).encode()),
+        422,
+        "validation_error",
+    )
+    assert field["field"] == "extra"
+    # orjson refuses NaN; the body must still get its 422 naming the field, not a 400.
+    text = re.sub(
+        r'"latitude": [-0-9.e]+', '"latitude": NaN', json.dumps({"instances": big}), count=1
+    )
+    field = _only_field(_raw(client, text.encode()), 422, "validation_error")
+    assert field["field"] == "instances[0].latitude" and "finite" in field["reason"]
 
 
 # --- physical bounds, cross-field rules and the region (the contract owns them all) ---------

@@ -57,3 +57,21 @@ def test_bad_values_are_refused(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
+
+
+def test_graceful_drain_is_on_by_default_in_settings_image_and_compose(monkeypatch, repo_root):
+    import re
+
+    import yaml
+
+    monkeypatch.delenv("SHUTDOWN_GRACE_S", raising=False)
+    grace = Settings(_env_file=None).shutdown_grace_s
+    assert grace > 0
+    dockerfile = (repo_root / "serve" / "Dockerfile").read_text()
+    match = re.search(r"SHUTDOWN_GRACE_S=([0-9.]+)", dockerfile)
+    assert match and float(match.group(1)) > 0
+    api = yaml.safe_load((repo_root / "docker-compose.yaml").read_text())["services"]["api"]
+    compose_grace = float(api["environment"]["SHUTDOWN_GRACE_S"])
+    assert compose_grace > 0
+    stop = api["stop_grace_period"]
+    assert stop.endswith("s") and float(stop[:-1]) > compose_grace + 30  # + uvicorn's 30 s

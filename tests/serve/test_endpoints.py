@@ -188,3 +188,79 @@ def test_admin_reload_needs_the_bearer_token(model_bundle_dir, bundle_v2, tmp_pa
         assert changed["reloaded"] is True and changed["model_version"] != same["model_version"]
         assert c.get("/ready").json()["model_version"] == changed["model_version"]
         assert "model_reloads_total 1.0" in c.get("/metrics").text
+
+
+def test_model_info_reports_max_batch(model_bundle_dir):
+    with TestClient(create_app(settings_for(model_bundle_dir, max_batch=37))) as c:
+        assert c.get("/api/v1/model").json()["max_batch"] == 37
+
+
+class _NonFinitePredictor:
+    """The real predictor, with one price turned into NaN or infinity (a broken model)."""
+
+    def __init__(self, real, value: float) -> None:
+        self.real, self.value = real, value
+
+    def predict(self, numeric, category_idx):
+        prices = np.array(self.real.predict(numeric, category_idx), dtype=float)
+        prices[-1] = self.value
+        return prices
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("count", [1, 3, 100])  # 100: scored in a worker thread
+def test_non_finite_prediction_is_500_with_request_id(model_bundle_dir, example, value, count):
+    from dataclasses import replace
+
+    app = create_app(settings_for(model_bundle_dir))
+    with TestClient(app) as c:
+        store = app.state.serve.store
+        store.swap(
+            replace(store.current, predictor=_NonFinitePredictor(store.current.predictor, value))
+        )
+        response = c.post("/api/v1/predict", json={"instances": [example] * count})
+    assert response.status_code == 500, response.text
+    body = response.json()
+    assert body["error"]["code"] == "internal_error" and "non-finite" in body["error"]["message"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert body["request_id"] in body["error"]["message"]
+
+
+def test_admin_reload_answers_503_when_the_model_lock_is_held(model_bundle_dir):
+    app = create_app(settings_for(model_bundle_dir, admin_token="s3cret", reload_timeout_s=0.3))
+    auth = {"Authorization": "Bearer s3cret"}
+    with TestClient(app) as c:
+        lock = app.state.serve.store._lock
+        assert lock.acquire(timeout=5)  # e.g. a slow registry download in the reloader
+        try:
+            start = time.monotonic()
+            response = c.post("/api/v1/admin/reload", headers=auth)
+            elapsed = time.monotonic() - start
+        finally:
+            lock.release()
+        assert response.status_code == 503 and response.headers["retry-after"] == "5"
+        error = response.json()["error"]
+        assert error["code"] == "reload_busy" and "model lock" in error["message"]
+        assert elapsed < 5.0
+        assert c.post("/api/v1/admin/reload", headers=auth).json()["reloaded"] is False
+
+
+def test_admin_reload_answers_503_when_the_check_takes_too_long(model_bundle_dir, monkeypatch):
+    app = create_app(settings_for(model_bundle_dir, admin_token="s3cret", reload_timeout_s=0.3))
+    with TestClient(app) as c:
+        source = app.state.serve.store.sources[0]
+        real = source.fingerprint
+
+        def slow_fingerprint():  # a source that answers, slowly (a stalled network read)
+            time.sleep(1.5)
+            return real()
+
+        monkeypatch.setattr(source, "fingerprint", slow_fingerprint)
+        response = c.post("/api/v1/admin/reload", headers={"Authorization": "Bearer s3cret"})
+        assert response.status_code == 503
+        error = response.json()["error"]
+        assert error["code"] == "reload_timeout" and "RELOAD_TIMEOUT_S=0.3" in error["message"]
+        assert c.get("/health").status_code == 200
+        time.sleep(1.5)  # the abandoned check finishes in its thread and frees the lock
+        assert app.state.serve.store._lock.acquire(timeout=5)
+        app.state.serve.store._lock.release()

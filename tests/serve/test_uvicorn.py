@@ -3,6 +3,7 @@ and graceful shutdown on SIGTERM."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import socket
@@ -174,6 +175,12 @@ def test_sigterm_turns_ready_off_then_finishes_in_flight_requests(
         assert ready.status_code == 503
         assert "shutting down" in ready.json()["error"]["message"]
         assert httpx.get(f"{server.base_url}/health").status_code == 200
+        served = httpx.post(
+            f"{server.base_url}/api/v1/predict",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+        assert served.status_code == 200 and len(served.json()["predictions"]) == 3
         # After the grace period uvicorn closes the listener but waits for our request.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -193,3 +200,81 @@ def test_sigterm_turns_ready_off_then_finishes_in_flight_requests(
         assert server.proc.returncode in (0, -signal.SIGTERM)
         logs = server.logs()
     assert "SIGTERM: readiness off" in logs and "API stopped" in logs
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_413_reaches_a_client_that_sends_its_whole_body_first(tmp_path, model_bundle_dir, chunked):
+    """http.client (like requests) writes the whole body before reading: no Expect header.
+
+    Without a lingering close the server closed with the body unread and the client got a
+    connection reset instead of the 413.
+    """
+    env = _local_env(model_bundle_dir, MAX_BODY_BYTES="1048576")
+    # Over the limit, under twice it; large enough that the client is still writing when
+    # the server answers (a small body is read in one go and never showed the reset).
+    body = b'{"instances": [' + b" " * 1_500_000 + b"]}"
+    with running_uvicorn(tmp_path, **env) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        for _ in range(3):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            headers = {"Content-Type": "application/json"}
+            if chunked:
+                conn.request(
+                    "POST",
+                    "/api/v1/predict",
+                    body=iter([body[:700_000], body[700_000:]]),
+                    headers=headers,
+                    encode_chunked=True,
+                )
+            else:
+                conn.request("POST", "/api/v1/predict", body=body, headers=headers)
+            response = conn.getresponse()
+            payload = json.loads(response.read())
+            conn.close()
+            assert response.status == 413
+            assert payload["error"]["code"] == "payload_too_large"
+            assert payload["error"]["fields"][0]["field"] == "body"
+        assert httpx.get(f"{server.base_url}/health").status_code == 200
+
+
+def test_health_answers_while_bad_and_large_bodies_are_processed(
+    tmp_path, model_bundle_dir, example
+):
+    """Neither 100,000 bad elements nor a 1,000-instance batch stalls the single worker."""
+    bad = b'{"instances": [' + b",".join([b"{}"] * 100_000) + b"]}"
+    batch = _predict_body(example, 1000)
+    results: dict[str, list[int]] = {"bad": [], "batch": []}
+    stop = threading.Event()
+
+    def post(kind: str, payload: bytes, base_url: str) -> None:
+        with httpx.Client(base_url=base_url, timeout=60) as http:
+            while not stop.is_set():
+                r = http.post(
+                    "/api/v1/predict", content=payload, headers={"Content-Type": "application/json"}
+                )
+                results[kind].append(r.status_code)
+
+    with running_uvicorn(tmp_path, **_local_env(model_bundle_dir)) as server:
+        threads = [
+            threading.Thread(target=post, args=(kind, payload, server.base_url))
+            for kind, payload in (("bad", bad), ("batch", batch), ("batch", batch))
+        ]
+        for t in threads:
+            t.start()
+        worst = 0.0
+        try:
+            with httpx.Client(base_url=server.base_url, timeout=30) as http:
+                deadline = time.monotonic() + 4
+                while time.monotonic() < deadline:
+                    start = time.monotonic()
+                    assert http.get("/health").status_code == 200
+                    assert http.get("/ready").status_code == 200
+                    worst = max(worst, time.monotonic() - start)
+                    time.sleep(0.05)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+    assert results["bad"] and set(results["bad"]) == {422}
+    assert results["batch"] and set(results["batch"]) == {200}
+    assert worst < 2.0, f"/health + /ready took {worst:.2f} s while bodies were processed"

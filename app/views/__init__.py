@@ -1,0 +1,1 @@
+"""The page's tabs, one module per concern; `app/main.py` composes them."""

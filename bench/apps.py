@@ -1,0 +1,74 @@
+"""The comparison apps, run by uvicorn with --factory on the same configuration as ours.
+
+(a) ``make_floor_app``: FastAPI with our request schema and response model answering a
+    constant price: what FastAPI + pydantic cost on this machine, the floor of our path.
+(c) ``make_skops_app``: the same model through the skops pipeline's ``model.predict``
+    on a pandas DataFrame, the way a plain scikit-learn service would serve it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+# Module level, not inside the factories: FastAPI resolves the (postponed) annotations of
+# the routes in this module's globals.
+from serve.schemas import PredictRequest, PredictResponse
+
+READY = {"status": "ready"}
+FLOOR_PRICE = 200_000.0
+
+
+def make_floor_app() -> Any:
+    """FastAPI + pydantic only: parse PredictRequest, answer PredictResponse with a constant."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/ready")
+    async def ready() -> dict[str, str]:
+        return READY
+
+    @app.post("/api/v1/predict", response_model=PredictResponse)
+    async def predict(body: PredictRequest) -> dict[str, Any]:
+        return {
+            "predictions": [{"predicted_price": FLOOR_PRICE}] * len(body.instances),
+            "model_name": "floor",
+            "model_version": "0",
+            "model_alias": None,
+            "request_id": None,
+        }
+
+    return app
+
+
+def make_skops_app() -> Any:
+    """The skops pipeline (pandas, scikit-learn, LightGBM's sklearn API) behind FastAPI."""
+    import pandas as pd
+    from fastapi import FastAPI
+
+    from housing.artifact import load_bundle
+    from housing.contract import RAW_FEATURES
+
+    model = load_bundle(Path(os.environ["BENCH_MODEL_DIR"])).model
+    columns = list(RAW_FEATURES)
+    app = FastAPI()
+
+    @app.get("/ready")
+    async def ready() -> dict[str, str]:
+        return READY
+
+    @app.post("/api/v1/predict", response_model=PredictResponse)
+    async def predict(body: PredictRequest) -> dict[str, Any]:
+        frame = pd.DataFrame([i.model_dump() for i in body.instances], columns=columns)
+        prices = model.predict(frame)
+        return {
+            "predictions": [{"predicted_price": float(p)} for p in prices],
+            "model_name": "skops-pipeline",
+            "model_version": "0",
+            "model_alias": None,
+            "request_id": None,
+        }
+
+    return app
