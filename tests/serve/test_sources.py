@@ -39,6 +39,29 @@ def test_tampered_local_artifact_is_refused(model_bundle_dir, tmp_path, caplog):
     assert "sha256 mismatch" in caplog.text
 
 
+def test_the_served_contract_is_the_hashed_copy_not_model_json(model_bundle_dir, tmp_path):
+    bundle = copy_bundle(model_bundle_dir, tmp_path / "forged")
+    meta = json.loads((bundle / "model.json").read_text())
+    honest = json.loads(json.dumps(meta["contract"]))
+    meta["contract"]["features"]["median_income"]["max"] = 1e9
+    (bundle / "model.json").write_text(json.dumps(meta))
+    with TestClient(create_app(settings_for(bundle))) as client:
+        assert client.get("/api/v1/contract").json() == honest
+        row = dict(honest["example"], median_income=honest["features"]["median_income"]["max"] * 2)
+        assert client.post("/api/v1/predict", json={"instances": [row]}).status_code == 422
+
+
+def test_a_tampered_serving_contract_is_refused_naming_the_file(model_bundle_dir, tmp_path):
+    bundle = copy_bundle(model_bundle_dir, tmp_path / "bad-contract")
+    path = bundle / "serving" / "contract.json"
+    contract = json.loads(path.read_text())
+    contract["features"]["median_income"]["max"] = 1e9
+    path.write_text(json.dumps(contract, indent=2, sort_keys=True) + "\n")
+    store = _store(make_settings(local_model_dir=bundle))
+    assert store.load_initial() is False
+    assert "serving/contract.json: sha256 mismatch" in store.load_errors[0]
+
+
 def test_tampered_artifact_falls_through_to_the_next_source(
     model_bundle_dir, tmp_path, gcs_emulator
 ):
