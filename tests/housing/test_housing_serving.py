@@ -310,3 +310,57 @@ def test_the_kd_tree_is_a_cache_not_state(small_model):
     q = np.zeros((1, step.n_features_in_))
     q[0, :2] = -122.0, 37.5
     np.testing.assert_array_equal(clone.transform(q), step.transform(q))
+
+
+def test_a_failing_second_rename_leaves_the_old_directory_in_place(tmp_path, monkeypatch):
+    from housing.io import replace_dir
+
+    dest = tmp_path / "serving"
+    dest.mkdir()
+    (dest / "manifest.json").write_text("old")
+    staging = tmp_path / ".serving.new"
+    staging.mkdir()
+    (staging / "manifest.json").write_text("new")
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if self == staging:
+            raise OSError("disk full (simulated)")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="simulated"):
+        replace_dir(staging, dest)
+    assert (dest / "manifest.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serving"]  # no staging, no .old
+    monkeypatch.undo()
+    staging.mkdir()
+    (staging / "manifest.json").write_text("new")
+    replace_dir(staging, dest)
+    assert (dest / "manifest.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serving"]
+
+
+def test_write_serving_keeps_the_old_bundle_when_the_swap_fails(
+    small_model, contract, tmp_path, monkeypatch
+):
+    bundle = _bundle(tmp_path, small_model, contract)
+    before = (bundle / "serving" / "manifest.json").read_bytes()
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if (
+            Path(target) == bundle / "serving"
+            and self.name.startswith(".serving.")
+            and (".old." not in self.name)
+        ):
+            raise OSError("simulated")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="simulated"):
+        write_serving(bundle / "serving", small_model, contract=contract)
+    monkeypatch.undo()
+    assert (bundle / "serving" / "manifest.json").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path).iterdir()) == ["model.json", "serving"]
+    load_serving(bundle)

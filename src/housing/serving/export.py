@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from housing.io import replace_dir
 from housing.serving.loader import (
     BOOSTER,
     CONFIG,
@@ -184,14 +185,7 @@ def write_serving(
             (tmp / name).write_bytes(data)
             (tmp / name).chmod(0o644)
         tmp.chmod(0o755)
-        old = None
-        if directory.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
-            old.rmdir()
-            directory.rename(old)
-        tmp.rename(directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, directory)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
