@@ -165,6 +165,36 @@ def test_mlflow_is_not_imported_without_a_registry(model_bundle_dir):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def test_a_failed_load_imports_no_yaml_or_training_stack(model_bundle_dir, tmp_path):
+    bad = copy_bundle(model_bundle_dir, tmp_path / "bad")
+    _tamper(bad)
+    code = (
+        "import sys\n"
+        "from serve.config import Settings\n"
+        "from serve.metrics import ServeMetrics\n"
+        "from serve.model_store import ModelStore\n"
+        "from serve.sources import build_sources\n"
+        f"s = Settings(_env_file=None, model_sources=('local',), local_model_dir={str(bad)!r}, "
+        "wandb_mode='disabled', load_in_background=False)\n"
+        "sources, skipped = build_sources(s)\n"
+        "store = ModelStore(sources, ServeMetrics(), skipped=skipped)\n"
+        "assert store.load_initial() is False\n"
+        "assert 'sha256 mismatch' in store.load_errors[0], store.load_errors\n"
+        "bad = sorted(m for m in sys.modules\n"
+        "             if m.split('.')[0] in {'yaml', 'sklearn', 'pandas', 'skops', 'mlflow'})\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_failed_reload_keeps_the_old_model_and_reports(model_bundle_dir, bundle_v2, tmp_path):
     live = copy_bundle(model_bundle_dir, tmp_path / "live")
     app = create_app(settings_for(live, admin_token="t"))
