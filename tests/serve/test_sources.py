@@ -238,3 +238,26 @@ def test_reload_never_downgrades_to_a_lower_priority_source(
     gcs_emulator.upload_bundle(bundle_v2, "prio", "m")
     assert store.check_for_update().reloaded is True
     assert store.current.identity.source == "gcs"
+
+
+def test_gcs_read_errors_do_not_carry_the_endpoint_password(tmp_path):
+    from serve.sources.base import SourceError
+    from serve.sources.gcs import GcsSource
+
+    endpoint = "http://user:gcsS3cret@127.0.0.1:9"
+
+    class _Failing:  # what gcsfs raises quotes the endpoint it called
+        def cat_file(self, path):
+            raise OSError(f"Cannot connect to host {endpoint}/storage/v1/b/{path}")
+
+    source = GcsSource(
+        "bucket", "models", endpoint_url=endpoint, project=None, model_name="m", context_limit=10
+    )
+    source._fs = _Failing()
+    for call in (source.fingerprint, lambda: source._fetch(source._fs, "x.json", tmp_path / "x")):
+        try:
+            call()
+        except SourceError as exc:
+            assert "gcsS3cret" not in str(exc) and "cannot read gs://bucket/models/" in str(exc)
+        else:
+            raise AssertionError("expected a SourceError")
