@@ -99,9 +99,12 @@ def load_directory(
 
 
 def assemble(serving: Any, identity: ModelIdentity, *, context_limit: int = 2000) -> LoadedModel:
-    """Build everything a request needs from a verified serving model (off the request path)."""
-    meta = serving.meta
-    contract = Contract.from_dict(meta["contract"])
+    """Build everything a request needs from a verified serving model (off the request path).
+
+    The contract (request bounds, categories, example) comes from the serving bundle's
+    hashed ``contract.json``, never from ``model.json``, which nothing verifies.
+    """
+    contract = Contract.from_dict(serving.contract)
     index = {c: i for i, c in enumerate(serving.categories)}
     validator = RequestValidator(contract, index)
     missing = [c for c in contract.categories if c not in index]

@@ -196,11 +196,15 @@ def _version(model: LoadedModel | None) -> str | None:
 
 
 def _expected(exc: BaseException) -> bool:
-    """Failures a source reports on purpose (one line is enough; no stack trace)."""
-    from housing.artifact import ArtifactError
+    """Failures a source reports on purpose (one line is enough; no stack trace).
+
+    Sources wrap the bundle loader's ``BundleError`` in ``SourceError``; a bare
+    ``BundleError`` is counted too. Neither import pulls PyYAML or skops into the API.
+    """
+    from housing.serving import BundleError
     from serve.sources.base import SourceError
 
-    return isinstance(exc, SourceError | ArtifactError)
+    return isinstance(exc, SourceError | BundleError)
 
 
 class Reloader:

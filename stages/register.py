@@ -201,7 +201,7 @@ def main() -> None:
         "sweep_engine": sweep.get("engine"),
     }
     try:
-        serving_sha = write_serving(BUNDLE_DIR / SERVING_DIR, model)
+        serving_sha = write_serving(BUNDLE_DIR / SERVING_DIR, model, contract=contract.to_dict())
     except ExportError as exc:
         raise stage.StageError(f"cannot write the serving bundle: {exc}") from exc
     meta["serving_sha256"] = serving_sha

@@ -90,7 +90,9 @@ def write_bundle(directory: Path, train: pd.DataFrame, *, seed: int = 42) -> Pat
         "metrics": regression_report(y, model.predict(train.drop(columns=[TARGET]))),
         "data_md5": "test-fixture",
     }
-    meta["serving_sha256"] = write_serving(Path(directory) / SERVING_DIR, model)
+    meta["serving_sha256"] = write_serving(
+        Path(directory) / SERVING_DIR, model, contract=contract.to_dict()
+    )
     save_bundle(directory, model, meta)
     return directory
 

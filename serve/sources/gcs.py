@@ -93,7 +93,8 @@ class GcsSource:
         except FileNotFoundError:
             raise SourceError(f"gs://{path} not found") from None
         except Exception as exc:
-            raise SourceError(f"cannot read gs://{path}: {type(exc).__name__}: {exc}") from exc
+            message = f"cannot read gs://{path}: {type(exc).__name__}: {exc}"
+            raise SourceError(redact(message, secrets_in(self.endpoint_url))) from exc
         try:
             meta = json.loads(raw)
         except json.JSONDecodeError as exc:
@@ -112,7 +113,8 @@ class GcsSource:
         except FileNotFoundError:
             raise SourceError(f"gs://{path} not found") from None
         except Exception as exc:
-            raise SourceError(f"cannot read gs://{path}: {type(exc).__name__}: {exc}") from exc
+            message = f"cannot read gs://{path}: {type(exc).__name__}: {exc}"
+            raise SourceError(redact(message, secrets_in(self.endpoint_url))) from exc
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
         return data

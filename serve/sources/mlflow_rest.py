@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import ssl
 import urllib.error
 import urllib.parse
@@ -32,6 +31,10 @@ from serve.sources.mlflow_common import BUNDLE_ARTIFACT_PATH, AliasTarget, wante
 TIMEOUT_S = 10.0  # per call: connect and each read
 _MAX_FILES = 10_000
 _MAX_DEPTH = 8
+_MAX_PAGES = 1_000  # per artifact directory listing
+_MAX_JSON_BYTES = 16 << 20  # one REST answer
+_MAX_FILE_BYTES = 1 << 30  # one downloaded bundle file
+_MAX_BUNDLE_BYTES = 2 << 30  # all the files of one bundle
 
 
 class RestRegistry:
@@ -85,7 +88,10 @@ class RestRegistry:
     def _json(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         with self._open(path, params) as response:
             try:
-                body = json.loads(response.read())
+                raw = response.read(_MAX_JSON_BYTES + 1)
+                if len(raw) > _MAX_JSON_BYTES:
+                    raise SourceError(f"{path}: answer larger than {_MAX_JSON_BYTES} bytes")
+                body = json.loads(raw)
             except (OSError, ValueError) as exc:
                 raise SourceError(self._clean(f"{path}: unreadable answer ({exc})")) from None
         if not isinstance(body, dict):
@@ -118,13 +124,21 @@ class RestRegistry:
     def _list(self, run_id: str, path: str) -> list[dict[str, Any]]:
         files: list[dict[str, Any]] = []
         params = {"run_id": run_id, "path": path}
-        while True:
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
             body = self._json("/api/2.0/mlflow/artifacts/list", params)
             files.extend(f for f in body.get("files") or [] if isinstance(f, dict))
+            if len(files) > _MAX_FILES:
+                raise SourceError(f"more than {_MAX_FILES} entries under {path}/")
             token = body.get("next_page_token")
             if not token:
                 return files
-            params = {**params, "page_token": str(token)}
+            token = str(token)
+            if token in seen:
+                raise SourceError(f"listing {path}/: the server repeated page token {token[:40]!r}")
+            seen.add(token)
+            params = {**params, "page_token": token}
+        raise SourceError(f"listing {path}/: more than {_MAX_PAGES} pages")
 
     def list_files(self, run_id: str, root: str = BUNDLE_ARTIFACT_PATH) -> list[str]:
         """Every file under ``root`` of the run's artifacts, as paths relative to ``root``."""
@@ -157,6 +171,7 @@ class RestRegistry:
                 f"{BUNDLE_ARTIFACT_PATH}/ files"
             )
         root = dst.resolve()
+        total = 0
         for name in names:
             out = (dst / name).resolve()
             if root not in out.parents:
@@ -166,11 +181,29 @@ class RestRegistry:
             tmp = out.with_name(f".{out.name}.part")
             with self._open("/get-artifact", params) as response, tmp.open("wb") as fh:
                 try:
-                    shutil.copyfileobj(response, fh, 1 << 20)
+                    total += _copy_capped(response, fh, name, total)
                 except OSError as exc:
                     raise SourceError(self._clean(f"downloading {name}: {exc}")) from None
+                except SourceError:
+                    fh.close()
+                    tmp.unlink(missing_ok=True)
+                    raise
             tmp.replace(out)
         return dst
+
+
+def _copy_capped(response: Any, fh: Any, name: str, before: int) -> int:
+    """Copy one download, refusing more than ``_MAX_FILE_BYTES`` for the file or more than
+    ``_MAX_BUNDLE_BYTES`` for the bundle so far (``before`` bytes already downloaded)."""
+    size = 0
+    while chunk := response.read(1 << 20):
+        size += len(chunk)
+        if size > _MAX_FILE_BYTES:
+            raise SourceError(f"artifact {name} is larger than {_MAX_FILE_BYTES} bytes")
+        if before + size > _MAX_BUNDLE_BYTES:
+            raise SourceError(f"the bundle is larger than {_MAX_BUNDLE_BYTES} bytes at {name}")
+        fh.write(chunk)
+    return size
 
 
 def _http_reason(exc: urllib.error.HTTPError) -> str:

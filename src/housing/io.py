@@ -10,12 +10,11 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 _CHUNK = 1 << 20
 
@@ -33,6 +32,34 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
         tmp_path.replace(dest)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def replace_dir(staging: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """Swap the complete directory ``staging`` in at ``dest`` (same filesystem).
+
+    The old ``dest`` is renamed aside first, then ``staging`` renamed onto ``dest``; if that
+    second rename fails the old directory is renamed back, so ``dest`` is never lost. The
+    old copy is deleted only after the swap. ``staging`` is removed on failure.
+    """
+    staging, dest = Path(staging), Path(dest)
+    old: Path | None = None
+    try:
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+            old.rmdir()
+            dest.rename(old)
+        try:
+            staging.rename(dest)
+        except BaseException:
+            if old is not None and not dest.exists():
+                old.rename(dest)
+                old = None
+            raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes(dest: str | os.PathLike[str], data: bytes) -> None:
@@ -53,6 +80,8 @@ def write_json(dest: str | os.PathLike[str], obj: Any) -> None:
 
 def write_yaml(dest: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as block-style YAML with keys in insertion order."""
+    import yaml  # lazily: the serving process imports this module and has no PyYAML
+
     write_text(dest, yaml.safe_dump(obj, sort_keys=False, default_flow_style=False))
 
 
@@ -76,6 +105,8 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 def read_yaml(path: str | os.PathLike[str]) -> Any:
     """Read a YAML file with the safe loader."""
+    import yaml
+
     with Path(path).open(encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 

@@ -22,18 +22,22 @@ from collections.abc import Iterable
 
 MASK = "***"
 
-# Environment variables whose value is a credential (MLflow's, and the API's own token).
+# Environment variables whose value is a credential (MLflow's, the API's own token, the
+# promotion signing key as PEM text). HOUSING_SIGNING_KEY_FILE is a path, not a secret.
 SECRET_ENV_VARS: tuple[str, ...] = (
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_TRACKING_TOKEN",
     "ADMIN_TOKEN",
+    "HOUSING_SIGNING_KEY",
 )
 
+# The password runs to the *last* ``@`` of the authority (greedy), so an unencoded ``@`` in
+# it (``http://u:p@ss@h``) is masked whole; ``/ ? #`` and whitespace end the authority.
 _USERINFO = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/\s:@]*):(?P<pw>[^/\s@]*)@"
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/\s:@?#]*):(?P<pw>[^/\s?#]*)@"
 )
 # ``scheme://token@host``: a userinfo without a password is often a token itself.
-_USER_ONLY = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/\s:@]+)@")
+_USER_ONLY = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/\s:?#]+)@")
 _SECRET_QUERY = re.compile(
     r"(?P<key>[?&;](?:[A-Za-z0-9_\-]*(?:password|passwd|pwd|token|secret|signature|sig|key|auth)"
     r"[A-Za-z0-9_\-]*)=)(?P<value>[^&;#\s\"']+)",
@@ -63,7 +67,13 @@ def secrets_in(*uris: str | None, env: bool = True) -> tuple[str, ...]:
         for match in _SECRET_QUERY.finditer(uri):
             found.append(match.group("value"))
     if env:
-        found.extend(os.environ.get(name, "") for name in SECRET_ENV_VARS)
+        for name in SECRET_ENV_VARS:
+            value = os.environ.get(name, "")
+            found.append(value)
+            # A PEM key may be quoted line by line: mask each base64 line on its own too.
+            found.extend(
+                line.strip() for line in value.splitlines() if not line.startswith("-----")
+            )
     return tuple(dict.fromkeys(s for s in found if len(s) >= _MIN_SECRET_LEN))
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from housing.contract import NUMERIC_FEATURES, TARGET, normalize_category
+from housing.contract import NUMERIC_FEATURES, TARGET, derive_contract, normalize_category
 from housing.features import NeighborPrice, _geo_coords
 from housing.io import read_yaml
 from housing.model import IMPUTERS, FeatureConfig, ModelSpec, build_model
@@ -48,9 +48,15 @@ def real_split(housing_df: pd.DataFrame, repo_root: Path) -> tuple[pd.DataFrame,
     )
 
 
-def _bundle(tmp: Path, model) -> Path:
-    sha = write_serving(tmp / "serving", model)
-    (tmp / "model.json").write_text(json.dumps({"name": "t", "serving_sha256": sha}))
+@pytest.fixture(scope="module")
+def contract(housing_df: pd.DataFrame) -> dict:
+    return derive_contract(housing_df, margin=0.25).to_dict()
+
+
+def _bundle(tmp: Path, model, contract: dict) -> Path:
+    sha = write_serving(tmp / "serving", model, contract=contract)
+    meta = {"name": "t", "serving_sha256": sha, "contract": contract}
+    (tmp / "model.json").write_text(json.dumps(meta))
     return tmp
 
 
@@ -62,7 +68,8 @@ def _arrays(serving, frame: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
 def _assert_same_prices(model, real_split, tmp_path: Path) -> None:
     _, test = real_split
     X = test.drop(columns=[TARGET])
-    serving = load_serving(_bundle(tmp_path, model))
+    contract = derive_contract(real_split[0], margin=0.25).to_dict()
+    serving = load_serving(_bundle(tmp_path, model, contract))
     numeric, cats = _arrays(serving, X)
     assert np.isnan(numeric[:, 4]).sum() > 30, "the real test split lacks bedrooms in ~40 rows"
     expected = model.predict(X)
@@ -101,10 +108,12 @@ def small_model(small_train: pd.DataFrame):
     return build_model(spec).fit(small_train.drop(columns=[TARGET]), small_train[TARGET])
 
 
-def test_batches_scored_in_tree_blocks_equal_the_pipeline(small_model, housing_df, tmp_path):
+def test_batches_scored_in_tree_blocks_equal_the_pipeline(
+    small_model, contract, housing_df, tmp_path
+):
     from housing.serving import lgbm
 
-    serving = load_serving(_bundle(tmp_path, small_model))
+    serving = load_serving(_bundle(tmp_path, small_model, contract))
     assert serving._booster.num_trees > lgbm.TREE_BLOCK
     X = housing_df.drop(columns=[TARGET]).iloc[5000:5200]
     np.testing.assert_allclose(
@@ -117,23 +126,24 @@ def test_batches_scored_in_tree_blocks_equal_the_pipeline(small_model, housing_d
     )
 
 
-def test_bundle_bytes_are_deterministic_and_survive_the_skops_round_trip(small_model):
+def test_bundle_bytes_are_deterministic_and_survive_the_skops_round_trip(small_model, contract):
     from housing.artifact import dumps_model, loads_model
     from housing.io import sha256_bytes
 
-    first = serving_files(small_model)
-    assert serving_files(small_model) == first
+    first = serving_files(small_model, contract)
+    assert serving_files(small_model, contract) == first
     data = dumps_model(small_model)
     reloaded = loads_model(data, expected_sha256=sha256_bytes(data))
-    assert serving_files(reloaded) == first
+    assert serving_files(reloaded, contract) == first
     manifest = json.loads(first["manifest.json"])
-    assert manifest["format"] == "housing-serving" and manifest["format_version"] == 1
+    assert manifest["format"] == "housing-serving" and manifest["format_version"] == 2
+    assert json.loads(first["contract.json"]) == contract
     assert set(manifest["files"]) == set(first) - {"manifest.json"}
     assert not any(name.endswith(".pkl") for name in first)
 
 
-def test_categories_normalise_like_the_contract(small_model, tmp_path):
-    serving = load_serving(_bundle(tmp_path, small_model))
+def test_categories_normalise_like_the_contract(small_model, contract, tmp_path):
+    serving = load_serving(_bundle(tmp_path, small_model, contract))
     for label in (" near  bay", "NEAR BAY", "<1h ocean", "\tInland "):
         assert serving_loader.normalize_category(label) == normalize_category(label)
     assert serving.category_index(" near  bay") == serving.category_index("NEAR BAY")
@@ -142,10 +152,11 @@ def test_categories_normalise_like_the_contract(small_model, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["booster.txt", "config.json", "neighbor_target.npy", "iterative_coef.npy"]
+    "name",
+    ["booster.txt", "config.json", "contract.json", "neighbor_target.npy", "iterative_coef.npy"],
 )
-def test_one_flipped_byte_is_refused_naming_the_file(name, small_model, tmp_path):
-    bundle = _bundle(tmp_path, small_model)
+def test_one_flipped_byte_is_refused_naming_the_file(name, small_model, contract, tmp_path):
+    bundle = _bundle(tmp_path, small_model, contract)
     path = bundle / "serving" / name
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -154,8 +165,8 @@ def test_one_flipped_byte_is_refused_naming_the_file(name, small_model, tmp_path
         load_serving(bundle)
 
 
-def test_tampered_manifest_missing_file_and_wrong_expected_sha(small_model, tmp_path):
-    bundle = _bundle(tmp_path, small_model)
+def test_tampered_manifest_missing_file_and_wrong_expected_sha(small_model, contract, tmp_path):
+    bundle = _bundle(tmp_path, small_model, contract)
     with pytest.raises(BundleError, match=r"manifest\.json sha256 mismatch"):
         load_serving(bundle, expected_sha256="0" * 64)
     (bundle / "serving" / "cluster_centers.npy").unlink()
@@ -166,22 +177,50 @@ def test_tampered_manifest_missing_file_and_wrong_expected_sha(small_model, tmp_
         load_serving(bundle)
 
 
-def test_a_newer_format_version_is_refused(small_model, tmp_path):
-    bundle = _bundle(tmp_path, small_model)
+@pytest.mark.parametrize("version", [1, 3])
+def test_another_format_version_is_refused(version, small_model, contract, tmp_path):
+    # 1 = the layout before contract.json; 3 = a future one.
+    bundle = _bundle(tmp_path, small_model, contract)
     manifest_path = bundle / "serving" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["format_version"] = 2
+    manifest["format_version"] = version
     manifest_path.write_text(json.dumps(manifest))
     sha = serving_loader.sha256_hex(manifest_path.read_bytes())
-    with pytest.raises(BundleError, match="format version 2"):
+    with pytest.raises(BundleError, match=rf"format version {version}; this code reads version 2"):
         load_serving(bundle, expected_sha256=sha)
+
+
+def test_the_contract_comes_from_the_hashed_bundle_not_model_json(small_model, contract, tmp_path):
+    bundle = _bundle(tmp_path, small_model, contract)
+    meta = json.loads((bundle / "model.json").read_text())
+    forged = json.loads(json.dumps(contract))
+    name = next(iter(forged["features"]))
+    forged["features"][name]["max"] = 1e12
+    meta["contract"] = forged
+    (bundle / "model.json").write_text(json.dumps(meta))
+    serving = load_serving(bundle)
+    assert serving.contract == contract  # the verified copy; model.json's is not read
+    assert serving.contract["features"][name]["max"] != 1e12
+    # A manifest without contract.json (a hand-made bundle) is refused.
+    manifest_path = bundle / "serving" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["files"]["contract.json"]
+    manifest_path.write_text(json.dumps(manifest))
+    sha = serving_loader.sha256_hex(manifest_path.read_bytes())
+    with pytest.raises(BundleError, match=r"lists no config\.json, booster\.txt or contract\.json"):
+        load_serving(bundle, expected_sha256=sha)
+
+
+def test_a_contract_is_required_to_export(small_model):
+    with pytest.raises(ExportError, match="data contract"):
+        serving_files(small_model, {})
 
 
 def test_only_lightgbm_is_exported(small_train):
     spec = ModelSpec("median", FeatureConfig(n_clusters=0), "linear", {"alpha": 1.0}, seed=0)
     model = build_model(spec).fit(small_train.drop(columns=[TARGET]), small_train[TARGET])
     with pytest.raises(ExportError, match="LightGBM models only"):
-        serving_files(model)
+        serving_files(model, derive_contract(small_train, margin=0.25).to_dict())
 
 
 def test_the_serving_loader_imports_no_sklearn_pandas_or_lightgbm_package(tmp_path):
@@ -271,3 +310,57 @@ def test_the_kd_tree_is_a_cache_not_state(small_model):
     q = np.zeros((1, step.n_features_in_))
     q[0, :2] = -122.0, 37.5
     np.testing.assert_array_equal(clone.transform(q), step.transform(q))
+
+
+def test_a_failing_second_rename_leaves_the_old_directory_in_place(tmp_path, monkeypatch):
+    from housing.io import replace_dir
+
+    dest = tmp_path / "serving"
+    dest.mkdir()
+    (dest / "manifest.json").write_text("old")
+    staging = tmp_path / ".serving.new"
+    staging.mkdir()
+    (staging / "manifest.json").write_text("new")
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if self == staging:
+            raise OSError("disk full (simulated)")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="simulated"):
+        replace_dir(staging, dest)
+    assert (dest / "manifest.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serving"]  # no staging, no .old
+    monkeypatch.undo()
+    staging.mkdir()
+    (staging / "manifest.json").write_text("new")
+    replace_dir(staging, dest)
+    assert (dest / "manifest.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serving"]
+
+
+def test_write_serving_keeps_the_old_bundle_when_the_swap_fails(
+    small_model, contract, tmp_path, monkeypatch
+):
+    bundle = _bundle(tmp_path, small_model, contract)
+    before = (bundle / "serving" / "manifest.json").read_bytes()
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if (
+            Path(target) == bundle / "serving"
+            and self.name.startswith(".serving.")
+            and (".old." not in self.name)
+        ):
+            raise OSError("simulated")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="simulated"):
+        write_serving(bundle / "serving", small_model, contract=contract)
+    monkeypatch.undo()
+    assert (bundle / "serving" / "manifest.json").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path).iterdir()) == ["model.json", "serving"]
+    load_serving(bundle)

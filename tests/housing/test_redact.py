@@ -18,6 +18,9 @@ from housing.redact import MASK, redact, redact_uri, secrets_in
         ("sqlite:///mlflow.db", "sqlite:///mlflow.db"),
         ("sqlite:////abs/path/mlflow.db", "sqlite:////abs/path/mlflow.db"),
         ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("http://u:p@ss@h", "http://u:***@h"),
+        ("http://u:p@ss@h:5000/x?a=b@c", "http://u:***@h:5000/x?a=b@c"),
+        ("see http://u:pw@h and http://v:qw@k", "see http://u:***@h and http://v:***@k"),
         ("", ""),
     ],
 )
@@ -45,3 +48,21 @@ def test_environment_passwords_are_secrets(monkeypatch):
 
 def test_short_secrets_do_not_mask_ordinary_text():
     assert redact("a:b connection refused", ["a", "b"]) == "a:b connection refused"
+
+
+def test_a_password_with_an_unencoded_at_is_collected_whole(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    secrets = secrets_in("http://u:p@ss@h", env=False)
+    assert secrets == ("p@ss",)
+    assert redact("server rejected 'p@ss'", secrets) == f"server rejected '{MASK}'"
+
+
+def test_the_signing_key_is_a_secret_but_its_file_path_is_not(monkeypatch):
+    pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAbCdEf\n-----END PRIVATE KEY-----\n"
+    monkeypatch.setenv("HOUSING_SIGNING_KEY", pem)
+    monkeypatch.setenv("HOUSING_SIGNING_KEY_FILE", "/etc/housing/signing.pem")
+    secrets = secrets_in(None)
+    assert pem in secrets and "MC4CAQAwBQYDK2VwBCIEIAbCdEf" in secrets
+    assert "/etc/housing/signing.pem" not in secrets
+    out = redact("bad key MC4CAQAwBQYDK2VwBCIEIAbCdEf in /etc/housing/signing.pem", secrets)
+    assert out == f"bad key {MASK} in /etc/housing/signing.pem"

@@ -267,3 +267,83 @@ def test_no_output_carries_the_password(server, tmp_path):
     for name, text in seen.items():
         for form in SECRET_FORMS:
             assert form not in text, f"{name}: {form!r} leaked:\n{text[-3000:]}"
+
+
+# --- a misbehaving server: endless listings, oversized answers ------------------------------
+
+
+class _Misbehave(BaseHTTPRequestHandler):
+    """``mode`` on the server: "same-token", "new-token", "big-json" or "big-file"."""
+
+    def do_GET(self) -> None:
+        mode = self.server.mode
+        self.server.seen.append(self.path)
+        if self.path.startswith("/get-artifact"):
+            body = b"x" * 5000
+        elif mode == "big-json":
+            body = json.dumps({"files": [], "pad": "y" * 5000}).encode()
+        elif mode == "big-file":
+            files = [{"path": "bundle/model.json", "is_dir": False, "file_size": 5000}]
+            body = json.dumps({"files": files}).encode()
+        else:
+            token = "same" if mode == "same-token" else f"t{len(self.server.seen)}"
+            body = json.dumps({"files": [], "next_page_token": token}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def misbehaving_server() -> Iterator[_AuthServer]:
+    httpd = _AuthServer(("127.0.0.1", 0), _Misbehave)
+    httpd.seen = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_listing_stops_on_a_repeated_page_token_or_too_many_pages(misbehaving_server, monkeypatch):
+    from serve.sources import mlflow_rest
+
+    registry = mlflow_rest.RestRegistry(f"http://127.0.0.1:{misbehaving_server.server_address[1]}")
+    misbehaving_server.mode = "same-token"
+    with pytest.raises(SourceError, match="repeated page token 'same'"):
+        registry.list_files("run1")
+    assert len(misbehaving_server.seen) == 2
+    misbehaving_server.mode = "new-token"
+    monkeypatch.setattr(mlflow_rest, "_MAX_PAGES", 5)
+    with pytest.raises(SourceError, match="more than 5 pages"):
+        registry.list_files("run1")
+
+
+def test_oversized_answers_and_downloads_are_refused(misbehaving_server, monkeypatch, tmp_path):
+    from serve.sources import mlflow_rest
+    from serve.sources.mlflow_common import AliasTarget
+
+    registry = mlflow_rest.RestRegistry(f"http://127.0.0.1:{misbehaving_server.server_address[1]}")
+    monkeypatch.setattr(mlflow_rest, "_MAX_JSON_BYTES", 1000)
+    misbehaving_server.mode = "big-json"
+    with pytest.raises(SourceError, match="answer larger than 1000 bytes"):
+        registry.list_files("run1")
+    misbehaving_server.mode = "big-file"
+    target = AliasTarget("m", "champion", "1", "run1")
+    monkeypatch.setattr(mlflow_rest, "_MAX_FILE_BYTES", 4000)
+    with pytest.raises(SourceError, match=r"model\.json is larger than 4000 bytes"):
+        registry.download_bundle(target, tmp_path / "a")
+    assert not list((tmp_path / "a").rglob("*.part"))
+    monkeypatch.setattr(mlflow_rest, "_MAX_FILE_BYTES", 10_000)
+    monkeypatch.setattr(mlflow_rest, "_MAX_BUNDLE_BYTES", 4000)
+    with pytest.raises(SourceError, match="bundle is larger than 4000 bytes"):
+        registry.download_bundle(target, tmp_path / "b")
+    monkeypatch.setattr(mlflow_rest, "_MAX_BUNDLE_BYTES", 10_000)
+    registry.download_bundle(target, tmp_path / "c")
+    assert (tmp_path / "c" / "model.json").stat().st_size == 5000

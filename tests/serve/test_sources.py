@@ -39,6 +39,29 @@ def test_tampered_local_artifact_is_refused(model_bundle_dir, tmp_path, caplog):
     assert "sha256 mismatch" in caplog.text
 
 
+def test_the_served_contract_is_the_hashed_copy_not_model_json(model_bundle_dir, tmp_path):
+    bundle = copy_bundle(model_bundle_dir, tmp_path / "forged")
+    meta = json.loads((bundle / "model.json").read_text())
+    honest = json.loads(json.dumps(meta["contract"]))
+    meta["contract"]["features"]["median_income"]["max"] = 1e9
+    (bundle / "model.json").write_text(json.dumps(meta))
+    with TestClient(create_app(settings_for(bundle))) as client:
+        assert client.get("/api/v1/contract").json() == honest
+        row = dict(honest["example"], median_income=honest["features"]["median_income"]["max"] * 2)
+        assert client.post("/api/v1/predict", json={"instances": [row]}).status_code == 422
+
+
+def test_a_tampered_serving_contract_is_refused_naming_the_file(model_bundle_dir, tmp_path):
+    bundle = copy_bundle(model_bundle_dir, tmp_path / "bad-contract")
+    path = bundle / "serving" / "contract.json"
+    contract = json.loads(path.read_text())
+    contract["features"]["median_income"]["max"] = 1e9
+    path.write_text(json.dumps(contract, indent=2, sort_keys=True) + "\n")
+    store = _store(make_settings(local_model_dir=bundle))
+    assert store.load_initial() is False
+    assert "serving/contract.json: sha256 mismatch" in store.load_errors[0]
+
+
 def test_tampered_artifact_falls_through_to_the_next_source(
     model_bundle_dir, tmp_path, gcs_emulator
 ):
@@ -142,6 +165,36 @@ def test_mlflow_is_not_imported_without_a_registry(model_bundle_dir):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def test_a_failed_load_imports_no_yaml_or_training_stack(model_bundle_dir, tmp_path):
+    bad = copy_bundle(model_bundle_dir, tmp_path / "bad")
+    _tamper(bad)
+    code = (
+        "import sys\n"
+        "from serve.config import Settings\n"
+        "from serve.metrics import ServeMetrics\n"
+        "from serve.model_store import ModelStore\n"
+        "from serve.sources import build_sources\n"
+        f"s = Settings(_env_file=None, model_sources=('local',), local_model_dir={str(bad)!r}, "
+        "wandb_mode='disabled', load_in_background=False)\n"
+        "sources, skipped = build_sources(s)\n"
+        "store = ModelStore(sources, ServeMetrics(), skipped=skipped)\n"
+        "assert store.load_initial() is False\n"
+        "assert 'sha256 mismatch' in store.load_errors[0], store.load_errors\n"
+        "bad = sorted(m for m in sys.modules\n"
+        "             if m.split('.')[0] in {'yaml', 'sklearn', 'pandas', 'skops', 'mlflow'})\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_failed_reload_keeps_the_old_model_and_reports(model_bundle_dir, bundle_v2, tmp_path):
     live = copy_bundle(model_bundle_dir, tmp_path / "live")
     app = create_app(settings_for(live, admin_token="t"))
@@ -185,3 +238,26 @@ def test_reload_never_downgrades_to_a_lower_priority_source(
     gcs_emulator.upload_bundle(bundle_v2, "prio", "m")
     assert store.check_for_update().reloaded is True
     assert store.current.identity.source == "gcs"
+
+
+def test_gcs_read_errors_do_not_carry_the_endpoint_password(tmp_path):
+    from serve.sources.base import SourceError
+    from serve.sources.gcs import GcsSource
+
+    endpoint = "http://user:gcsS3cret@127.0.0.1:9"
+
+    class _Failing:  # what gcsfs raises quotes the endpoint it called
+        def cat_file(self, path):
+            raise OSError(f"Cannot connect to host {endpoint}/storage/v1/b/{path}")
+
+    source = GcsSource(
+        "bucket", "models", endpoint_url=endpoint, project=None, model_name="m", context_limit=10
+    )
+    source._fs = _Failing()
+    for call in (source.fingerprint, lambda: source._fetch(source._fs, "x.json", tmp_path / "x")):
+        try:
+            call()
+        except SourceError as exc:
+            assert "gcsS3cret" not in str(exc) and "cannot read gs://bucket/models/" in str(exc)
+        else:
+            raise AssertionError("expected a SourceError")

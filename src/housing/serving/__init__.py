@@ -21,6 +21,8 @@ _LOADER_NAMES = {
     "MANIFEST",
     "CONFIG",
     "BOOSTER",
+    "CONTRACT",
+    "META_FILE",
     "normalize_category",
 }
 

@@ -12,14 +12,17 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from housing.io import replace_dir
 from housing.serving.loader import (
     BOOSTER,
     CONFIG,
+    CONTRACT,
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
@@ -93,8 +96,14 @@ def _imputer_state(imputer: Any, n_columns: int) -> tuple[dict[str, Any], dict[s
     raise ExportError(f"imputer {kind} is not exported to the serving bundle")
 
 
-def serving_files(model: Any) -> dict[str, bytes]:
-    """Every file of the serving bundle (manifest included) for a fitted model."""
+def serving_files(model: Any, contract: Mapping[str, Any]) -> dict[str, bytes]:
+    """Every file of the serving bundle (manifest included) for a fitted model.
+
+    ``contract`` is the data contract as a dict (``Contract.to_dict()``): it is written as
+    the hashed ``contract.json``, from which the API builds its request validator.
+    """
+    if not isinstance(contract, Mapping) or "features" not in contract:
+        raise ExportError("write the data contract (Contract.to_dict()) into the bundle")
     if (
         getattr(model, "inverse_func", None) is not np.exp
         or getattr(model, "func", None) is not np.log
@@ -144,6 +153,9 @@ def serving_files(model: Any) -> dict[str, bytes]:
         "link": "exp",
     }
     blobs[CONFIG] = (json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+    blobs[CONTRACT] = (
+        json.dumps(dict(contract), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    ).encode()
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -156,13 +168,16 @@ def serving_files(model: Any) -> dict[str, bytes]:
     return blobs
 
 
-def write_serving(directory: str | os.PathLike[str], model: Any) -> str:
-    """Write the serving bundle of ``model`` to ``directory`` (replaced atomically).
+def write_serving(
+    directory: str | os.PathLike[str], model: Any, *, contract: Mapping[str, Any]
+) -> str:
+    """Write the serving bundle of ``model`` and its ``contract`` to ``directory``
+    (replaced atomically).
 
     Returns the bundle's sha256 (that of manifest.json, which lists every file's sha256).
     """
     directory = Path(directory)
-    blobs = serving_files(model)
+    blobs = serving_files(model, contract)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -170,14 +185,7 @@ def write_serving(directory: str | os.PathLike[str], model: Any) -> str:
             (tmp / name).write_bytes(data)
             (tmp / name).chmod(0o644)
         tmp.chmod(0o755)
-        old = None
-        if directory.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
-            old.rmdir()
-            directory.rename(old)
-        tmp.rename(directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, directory)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

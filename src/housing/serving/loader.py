@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from housing.contract import normalize_category
 from housing.serving import transforms
 from housing.serving.lgbm import Booster, LightGBMError
 from housing.serving.neighbors import build_tree, mean_target
@@ -32,11 +33,12 @@ from housing.serving.neighbors import build_tree, mean_target
 logger = logging.getLogger(__name__)
 
 FORMAT = "housing-serving"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the data contract (request bounds) is a hashed bundle file
 SERVING_DIR = "serving"
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
 BOOSTER = "booster.txt"
+CONTRACT = "contract.json"
 META_FILE = "model.json"
 _NAME = re.compile(r"^[a-z0-9_]+\.(npy|json|txt)$")
 N_NUMERIC = 8
@@ -48,11 +50,6 @@ class BundleError(RuntimeError):
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def normalize_category(value: object) -> str:
-    """Canonical ``ocean_proximity`` spelling (same rule as :mod:`housing.contract`)."""
-    return " ".join(str(value).split()).upper()
 
 
 def _read(path: Path) -> bytes:
@@ -85,11 +82,12 @@ def read_verified(
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"{manifest_path} has format version {manifest.get('format_version')!r}; "
-            f"this code reads version {FORMAT_VERSION}"
+            f"this code reads version {FORMAT_VERSION} only: re-export the bundle "
+            "(dvc repro register) with this code"
         )
     files = manifest.get("files")
-    if not isinstance(files, dict) or CONFIG not in files or BOOSTER not in files:
-        raise BundleError(f"{manifest_path} lists no {CONFIG} or {BOOSTER}")
+    if not isinstance(files, dict) or any(n not in files for n in (CONFIG, BOOSTER, CONTRACT)):
+        raise BundleError(f"{manifest_path} lists no {CONFIG}, {BOOSTER} or {CONTRACT}")
     blobs: dict[str, bytes] = {}
     for name, entry in sorted(files.items()):
         if not isinstance(name, str) or not _NAME.match(name) or not isinstance(entry, dict):
@@ -174,6 +172,15 @@ class ServingModel:
     def __init__(self, config: dict[str, Any], blobs: dict[str, bytes], meta: dict[str, Any]):
         self.meta = meta
         self.config = config
+        try:
+            contract = json.loads(blobs[CONTRACT])
+        except (KeyError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"unreadable {CONTRACT} in the serving bundle: {exc}") from exc
+        if not isinstance(contract, dict):
+            raise BundleError(f"{CONTRACT} in the serving bundle is not a JSON object")
+        #: the data contract as the bundle's hashed contract.json holds it (the request
+        #: validator is built from this verified copy, never from model.json)
+        self.contract: dict[str, Any] = contract
         self.categories: tuple[str, ...] = tuple(str(c) for c in config["categories"])
         self._cat_index = {c: i for i, c in enumerate(self.categories)}
         self._impute = _imputer(config["imputer"], blobs)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from housing.io import replace_dir
 from housing.signing.digests import GIT_PATHS, file_digests
 from housing.signing.keys import SigningKey
 from housing.signing.record import RECORD_FILE, SIGNATURE_FILE, PromotionRecord, SigningError
@@ -53,7 +54,6 @@ def build_champion(
     source, dest = Path(source), Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    old = dest.parent / f".{dest.name}.old"
     try:
         _copy(source, staging, include)
         if key is None:
@@ -72,14 +72,8 @@ def build_champion(
 
             record = sign_directory(staging, record, key)
         staging.chmod(0o755)
-        shutil.rmtree(old, ignore_errors=True)
-        if dest.exists():
-            dest.rename(old)
-        staging.rename(dest)
+        replace_dir(staging, dest)  # restores the previous champion if the swap fails
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        if old.exists() and not dest.exists():
-            old.rename(dest)
         raise
-    shutil.rmtree(old, ignore_errors=True)
     return record
