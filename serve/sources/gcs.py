@@ -19,12 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from housing.redact import redact, redact_uri, secrets_in
+from housing.serving import MANIFEST, META_FILE, SERVING_DIR
 from serve.loaded_model import LoadedModel, load_directory
 from serve.sources.base import SourceError
-
-META_FILE = "model.json"
-SERVING_DIR = "serving"
-MANIFEST = "manifest.json"
 
 
 class GcsSource:

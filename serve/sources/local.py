@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from housing.serving import META_FILE
 from serve.loaded_model import LoadedModel, load_directory
 from serve.sources.base import SourceError
-
-META_FILE = "model.json"
 
 
 class LocalSource:

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from housing.io import read_json, sha256_bytes, write_bytes, write_json
+from housing.serving import META_FILE, MODEL_FILE
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model.skops"
-META_FILE = "model.json"
 
 # Reviewed: the non-default types a model of any family in housing.model contains (a test
 # keeps this list complete). Each is data-only state (arrays, LightGBM's model text, tree

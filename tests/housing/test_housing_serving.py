@@ -22,7 +22,7 @@ from housing.model import IMPUTERS, FeatureConfig, ModelSpec, build_model
 from housing.serving import BundleError, load_serving
 from housing.serving import loader as serving_loader
 from housing.serving.export import ExportError, serving_files, write_serving
-from housing.serving.neighbors import build_tree, nearest
+from housing.serving.neighbors import build_tree, mean_target, nearest
 
 SMALL = {"n_estimators": 60, "num_leaves": 15}
 ALL_GROUPS = FeatureConfig(n_clusters=6, gamma=1.0, rotations=(15.0, 45.0), neighbors=8)
@@ -286,17 +286,29 @@ def test_a_constructed_tie_picks_the_lowest_training_indices_in_training_and_ser
 
 
 def test_the_tie_rule_is_whatever_the_order_tied_rows_were_given():
-    # Tied rows carry the same target whatever order they come in: the feature is unchanged.
+    # Six rows tie at the query's location, each with its own target; k=4 must take the four
+    # tied rows that come first in the order the training rows were given, in training
+    # (NeighborPrice.transform) and serving (housing.serving.neighbors) alike.
     X = np.zeros((12, 13))
     X[:, 0], X[:, 1] = -121.0, 37.0
     X[6:, 0] = -119.0
-    y = np.r_[np.full(6, 12.0), np.full(6, 11.0)]
+    y = np.r_[np.arange(6, dtype=float) * 10.0 + 1.0, np.full(6, 500.0)]
     query = np.zeros((1, 13))
     query[0, :2] = -121.0, 37.0
-    base = NeighborPrice(n_neighbors=4).fit(X, y).transform(query)[0, -1]
-    perm = np.random.default_rng(1).permutation(12)
-    again = NeighborPrice(n_neighbors=4).fit(X[perm], y[perm]).transform(query)[0, -1]
-    assert base == again == 12.0
+    seen = set()
+    for seed in range(6):
+        perm = np.arange(12) if seed == 0 else np.random.default_rng(seed).permutation(12)
+        Xp, yp = X[perm], y[perm]
+        tied = np.flatnonzero(perm < 6)[:4]  # lowest training-row indices among the tied rows
+        expected = float(np.mean(yp[tied]))
+        step = NeighborPrice(n_neighbors=4).fit(Xp, yp)
+        assert step.transform(query)[0, -1] == pytest.approx(expected, abs=1e-12)
+        tree = build_tree(step.train_coords_)
+        assert sorted(nearest(tree, _geo_coords(query), 4)[0].tolist()) == tied.tolist()
+        got = mean_target(tree, step.train_target_, _geo_coords(query), 4)
+        assert got[0] == pytest.approx(expected, abs=1e-12)
+        seen.add(expected)
+    assert len(seen) > 1, "the permutations must change which tied rows win"
 
 
 def test_the_kd_tree_is_a_cache_not_state(small_model):

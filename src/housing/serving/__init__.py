@@ -10,6 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+# The bundle directory's layout, in one light module: the pipeline (housing.artifact, the
+# register stage) and the API's sources (serve/sources/*) import these names from here,
+# which loads neither LightGBM nor PyYAML.
+MODEL_FILE = "model.skops"  # the fitted scikit-learn pipeline (skops), the source of truth
+META_FILE = "model.json"  # metadata; its serving_sha256 names the serving bundle
+SERVING_DIR = "serving"  # the serving bundle (docs/serving-bundle.md)
+MANIFEST = "manifest.json"  # serving/manifest.json: every serving file's sha256
+CONFIG = "config.json"
+BOOSTER = "booster.txt"
+CONTRACT = "contract.json"  # the data contract the API validates requests against
+
 _LOADER_NAMES = {
     "BundleError",
     "ServingModel",
@@ -17,16 +28,13 @@ _LOADER_NAMES = {
     "read_verified",
     "FORMAT",
     "FORMAT_VERSION",
-    "SERVING_DIR",
-    "MANIFEST",
-    "CONFIG",
-    "BOOSTER",
-    "CONTRACT",
-    "META_FILE",
     "normalize_category",
 }
 
-__all__ = sorted(_LOADER_NAMES)
+__all__ = sorted(
+    _LOADER_NAMES
+    | {"MODEL_FILE", "META_FILE", "SERVING_DIR", "MANIFEST", "CONFIG", "BOOSTER", "CONTRACT"}
+)
 
 
 def __getattr__(name: str) -> Any:

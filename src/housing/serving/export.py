@@ -19,16 +19,8 @@ from typing import Any
 import numpy as np
 
 from housing.io import replace_dir
-from housing.serving.loader import (
-    BOOSTER,
-    CONFIG,
-    CONTRACT,
-    FORMAT,
-    FORMAT_VERSION,
-    MANIFEST,
-    N_NUMERIC,
-    sha256_hex,
-)
+from housing.serving import BOOSTER, CONFIG, CONTRACT, MANIFEST
+from housing.serving.loader import FORMAT, FORMAT_VERSION, N_NUMERIC, sha256_hex
 
 
 class ExportError(ValueError):

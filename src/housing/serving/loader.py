@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 
 from housing.contract import normalize_category
-from housing.serving import transforms
+from housing.serving import (
+    BOOSTER,
+    CONFIG,
+    CONTRACT,
+    MANIFEST,
+    META_FILE,
+    SERVING_DIR,
+    transforms,
+)
 from housing.serving.lgbm import Booster, LightGBMError
 from housing.serving.neighbors import build_tree, mean_target
 
@@ -34,12 +42,6 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "housing-serving"
 FORMAT_VERSION = 2  # 2: the data contract (request bounds) is a hashed bundle file
-SERVING_DIR = "serving"
-MANIFEST = "manifest.json"
-CONFIG = "config.json"
-BOOSTER = "booster.txt"
-CONTRACT = "contract.json"
-META_FILE = "model.json"
 _NAME = re.compile(r"^[a-z0-9_]+\.(npy|json|txt)$")
 N_NUMERIC = 8
 
