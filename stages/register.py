@@ -216,6 +216,7 @@ def main() -> None:
         test_fingerprint,
     )
     from housing.registry.committed import bundle_scorer
+    from housing.registry.lookup import SERVING_SHA_TAG
 
     # The paired gate re-scores the champion on these same rows, from its versioned bundle.
     evaluation = EvalSet(
@@ -236,7 +237,7 @@ def main() -> None:
                 "sweep_id": str(sweep.get("sweep_id")),
                 "sweep_engine": str(sweep.get("engine")),
                 "model_family": spec.family,
-                "serving_sha256": serving_sha,
+                SERVING_SHA_TAG: serving_sha,
             },
             plots=[PRED_PLOT, BAND_PLOT, IMPORTANCE_PLOT, METRICS],
             description=description(spec, metrics, sweep),

@@ -21,6 +21,7 @@ import numpy as np
 
 from housing.registry.champion import ChampionScorer
 from housing.registry.gates import EvalSet, GateConfig, test_fingerprint
+from housing.registry.lookup import SERVING_SHA_TAG, SHA_TAG
 from housing.registry.records import MODEL_NAME, Registration, RegistryError
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def bundle_scorer(features: pd.DataFrame) -> ChampionScorer:
         if (bundle / SERVING_DIR).is_dir():
             from housing.serving import load_serving
 
-            model = load_serving(bundle, expected_sha256=tags.get("serving_sha256") or None)
+            model = load_serving(bundle, expected_sha256=tags.get(SERVING_SHA_TAG) or None)
             numeric = features[list(NUMERIC_FEATURES)].to_numpy(dtype=float)
             categories = np.array(
                 [model.category_index(str(v)) for v in features[CATEGORICAL_FEATURE]]
@@ -54,7 +55,7 @@ def bundle_scorer(features: pd.DataFrame) -> ChampionScorer:
             return np.asarray(model.predict(numeric, categories), dtype=float)
         from housing.artifact import load_bundle
 
-        sha = tags.get("artifact_sha256") or None
+        sha = tags.get(SHA_TAG) or None
         return np.asarray(load_bundle(bundle, expected_sha256=sha).model.predict(features), float)
 
     return score
@@ -144,7 +145,7 @@ def register_committed(
         "registered_by": "housing-registry register",
     }
     if meta.get("serving_sha256"):
-        tags["serving_sha256"] = str(meta["serving_sha256"])
+        tags[SERVING_SHA_TAG] = str(meta["serving_sha256"])
     description = (
         "### California housing price model (committed bundle)\n"
         f"- family: **{spec.get('family')}**; registered by `housing-registry register` "
