@@ -23,6 +23,7 @@ from housing.registry.champion import ChampionScorer
 from housing.registry.gates import EvalSet, GateConfig, test_fingerprint
 from housing.registry.lookup import SERVING_SHA_TAG, SHA_TAG
 from housing.registry.records import MODEL_NAME, Registration, RegistryError
+from housing.registry.tracking import one_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,8 +119,14 @@ def register_committed(
         raise RegistryError(f"{test_split} has no {TARGET} column")
     features = test.drop(columns=[TARGET])
     y_true = test[TARGET].to_numpy(float)
-    predictions = np.asarray(bundle.model.predict(features), float)
     meta = bundle.meta
+    scorer = score_champion or bundle_scorer(features)
+    # Scored from the serving bundle like the champion (the skops model for older bundles).
+    served = {SERVING_SHA_TAG: str(meta.get("serving_sha256") or "")}
+    try:
+        predictions = np.asarray(scorer(bundle_dir, served), float)
+    except Exception as exc:
+        raise RegistryError(f"cannot score the committed bundle: {one_line(exc)}") from None
     metrics = _numeric(meta.get("metrics") or {})
     recorded = metrics.get("rmse")
     rescored = float(np.sqrt(np.mean((predictions - y_true) ** 2)))
@@ -172,6 +179,6 @@ def register_committed(
             tracking_uri=tracking_uri,
             experiment=experiment,
             evaluation=evaluation,
-            score_champion=score_champion or bundle_scorer(features),
+            score_champion=scorer,
             force_promote_reason=promote_reason,
         )
