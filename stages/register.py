@@ -216,11 +216,16 @@ def main() -> None:
         test_fingerprint,
     )
     from housing.registry.committed import bundle_scorer
+    from housing.registry.lookup import SERVING_SHA_TAG
 
-    # The paired gate re-scores the champion on these same rows, from its versioned bundle.
+    # The paired gate re-scores the champion on these same rows from its versioned serving
+    # bundle, so the candidate is scored the same way, from the bundle just written (what the
+    # API will serve). The reports above use the fitted pipeline's predictions (equal to
+    # ~1e-12 relative: the bundle sums the trees in another order).
+    scorer = bundle_scorer(test.drop(columns=[TARGET]))
     evaluation = EvalSet(
         y_true=y_test,
-        predictions=np.asarray(y_pred, float),
+        predictions=scorer(BUNDLE_DIR, {SERVING_SHA_TAG: serving_sha}),
         fingerprint=test_fingerprint(test.index.to_numpy(), y_test),
         data_md5=data_md5,
     )
@@ -236,7 +241,7 @@ def main() -> None:
                 "sweep_id": str(sweep.get("sweep_id")),
                 "sweep_engine": str(sweep.get("engine")),
                 "model_family": spec.family,
-                "serving_sha256": serving_sha,
+                SERVING_SHA_TAG: serving_sha,
             },
             plots=[PRED_PLOT, BAND_PLOT, IMPORTANCE_PLOT, METRICS],
             description=description(spec, metrics, sweep),
@@ -245,7 +250,7 @@ def main() -> None:
                 p["gates"], n_resamples=int(p["bootstrap_resamples"]), seed=seed
             ),
             evaluation=evaluation,
-            score_champion=bundle_scorer(test.drop(columns=[TARGET])),
+            score_champion=scorer,
             trusted_types=TRUSTED_TYPES,
             model_name=p["model_name"],
             experiment=p["experiment"],

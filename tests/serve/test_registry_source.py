@@ -97,12 +97,13 @@ def _verified_file(root: Path, run_id: str, tags: dict[str, str]) -> Path:
 
 
 def test_conventions_match_the_register_code():
-    from housing.registry import ops
+    from housing.registry import lookup
     from serve.sources import mlflow_common
 
-    assert mlflow_common.BUNDLE_ARTIFACT_PATH == ops.BUNDLE_ARTIFACT_PATH
-    assert mlflow_common.SHA_TAG == ops.SHA_TAG
-    assert mlflow_common.METRIC_TAG_PREFIX == ops.METRIC_TAG_PREFIX
+    assert mlflow_common.BUNDLE_ARTIFACT_PATH == lookup.BUNDLE_ARTIFACT_PATH
+    assert mlflow_common.SHA_TAG == lookup.SHA_TAG
+    assert mlflow_common.METRIC_TAG_PREFIX == lookup.METRIC_TAG_PREFIX
+    assert mlflow_common.SERVING_SHA_TAG == lookup.SERVING_SHA_TAG
 
 
 def test_mlflow_schema_has_what_the_reader_uses(registry):

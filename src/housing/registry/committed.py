@@ -21,7 +21,9 @@ import numpy as np
 
 from housing.registry.champion import ChampionScorer
 from housing.registry.gates import EvalSet, GateConfig, test_fingerprint
+from housing.registry.lookup import SERVING_SHA_TAG, SHA_TAG
 from housing.registry.records import MODEL_NAME, Registration, RegistryError
+from housing.registry.tracking import one_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,7 +48,7 @@ def bundle_scorer(features: pd.DataFrame) -> ChampionScorer:
         if (bundle / SERVING_DIR).is_dir():
             from housing.serving import load_serving
 
-            model = load_serving(bundle, expected_sha256=tags.get("serving_sha256") or None)
+            model = load_serving(bundle, expected_sha256=tags.get(SERVING_SHA_TAG) or None)
             numeric = features[list(NUMERIC_FEATURES)].to_numpy(dtype=float)
             categories = np.array(
                 [model.category_index(str(v)) for v in features[CATEGORICAL_FEATURE]]
@@ -54,7 +56,7 @@ def bundle_scorer(features: pd.DataFrame) -> ChampionScorer:
             return np.asarray(model.predict(numeric, categories), dtype=float)
         from housing.artifact import load_bundle
 
-        sha = tags.get("artifact_sha256") or None
+        sha = tags.get(SHA_TAG) or None
         return np.asarray(load_bundle(bundle, expected_sha256=sha).model.predict(features), float)
 
     return score
@@ -117,8 +119,14 @@ def register_committed(
         raise RegistryError(f"{test_split} has no {TARGET} column")
     features = test.drop(columns=[TARGET])
     y_true = test[TARGET].to_numpy(float)
-    predictions = np.asarray(bundle.model.predict(features), float)
     meta = bundle.meta
+    scorer = score_champion or bundle_scorer(features)
+    # Scored from the serving bundle like the champion (the skops model for older bundles).
+    served = {SERVING_SHA_TAG: str(meta.get("serving_sha256") or "")}
+    try:
+        predictions = np.asarray(scorer(bundle_dir, served), float)
+    except Exception as exc:
+        raise RegistryError(f"cannot score the committed bundle: {one_line(exc)}") from None
     metrics = _numeric(meta.get("metrics") or {})
     recorded = metrics.get("rmse")
     rescored = float(np.sqrt(np.mean((predictions - y_true) ** 2)))
@@ -144,7 +152,7 @@ def register_committed(
         "registered_by": "housing-registry register",
     }
     if meta.get("serving_sha256"):
-        tags["serving_sha256"] = str(meta["serving_sha256"])
+        tags[SERVING_SHA_TAG] = str(meta["serving_sha256"])
     description = (
         "### California housing price model (committed bundle)\n"
         f"- family: **{spec.get('family')}**; registered by `housing-registry register` "
@@ -171,6 +179,6 @@ def register_committed(
             tracking_uri=tracking_uri,
             experiment=experiment,
             evaluation=evaluation,
-            score_champion=score_champion or bundle_scorer(features),
+            score_champion=scorer,
             force_promote_reason=promote_reason,
         )

@@ -262,6 +262,10 @@ def _r2(y: np.ndarray, pred: np.ndarray) -> float:
     return 1.0 - float(((y - pred) ** 2).sum()) / total if total > 0 else float("nan")
 
 
+SAME_PREDICTIONS_RTOL = 1e-9
+"""Predictions this close to the champion's are the same model (held)."""
+
+
 def evaluate_gates(
     evaluation: EvalSet, champion: ChampionEvidence | None, gates: GateConfig
 ) -> Decision:
@@ -341,10 +345,13 @@ def evaluate_gates(
         f"paired dRMSE vs champion v{version} {delta.estimate:+,.0f} "
         f"(95% CI {delta.low:+,.0f} to {delta.high:+,.0f}, limit +{gates.max_delta_rmse:,.0f})"
     )
-    if delta.low == delta.high == delta.estimate == 0.0:
+    # Both sides are scored from their serving bundles; a re-registration of the same model
+    # differs only by float summation order (~1e-12 relative), which must not count as better.
+    if np.allclose(pred, champ, rtol=SAME_PREDICTIONS_RTOL, atol=0):
         return Decision(
             False,
-            f"Held: the candidate predicts exactly as champion v{version} on every test row.",
+            f"Held: the candidate makes the same predictions as champion v{version} on every "
+            f"test row (within a relative {SAME_PREDICTIONS_RTOL:g}).",
             HELD,
             boot.candidate,
             boot,

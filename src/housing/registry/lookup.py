@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 BUNDLE_ARTIFACT_PATH = "bundle"
 METRIC_TAG_PREFIX = "metric."
-SHA_TAG = "artifact_sha256"
+SHA_TAG = "artifact_sha256"  # version tag: sha256 of bundle/model.skops
+SERVING_SHA_TAG = "serving_sha256"  # version tag: sha256 of the serving bundle (manifest)
 
 
 def ms_to_iso(ms: int | None) -> str:

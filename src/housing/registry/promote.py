@@ -11,6 +11,7 @@ version tags and appends a champion event. It is a guarded sequence:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -33,6 +34,7 @@ from housing.registry.records import CHALLENGER, CHAMPION, MODEL_NAME, RegistryE
 from housing.registry.tracking import (
     check_reachable,
     make_client,
+    one_line,
     registry_lock,
     resolve_tracking_uri,
     translated,
@@ -95,18 +97,30 @@ def move_champion(
             )
         if current == target:
             raise RegistryError(f"version {target} of {name!r} is already the champion")
+        was_challenger = alias_version(client, name, CHALLENGER) == target
+        before = dict(client.get_model_version(name, target).tags or {})
         client.set_registered_model_alias(name, CHAMPION, target)
-        if alias_version(client, name, CHALLENGER) == target:
-            client.delete_registered_model_alias(name, CHALLENGER)
-        event = append_event(
-            client, name, version=target, previous=current, action=action, who=who, why=reason
-        )
-        tags = decision_tags(
-            decision="promoted", mode=action, reason=reason, previous=current, who=who
-        )
-        # The event's seq is the promotion sequence number the signed record carries.
-        tags[SEQUENCE_TAG] = str(event.seq)
-        write_tags(client, name, target, {**(extra_tags or {}), **tags})
+        try:
+            if was_challenger:
+                client.delete_registered_model_alias(name, CHALLENGER)
+            event = append_event(
+                client, name, version=target, previous=current, action=action, who=who, why=reason
+            )
+            tags = decision_tags(
+                decision="promoted", mode=action, reason=reason, previous=current, who=who
+            )
+            # The event's seq is the promotion sequence number the signed record carries.
+            tags[SEQUENCE_TAG] = str(event.seq)
+            tags = {**(extra_tags or {}), **tags}
+            write_tags(client, name, target, tags)
+        except Exception as exc:
+            written = [
+                *(extra_tags or {}),
+                *decision_tags(decision="", mode="", reason="", previous=None, who=""),
+                SEQUENCE_TAG,
+            ]
+            _undo_move(client, name, target, current, was_challenger, before, written, exc)
+            raise
         now = alias_version(client, name, CHAMPION)
         if now != target:
             raise RegistryError(
@@ -115,6 +129,43 @@ def move_champion(
             )
     logger.info("%s: champion %s -> %s by %s (%s: %s)", name, current, target, who, action, reason)
     return event
+
+
+def _undo_move(
+    client: MlflowClient,
+    name: str,
+    target: str,
+    current: str | None,
+    was_challenger: bool,
+    before: Mapping[str, str],
+    written: list[str],
+    exc: BaseException,
+) -> None:
+    """Put ``champion`` (and ``challenger``) back after a failure that followed the move.
+
+    Called under the registry lock, so nothing else moved the alias meanwhile. The target's
+    ``promotion.*`` tags get their values from before the move back, so a half-written
+    "promoted" does not survive.
+    """
+    logger.warning("moving champion of %s to %s failed (%s); restoring it", name, target, exc)
+    try:
+        if current is not None:
+            client.set_registered_model_alias(name, CHAMPION, current)
+        else:
+            client.delete_registered_model_alias(name, CHAMPION)
+        if was_challenger:
+            client.set_registered_model_alias(name, CHALLENGER, target)
+        for key in dict.fromkeys(written):
+            if key in before:
+                client.set_model_version_tag(name, target, key, before[key])
+            else:
+                with contextlib.suppress(Exception):  # never written: nothing to delete
+                    client.delete_model_version_tag(name, target, key)
+    except Exception as undo:
+        raise RegistryError(
+            f"moving champion of {name!r} to {target} failed ({one_line(exc)}) and restoring "
+            f"it to {current or 'none'} failed too ({one_line(undo)}): check the aliases"
+        ) from None
 
 
 def _reason(reason: str, what: str) -> str:

@@ -204,6 +204,8 @@ def log_and_register(
                 )
                 promoted, sequence = True, event.seq
             except RegistryError as exc:
+                # The gate's "promoted" must not outlive a move that did not happen.
+                write_tags(client, model_name, version, {f"{GATE_TAG_PREFIX}decision": HELD})
                 now = alias_version(client, model_name, CHAMPION)
                 if now == previous:
                     raise
@@ -215,7 +217,6 @@ def log_and_register(
                     decision.bootstrap,
                     decision.champion_version,
                 )
-                write_tags(client, model_name, version, {f"{GATE_TAG_PREFIX}decision": HELD})
         if not promoted:
             write_tags(
                 client,

@@ -6,10 +6,13 @@ this package on its start-up path.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import http.client
 import logging
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +59,24 @@ def default_artifact_location(uri: str) -> str | None:
     return (db.resolve().parent / ARTIFACTS_DIRNAME).as_uri()
 
 
+def _health_request(uri: str) -> urllib.request.Request:
+    """``GET <uri>/health`` without the userinfo (urllib cannot parse it), sent as Basic auth."""
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    if parts.port is not None:
+        host += f":{parts.port}"
+    path = parts.path.rstrip("/") + "/health"
+    request = urllib.request.Request(urllib.parse.urlunsplit((parts.scheme, host, path, "", "")))
+    if parts.username is not None:
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        request.add_header("Authorization", f"Basic {token}")
+    return request
+
+
 def check_reachable(uri: str, *, must_exist: bool) -> None:
     """Fail fast with one line when the store is missing or a tracking server does not answer.
 
@@ -64,16 +85,15 @@ def check_reachable(uri: str, *, must_exist: bool) -> None:
     typo does not silently create an empty registry.
     """
     if uri.startswith(("http://", "https://")):
-        url = uri.rstrip("/") + "/health"
         try:
-            with urllib.request.urlopen(url, timeout=_HEALTH_TIMEOUT_S):
+            with urllib.request.urlopen(_health_request(uri), timeout=_HEALTH_TIMEOUT_S):
                 return
         except urllib.error.HTTPError:
-            return  # the server answered, even if it has no /health route
-        except (urllib.error.URLError, OSError) as exc:
+            return  # the server answered, even if it has no /health route (or wants auth)
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             message = f"tracking server unreachable at {redact_uri(uri)}: {reason}"
-            raise RegistryError(redact(message, secrets_in(uri))) from None
+            raise RegistryError(redact(one_line(RegistryError(message)), secrets_in(uri))) from None
     db = sqlite_path(uri)
     if db is not None and must_exist and not db.is_file():
         raise RegistryError(f"no MLflow database at {db} (tracking URI {redact_uri(uri)})")

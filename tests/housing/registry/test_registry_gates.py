@@ -64,7 +64,20 @@ def test_equally_good_candidate_holds_when_delta_is_zero():
 def test_identical_predictions_hold():
     _, y, champ, _ = _world(2)
     decision = evaluate_gates(_eval(y, champ.copy()), _champ(champ), GATES)
-    assert not decision.promote and "exactly as champion" in decision.reason
+    assert not decision.promote and "same predictions as champion" in decision.reason
+
+
+def test_predictions_equal_up_to_float_summation_order_hold():
+    # The serving bundle sums trees in blocks: a re-registered model differs by ~1e-12.
+    rng, y, champ, _ = _world(2)
+    resummed = champ * (1 + rng.uniform(-1e-12, 1e-12, champ.shape))
+    assert not np.array_equal(resummed, champ)
+    decision = evaluate_gates(_eval(y, resummed), _champ(champ), GATES)
+    assert not decision.promote and decision.outcome == "held"
+    assert "same predictions as champion" in decision.reason
+    # a real (if tiny) change is still judged by the paired bound, not as "the same model"
+    nudged = champ + rng.normal(0, 1.0, champ.shape)
+    assert "same predictions" not in evaluate_gates(_eval(y, nudged), _champ(champ), GATES).reason
 
 
 def test_noise_level_regressions_that_the_old_1pct_tolerance_compounded_now_hold():

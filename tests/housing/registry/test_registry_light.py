@@ -84,3 +84,58 @@ def test_registry_errors_mask_the_password_of_the_tracking_uri():
     with pytest.raises(RegistryError) as err, translated(f"reading x at {uri}"):
         raise OSError(f"connection to {uri} failed (password S3cretPw)")
     assert "S3cretPw" not in str(err.value) and err.value.__cause__ is None
+
+
+def _health_server(seen: list[str | None]):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            ok = self.path == "/health"
+            self.send_response(200 if ok else 404)
+            self.end_headers()
+            self.wfile.write(b"OK" if ok else b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_check_reachable_probes_a_live_server_with_credentials_in_the_uri():
+    import base64
+
+    from housing.registry.tracking import check_reachable
+
+    seen: list[str | None] = []
+    server = _health_server(seen)
+    try:
+        port = server.server_address[1]
+        check_reachable(f"http://u:S3cret@127.0.0.1:{port}", must_exist=True)
+        check_reachable(f"http://127.0.0.1:{port}/", must_exist=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["Basic " + base64.b64encode(b"u:S3cret").decode(), None]
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["http://u:S3cret@127.0.0.1:{port}", "http://u:S3cret@127.0.0.1:notaport/x"],
+)
+def test_check_reachable_on_a_dead_or_malformed_uri_is_one_redacted_line(template):
+    from registry_support import free_port
+
+    from housing.registry import RegistryError
+    from housing.registry.tracking import check_reachable
+
+    uri = template.format(port=free_port())
+    with pytest.raises(RegistryError) as err:
+        check_reachable(uri, must_exist=True)
+    message = str(err.value)
+    assert "S3cret" not in message and "\n" not in message
+    assert message.startswith("tracking server unreachable at ")

@@ -276,6 +276,31 @@ def test_promote_refuses_when_the_champion_moved_since_evaluation(registry_copy:
     )
 
 
+def test_a_failure_after_the_alias_move_restores_champion_and_the_tags(
+    registry_copy: str, monkeypatch: pytest.MonkeyPatch
+):
+    import importlib
+
+    promote_module = importlib.import_module("housing.registry.promote")  # not the function
+    uri = registry_copy
+    _client(uri).set_registered_model_alias(MODEL_NAME, "challenger", "2")
+    before = _by_version(list_versions(tracking_uri=uri))
+    assert before["3"].aliases == ["champion"] and before["2"].aliases == ["challenger"]
+
+    def concurrent_writer(*args, **kwargs):
+        raise RegistryError("another writer appended champion_event.3 first")
+
+    monkeypatch.setattr(promote_module, "append_event", concurrent_writer)
+    with pytest.raises(RegistryError, match="another writer"):
+        promote("2", "hotfix", tracking_uri=uri, who="ana")
+    after = _by_version(list_versions(tracking_uri=uri))
+    assert after["3"].aliases == ["champion"] and after["2"].aliases == ["challenger"]
+    promotion = {k: v for k, v in after["2"].tags.items() if k.startswith("promotion.")}
+    assert promotion == {k: v for k, v in before["2"].tags.items() if k.startswith("promotion.")}
+    assert promotion.get("promotion.decision") != "promoted"
+    assert len(_events(uri)) == 2  # nothing recorded
+
+
 def test_actor_comes_from_ci_or_the_os_user():
     from housing.registry import actor
 

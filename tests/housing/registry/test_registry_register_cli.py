@@ -77,7 +77,7 @@ def test_register_committed_bundles_through_the_gate(repo: Path, tmp_path: Path,
     again = _register(repo, uri, "weak")
     assert again.exit_code == 0, again.output
     assert "version 2: held as challenger" in again.stdout
-    assert "predicts exactly as champion v1" in again.stdout
+    assert "same predictions as champion v1" in again.stdout
 
     better = _register(repo, uri, "strong")
     assert better.exit_code == 0, better.output
