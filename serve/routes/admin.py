@@ -32,7 +32,9 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 async def reload(_: AdminDep, store: StoreDep, settings: SettingsDep) -> OrjsonResponse:
     """Check the model source now and swap in a new model if there is one."""
     timeout = settings.reload_timeout_s
-    check = partial(store.check_for_update, force=True, lock_timeout=timeout)
+    # Half the budget to get the model lock, so a held lock answers `reload_busy` before the
+    # overall deadline (`reload_timeout`) can fire.
+    check = partial(store.check_for_update, force=True, lock_timeout=timeout / 2)
     try:
         with anyio.fail_after(timeout):
             # Abandoned on timeout: a load cannot be interrupted; it finishes in its thread

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -87,6 +88,23 @@ def md5_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def out_md5_matches(repo: Path, path: str, md5: str) -> bool:
+    """Whether the workspace output ``path`` has the md5 ``dvc.lock`` records for it.
+
+    A file is hashed directly; a directory output (md5 ``….dir``) is checked file by file
+    against the listing DVC keeps for it in the repository's cache.
+    """
+    target = repo / path
+    if not md5.endswith(".dir"):
+        return target.is_file() and md5_file(target) == md5
+    listing = repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    expected = {entry["relpath"]: entry["md5"] for entry in json.loads(listing.read_text())}
+    actual = {
+        f.relative_to(target).as_posix(): md5_file(f) for f in target.rglob("*") if f.is_file()
+    }
+    return actual == expected
 
 
 def snapshot(repo: Path) -> dict[str, str]:
