@@ -1,8 +1,9 @@
 """Publish the model bundle to the GCS path the API's GCS source reads.
 
 DVC's remote stores files by content (``files/md5/ab/cdef…``), which the API cannot address
-by name, so this copies ``models/model.skops`` and ``models/model.json`` to
-``gs://<bucket>/<prefix>/`` (``model.json`` last: readers fingerprint it). Settings use the
+by name, so this copies ``models/model.skops``, the serving bundle ``models/serving/`` (what
+the API loads) and ``models/model.json`` to ``gs://<bucket>/<prefix>/`` (``model.json``
+last: readers fingerprint it). Settings use the
 API's variable names, so one ``.env`` serves both:
 
     python scripts/publish_model.py --bucket my-bucket --prefix models
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 
 from housing.artifact import META_FILE, MODEL_FILE
 from housing.io import sha256_bytes
+from housing.serving import MANIFEST, SERVING_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,18 @@ def read_bundle(model_dir: Path) -> dict[str, bytes]:
         raise PublishError(
             f"{model_dir / MODEL_FILE} sha256 {actual[:12]} does not match "
             f"{META_FILE}'s {recorded[:12]}; refusing to publish a mismatched bundle"
+        )
+    serving = model_dir / SERVING_DIR
+    if not (serving / MANIFEST).is_file():
+        raise PublishError(f"{serving / MANIFEST} not found; run `dvc pull` (or `dvc repro`) first")
+    for path in sorted(serving.rglob("*")):
+        if path.is_file():
+            files[f"{SERVING_DIR}/{path.relative_to(serving).as_posix()}"] = path.read_bytes()
+    manifest_sha = sha256_bytes(files[f"{SERVING_DIR}/{MANIFEST}"])
+    if manifest_sha != meta.get("serving_sha256"):
+        raise PublishError(
+            f"{serving / MANIFEST} sha256 {manifest_sha[:12]} does not match {META_FILE}'s "
+            "serving_sha256; refusing to publish a mismatched bundle"
         )
     return files
 
@@ -109,7 +123,8 @@ def publish(files: Mapping[str, bytes], target: Target, fs: Any) -> str:
     """Upload the bundle (metadata last), read the metadata back; return the model sha256."""
     if not fs.exists(target.bucket):
         raise PublishError(f"bucket gs://{target.bucket} not found (create it first)")
-    for name in (MODEL_FILE, META_FILE):
+    # The model and the serving bundle first, the metadata last (the API's commit point).
+    for name in [n for n in files if n != META_FILE] + [META_FILE]:
         fs.pipe_file(target.path(name), files[name])
     if fs.cat_file(target.path(META_FILE)) != files[META_FILE]:
         raise PublishError(f"gs://{target.path(META_FILE)} reads back different bytes")
