@@ -5,7 +5,9 @@ The only stage that reads the test split. Writes the model bundle (``models/mode
 arrays and LightGBM model text that the API loads without scikit-learn; format in
 docs/serving-bundle.md), test metrics and plots for DVC, then logs the run
 to MLflow, registers a version of ``housing_price_model`` as ``challenger`` and moves
-``champion`` to it only if the promotion gates pass. Registry ids and timestamps go to an
+``champion`` to it only if the promotion gates pass (every move is signed: docs/signing.md).
+The candidate in ``models/`` is never served: the registry's champion is exported, signed, to
+``champion/``, outside the stage's hashed outputs. Registry ids and timestamps go to an
 uncached report, so they never break byte-identical rebuilds.
 """
 
@@ -42,6 +44,9 @@ PRED_PLOT = Path("reports/register/predicted_vs_actual.csv")
 BAND_PLOT = Path("reports/register/residuals_by_band.csv")
 IMPORTANCE_PLOT = Path("reports/register/feature_importance.csv")
 REGISTRATION = Path("reports/register/registration.json")
+# The registry's champion, signed: what `make serve` and the GCS publisher serve. Not a stage
+# output (it depends on the registry's state and on a randomised signature): docs/governance.md.
+CHAMPION_DIR = Path("champion")
 DVC_LOCK = Path("dvc.lock")
 RAW_DATA = "data/raw/housing.csv"
 PRICE_BANDS = (0, 100_000, 200_000, 300_000, 400_000, 500_000, np.inf)
@@ -278,6 +283,19 @@ def main() -> None:
         registration.version,
         "promoted to champion" if registration.promoted else "held as challenger",
     )
+    from housing.registry.signed import export_champion
+
+    try:
+        record = export_champion(CHAMPION_DIR, model_name=p["model_name"])
+    except RegistryError as exc:
+        raise stage.StageError(f"exporting the champion failed: {exc}") from exc
+    if record is not None:
+        logger.info(
+            "%s/ now holds the champion: v%s (promotion #%d)",
+            CHAMPION_DIR,
+            record.version,
+            record.sequence,
+        )
 
 
 if __name__ == "__main__":

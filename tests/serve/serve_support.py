@@ -73,21 +73,17 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **(base | overrides))
 
 
-def copy_bundle(src: Path, dst: Path) -> Path:
-    """Copy a bundle dir; model.json last, so a reader never sees a new sha with old bytes."""
-    dst.mkdir(parents=True, exist_ok=True)
-    tmp = dst / ".model.skops.tmp"
-    shutil.copyfile(src / "model.skops", tmp)
-    tmp.replace(dst / "model.skops")
-    (dst / "serving").mkdir(exist_ok=True)
-    for path in sorted((src / "serving").iterdir()):
-        tmp = dst / "serving" / f".{path.name}.tmp"
-        shutil.copyfile(path, tmp)
-        tmp.replace(dst / "serving" / path.name)
-    tmp = dst / ".model.json.tmp"
-    shutil.copyfile(src / "model.json", tmp)
-    tmp.replace(dst / "model.json")
-    return dst
+def copy_bundle(src: Path, dst: Path, **record: Any) -> Path:
+    """``src`` promoted into ``dst`` as a champion (what the API serves), replacing ``dst``
+    whole in one rename; ``record`` sets the key, version or sequence (write_champion)."""
+    if (src / "promotion.json").is_file() and not record:
+        staging = dst.with_name(f".{dst.name}.copy")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(src, staging)
+        shutil.rmtree(dst, ignore_errors=True)
+        staging.rename(dst)
+        return dst
+    return root_conftest().write_champion(src, dst, **record)
 
 
 def root_conftest() -> Any:
@@ -116,13 +112,22 @@ class GcsEmulator:
             endpoint_url=self.endpoint, token="anon", skip_instance_cache=True, cache_timeout=0
         )
 
-    def upload_bundle(self, bundle: Path, bucket: str, prefix: str) -> None:
+    def upload_bundle(self, bundle: Path, bucket: str, prefix: str, **record: Any) -> None:
+        """Publish ``bundle`` as a champion (promoted by write_champion unless it is one),
+        the promotion record last, as scripts/publish_model.py does."""
+        import tempfile
+
         fs = self.filesystem()
         if bucket not in {b.rstrip("/") for b in fs.ls("")}:
             fs.mkdir(bucket)
-        serving = sorted(f"serving/{p.name}" for p in (bundle / "serving").iterdir())
-        for name in ("model.skops", *serving, "model.json"):  # json last, as a writer should
-            fs.pipe_file(f"{bucket}/{prefix}/{name}", (bundle / name).read_bytes())
+        with tempfile.TemporaryDirectory() as tmp:
+            champion = copy_bundle(bundle, Path(tmp) / "champion", **record)
+            serving = sorted(f"serving/{p.name}" for p in (champion / "serving").iterdir())
+            names = ["model.json", *serving]
+            if (champion / "model.sig").is_file():
+                names.append("model.sig")
+            for name in (*names, "promotion.json"):  # the record last: readers fingerprint it
+                fs.pipe_file(f"{bucket}/{prefix}/{name}", (champion / name).read_bytes())
 
 
 # --- real uvicorn ------------------------------------------------------------------------
