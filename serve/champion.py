@@ -62,6 +62,9 @@ def load_champion(
     except SigningError as exc:
         raise SourceError(f"refused: {exc}") from None
     overrides: dict[str, Any] = {
+        # What the local and GCS sources' fingerprint() read: the record's bytes (the
+        # registry source overrides it with the alias target's).
+        "fingerprint": record_fingerprint((directory / RECORD_FILE).read_bytes()),
         "version": record.version,
         "alias": record.alias,
         "data_md5": record.data_md5,

@@ -86,6 +86,48 @@ def copy_bundle(src: Path, dst: Path, **record: Any) -> Path:
     return root_conftest().write_champion(src, dst, **record)
 
 
+def register_bundle(
+    uri: str,
+    bundle: Path,
+    train: Any,
+    *,
+    rmse: float,
+    commit: str,
+    r2: float = 0.9,
+    promote: bool = True,
+) -> Any:
+    """Register ``bundle`` with the real register code (MLflow), tagged as the stage tags it.
+
+    ``promote`` forces the move (these tests move the alias on purpose; the paired gate is
+    tested in tests/housing); without it the version is held: no evaluation, fail closed.
+    """
+    import json
+
+    from housing.artifact import TRUSTED_TYPES, load_bundle
+    from housing.contract import TARGET
+    from housing.registry import GateConfig, log_and_register
+
+    meta = json.loads((bundle / "model.json").read_text())
+    return log_and_register(
+        sk_model=load_bundle(bundle).model,
+        bundle_dir=bundle,
+        params={"seed": 42},
+        metrics={"r2": r2, "rmse": rmse},
+        tags={
+            "git_commit": commit,
+            "data_md5": meta["data_md5"],
+            "serving_sha256": meta["serving_sha256"],
+        },
+        plots=[],
+        description="serve test",
+        input_example=train.drop(columns=[TARGET]).head(3),
+        gates=GateConfig(min_r2=0.0, max_rmse=1e9),
+        force_promote_reason="test: move the alias" if promote else None,
+        trusted_types=list(TRUSTED_TYPES),
+        tracking_uri=uri,
+    )
+
+
 def root_conftest() -> Any:
     """tests/conftest.py as a module (its helpers, e.g. write_bundle, are plain functions).
 
