@@ -113,8 +113,14 @@ def http(
 
 
 @contextlib.contextmanager
-def running_auth_server(workdir: Path, pg_port: int) -> Iterator[AuthServer]:
-    """``mlflow server --app-name basic-auth`` on PostgreSQL, artifacts on a served volume."""
+def running_auth_server(
+    workdir: Path, pg_port: int, *, create_reader: bool = True
+) -> Iterator[AuthServer]:
+    """``mlflow server --app-name basic-auth`` on PostgreSQL, artifacts on a served volume.
+
+    With ``create_reader`` the read-only user ``READER`` is created here; without it the
+    caller creates it (scripts/registry_users.py does) with ``reader_password``.
+    """
     admin_password, reader_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     pg = f"postgresql+psycopg://postgres@127.0.0.1:{pg_port}"
     config = workdir / "basic_auth.ini"
@@ -160,12 +166,13 @@ def running_auth_server(workdir: Path, pg_port: int) -> Iterator[AuthServer]:
             if time.monotonic() > deadline:
                 pytest.fail(f"mlflow server not healthy in time:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
-        status, text = http(
-            f"{url}/api/2.0/mlflow/users/create",
-            body={"username": READER, "password": reader_password},
-            auth=basic_auth(ADMIN, admin_password),
-        )
-        assert status == 200, f"creating the read-only user: {status} {text}"
+        if create_reader:
+            status, text = http(
+                f"{url}/api/2.0/mlflow/users/create",
+                body={"username": READER, "password": reader_password},
+                auth=basic_auth(ADMIN, admin_password),
+            )
+            assert status == 200, f"creating the read-only user: {status} {text}"
         yield AuthServer(url, admin_password, reader_password, workdir, log_path)
     finally:
         if proc.poll() is None:
