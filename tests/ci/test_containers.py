@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import configparser
-import contextlib
 import itertools
 import json
-import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -256,81 +248,6 @@ def test_mlflow_image_requirements_are_uv_lock_versions() -> None:
     assert {"mlflow", "flask-wtf", "psycopg", "psycopg-binary"} <= set(pins)
     drift = {name: (v, locked.get(name)) for name, v in pins.items() if locked.get(name) != v}
     assert drift == {}, "docker/mlflow/requirements.txt differs from uv.lock (name: pin, lock)"
-
-
-@pytest.mark.slow
-def test_postgres_entrypoint_on_debian_postgresql() -> None:
-    """docker/postgres/entrypoint.sh with the Debian package installed here: it creates both
-    databases, refuses a wrong password over TCP, accepts PGPASSWORD with a password-less URI
-    (what the mlflow service does) and stops cleanly on the image's STOPSIGNAL."""
-    import sqlalchemy as sa
-
-    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-        pytest.fail("Debian's postgresql is not installed: make system-deps")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    password = "pw with spaces"
-    # Not under tmp_path: pytest's base temp dir is private to root, postgres could not enter it.
-    root = Path(tempfile.mkdtemp(prefix="housing-pg-entrypoint-"))
-    initdb = root / "initdb"
-    shutil.copytree(REPO_ROOT / "docker/postgres/initdb", initdb)
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:
-        for path in (root, *root.rglob("*")):
-            shutil.chown(path, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    env = {
-        "PATH": os.environ["PATH"], "PGDATA": str(root / "data"), "POSTGRES_USER": "mlflow",
-        "POSTGRES_DB": "mlflow", "POSTGRES_PASSWORD": password, "PG_PORT": str(port),
-        "PG_LISTEN": "127.0.0.1", "INITDB_DIR": str(initdb),
-    }  # fmt: skip
-    script = REPO_ROOT / "docker/postgres/entrypoint.sh"
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [*as_postgres, "env", *(f"{k}={v}" for k, v in env.items()), "sh", str(script)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert proc.poll() is None, (root / "server.log").read_text()
-                assert time.monotonic() < deadline, (root / "server.log").read_text()
-                time.sleep(0.3)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("PGPASSWORD", password)
-            for db in ("mlflow", "mlflow_auth"):
-                engine = sa.create_engine(f"postgresql+psycopg://mlflow@127.0.0.1:{port}/{db}")
-                with engine.connect() as conn:
-                    assert conn.execute(sa.text("SELECT current_database()")).scalar() == db
-                engine.dispose()
-            mp.setenv("PGPASSWORD", "wrong")
-            engine = sa.create_engine(f"postgresql+psycopg://mlflow@127.0.0.1:{port}/mlflow")
-            with pytest.raises(sa.exc.OperationalError, match="password authentication failed"):
-                engine.connect()
-            engine.dispose()
-        # The image's STOPSIGNAL, to postgres itself (PID 1 in the container after exec; here
-        # runuser sits in between and does not forward SIGINT).
-        postmaster = int((root / "data" / "postmaster.pid").read_text().split()[0])
-        os.kill(postmaster, signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        pid_file = root / "data" / "postmaster.pid"
-        if proc.poll() is None and pid_file.is_file():  # a failed check: stop postgres itself
-            with contextlib.suppress(OSError, ValueError):
-                os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
-        if proc.poll() is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_dockerignore_keeps_secrets_and_data_out() -> None:
