@@ -274,6 +274,14 @@ def test_script_is_idempotent_and_lowers_a_wider_grant(stack: Stack, champion: s
     assert "lowered from MANAGE" in lowered.stderr
     assert [row["permission"] for row in _explicit_grants(stack)] == ["READ"]
     assert _set_alias(stack, _reader(stack), champion) == 403
+    # Someone made it an admin: the next run takes that back.
+    flag = {"username": stack.reader, "is_admin": True}
+    url_admin = f"{url}{API}/users/update-admin"
+    assert http(url_admin, body=flag, auth=_admin(stack), method="PATCH")[0] == 200
+    assert _set_alias(stack, _reader(stack), champion) == 200
+    demoted = run_script(stack)
+    assert demoted.returncode == 0 and "admin flag removed" in demoted.stderr, demoted.stderr
+    assert _set_alias(stack, _reader(stack), champion) == 403
 
 
 def test_script_errors_are_one_line_without_secrets(stack: Stack) -> None:
