@@ -34,12 +34,18 @@ $(TOOLS)/bin/uv:
 install: $(if $(filter uv,$(UV)),,$(TOOLS)/bin/uv)
 	$(UV) sync --frozen --all-extras --python 3.11
 
-## system-deps: Chromium for the browser test, wrk for the load benchmark (Debian packages)
+## system-deps: Chromium for the browser test, wrk for the load benchmark, PostgreSQL for the
+## registry tests (Debian packages; each installed only when missing)
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then \
+	@pkgs=""; \
+	if ! command -v chromium >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then \
+	  pkgs="chromium chromium-driver wrk"; \
+	fi; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then pkgs="$$pkgs postgresql"; fi; \
+	if [ -n "$$pkgs" ]; then \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    chromium chromium-driver wrk >/dev/null; \
+	    $$pkgs >/dev/null; \
 	fi
 
 # Promotion signs the champion with HOUSING_SIGNING_KEY(_FILE); without one, `pipeline`
