@@ -23,6 +23,7 @@ import httpx
 import pytest
 from serve_support import REPO_ROOT, free_port, register_bundle, running_uvicorn
 
+from housing.signing import KeyRing
 from serve.sources.base import SourceError
 from serve.sources.mlflow_common import SERVING_SHA_TAG
 from serve.sources.registry import RegistrySource
@@ -56,7 +57,9 @@ def server(tmp_path_factory, model_bundle_dir, small_train) -> Iterator[tuple[st
 
 
 def _source(uri: str, alias: str = "champion") -> RegistrySource:
-    return RegistrySource(uri, model_name="housing_price_model", alias=alias, context_limit=50)
+    return RegistrySource(
+        uri, model_name="housing_price_model", alias=alias, context_limit=50, keys=KeyRing({})
+    )
 
 
 def _with_password(url: str) -> str:

@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serve_support import make_settings, register_bundle, running_uvicorn
 
+from housing.signing import KeyRing
 from serve.main import create_app
 from serve.sources.base import SourceError
 from serve.sources.mlflow_common import SERVING_SHA_TAG, SHA_TAG
@@ -54,7 +55,9 @@ def _settings(uri: str, **kw: Any):
 
 
 def _source(uri: str, alias: str = "champion") -> RegistrySource:
-    return RegistrySource(uri, model_name="housing_price_model", alias=alias, context_limit=50)
+    return RegistrySource(
+        uri, model_name="housing_price_model", alias=alias, context_limit=50, keys=KeyRing({})
+    )
 
 
 def _verified_file(root: Path, run_id: str, tags: dict[str, str]) -> Path:

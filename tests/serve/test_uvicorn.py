@@ -129,7 +129,7 @@ def test_hot_reload_under_concurrent_requests_has_no_failures(
         for t in threads:
             t.start()
         time.sleep(1.0)
-        copy_bundle(bundle_v2, live)
+        copy_bundle(bundle_v2, live, version="2", sequence=2)
         deadline = time.monotonic() + 60
         while httpx.get(f"{server.base_url}/api/v1/model").json()["sha256"] != sha_v2:
             assert time.monotonic() < deadline, "the new model was never swapped in"
@@ -149,9 +149,7 @@ def test_hot_reload_under_concurrent_requests_has_no_failures(
     assert any(v1 in seen for seen in versions.values())
 
 
-def test_sigterm_turns_ready_off_then_finishes_in_flight_requests(
-    tmp_path, champion_dir, example
-):
+def test_sigterm_turns_ready_off_then_finishes_in_flight_requests(tmp_path, champion_dir, example):
     env = _local_env(champion_dir, SHUTDOWN_GRACE_S="1.5")
     with running_uvicorn(tmp_path, **env) as server:
         port = int(server.base_url.rsplit(":", 1)[1])
@@ -237,9 +235,7 @@ def test_413_reaches_a_client_that_sends_its_whole_body_first(tmp_path, champion
         assert httpx.get(f"{server.base_url}/health").status_code == 200
 
 
-def test_health_answers_while_bad_and_large_bodies_are_processed(
-    tmp_path, champion_dir, example
-):
+def test_health_answers_while_bad_and_large_bodies_are_processed(tmp_path, champion_dir, example):
     """Neither 100,000 bad elements nor a 1,000-instance batch stalls the single worker."""
     bad = b'{"instances": [' + b",".join([b"{}"] * 100_000) + b"]}"
     batch = _predict_body(example, 1000)
