@@ -161,6 +161,14 @@ class RegistrySource:
                 f"{target.name} version {target.version} has no {SERVING_SHA_TAG} tag (registered "
                 "before the serving bundle); register it again with the current pipeline"
             )
+        import hashlib
+
+        manifest = directory / "serving" / "manifest.json"
+        if manifest.is_file() and hashlib.sha256(manifest.read_bytes()).hexdigest() != serving_sha:
+            raise SourceError(
+                f"{target.name} version {target.version}: its {SERVING_SHA_TAG} tag does not "
+                "match the downloaded serving manifest's sha256; refusing an inconsistent version"
+            )
         try:
             meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

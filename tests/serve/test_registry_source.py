@@ -112,8 +112,9 @@ def test_a_schema_change_fails_naming_what_is_missing(registry, tmp_path):
 def test_fingerprint_is_one_cheap_lookup(registry):
     uri, _, reg = registry
     source = _source(uri)
-    version, sha = source.fingerprint().split(":")
+    version, sha, record = source.fingerprint().split(":")
     assert version == reg.version and len(sha) == 64
+    assert record == f"champion/{reg.promotion_sequence:06d}"  # changes with every move
     with pytest.raises(SourceError, match="no version with alias 'nope'"):
         _source(uri, alias="nope").fingerprint()
 
