@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from housing.contract import TARGET, Contract
 from housing.io import read_json, read_yaml, write_csv, write_json
 from housing.metrics import PRICE_CAP, bootstrap_rmse_ci, regression_report, rmse
 from housing.model import ModelSpec, build_model
+from housing.registry.committed import git_commit
 from housing.serving import SERVING_DIR
 from housing.serving.export import ExportError, write_serving
 
@@ -114,23 +114,6 @@ def raw_data_md5(lock: Path = DVC_LOCK) -> str:
         if out.get("path") == RAW_DATA:
             return str(out["md5"])
     return "unknown"
-
-
-def git_commit() -> str:
-    """The current commit, with ``-dirty`` when the work tree has changes."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return f"{sha}-dirty" if dirty else sha
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def description(spec: ModelSpec, metrics: dict[str, Any], sweep: dict[str, Any]) -> str:

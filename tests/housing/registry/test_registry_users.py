@@ -353,3 +353,61 @@ def test_admin_registers_and_promotes(
     assert int(newer) > int(champion)
     current = version_for_alias(tracking_uri=stack.server.url).version
     assert current == newer == _current_champion(stack)
+
+
+def _serve_support() -> Any:
+    """tests/serve/serve_support.py (register_bundle, settings), loaded by path."""
+    import importlib.util
+
+    name = "_housing_serve_support"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[2] / "serve" / "serve_support.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def test_the_api_as_reader_serves_the_signed_champion(
+    stack: Stack,
+    champion: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    model_bundle_dir: Path,
+    small_train: Any,
+    signing_key: Any,
+    verify_pem: str,
+) -> None:
+    """The pipeline's admin promotes a real bundle, signed; the API, logged in as the
+    read-only user of the compose file and trusting the signing key, serves it."""
+    from fastapi.testclient import TestClient
+
+    from serve.main import create_app
+
+    support = _serve_support()
+    monkeypatch.chdir(tmp_path)
+    _as(monkeypatch, stack.admin, stack.server.admin_password)
+    monkeypatch.setenv("HOUSING_SIGNING_KEY", signing_key.private_pem().decode())
+    registration = support.register_bundle(
+        stack.server.url, model_bundle_dir, small_train, rmse=39_000, commit="c-auth"
+    )
+    assert registration.promoted
+    monkeypatch.delenv("HOUSING_SIGNING_KEY")
+    _as(
+        monkeypatch,
+        stack.api_env["MLFLOW_TRACKING_USERNAME"],
+        stack.api_env["MLFLOW_TRACKING_PASSWORD"],
+    )
+    settings = support.make_settings(
+        model_sources=("registry",),
+        mlflow_tracking_uri=stack.server.url,
+        housing_verify_keys=verify_pem,
+    )
+    with TestClient(create_app(settings)) as client:
+        info = client.get("/api/v1/model").json()
+        assert info["version"] == registration.version, info["load_errors"]
+        assert info["signed"] is True and info["key_id"] == signing_key.key_id
+        assert info["source_detail"].startswith("registry (rest)")
+        example = client.get("/api/v1/contract").json()["example"]
+        assert client.post("/api/v1/predict", json={"instances": [example]}).status_code == 200
