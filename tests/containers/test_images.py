@@ -61,7 +61,7 @@ def _wait(url: str, name: str, expect: int = 200, timeout: float = STARTUP_S) ->
     end, last = time.monotonic() + timeout, "no answer"
     while time.monotonic() < end:
         state = podman("inspect", "--format", "{{.State.Status}}", name, check=False).stdout
-        if state.strip() not in {"running", "created", ""}:
+        if state.strip() not in {"running", "created", "stopping", ""}:
             pytest.fail(f"{name} is {state.strip()}\n{logs(name)}")
         try:
             status, body = _request(url, timeout=3.0)
@@ -189,6 +189,8 @@ FORBIDDEN = {
     "tracking stores": ["*/mlflow.db", "*/mlruns/*", "*/wandb/offline-run-*"],
     "build inputs": ["tmp/requirements.txt", "build/*"],
 }
+# The pipeline image's own machine-local DVC config: it only says the baked-in copy has no Git.
+ALLOWED = {"workspace/.dvc/config.local": "[core]\n    no_scm = true\n"}
 # PEM files that are public CA bundles of the base or of a package (certifi and the like).
 PUBLIC_PEM = ["etc/ssl/*", "usr/share/ca-certificates/*", "usr/lib/ssl/*", "*/site-packages/*"]
 
@@ -215,6 +217,8 @@ def test_image_holds_no_tests_data_caches_or_secrets(images, name: str) -> None:
     count = 0
     for rel, path in _image_files(images[name].tag):
         count += 1
+        if rel in ALLOWED and path.read_text(encoding="utf-8") == ALLOWED[rel]:
+            continue
         for why, patterns in FORBIDDEN.items():
             if any(fnmatch.fnmatch(rel, p) for p in patterns):
                 found.setdefault(why, []).append(rel)
@@ -234,11 +238,11 @@ def test_image_holds_no_tests_data_caches_or_secrets(images, name: str) -> None:
 
 @pytest.mark.parametrize("name", ["pipeline", "api", "app"])
 def test_image_config_non_root_with_healthcheck(images, name: str) -> None:
-    config = json.loads(
-        podman("image", "inspect", "--format", "{{json .Config}}", images[name].tag).stdout
-    )
+    tag = images[name].tag
+    config = json.loads(podman("image", "inspect", "--format", "{{json .Config}}", tag).stdout)
     assert config["User"].split(":")[0] not in {"", "0", "root"}
-    assert config.get("Healthcheck", {}).get("Test"), "HEALTHCHECK lost (OCI format drops it)"
+    health = json.loads(podman("image", "inspect", "--format", "{{json .HealthCheck}}", tag).stdout)
+    assert health and health["Test"][0] == "CMD", "HEALTHCHECK lost (OCI format drops it)"
     assert images[name].size_bytes > 0
 
 
@@ -355,7 +359,7 @@ def test_app_image_prices_a_district_through_the_api(images, api, containers) ->
     assert done.returncode == 0, done.stdout + done.stderr
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["predictions"][0]["predicted_price"] > 0
-    assert answer["model_alias"] == "champion"
+    assert answer["model_name"] == "housing_price_model"
 
 
 # --- the pipeline image -------------------------------------------------------------------
@@ -377,6 +381,7 @@ def test_pipeline_image_reproduces_on_a_sample(images, housing_df, tmp_path: Pat
     done = podman(
         "run",
         "--rm",
+        "--no-healthcheck",  # a one-shot job: no probe timers (no systemd here either)
         "--network",
         "none",
         "-v",
