@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port, logs
+from container_support import free_port, logs
 from pipeline.test_pipeline_sample import stratified_sample
 from pipeline_support import FAST_PARAMS, deep_merge, make_pipeline_repo, ran_stages
 
