@@ -30,6 +30,9 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # What python:3.11-slim offers that the Dockerfiles use: python with venv, CA certificates
 # (pip and uv verify TLS), groupadd/useradd.
 LOCAL_PACKAGES = ("python3.11", "python3.11-venv", "ca-certificates", "passwd")
+# Bump when build_local_base changes: a cached base with another recipe is rebuilt.
+RECIPE_LABEL = "org.housing.base-recipe"
+RECIPE = "2"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,11 @@ class Base:
 
 def _exists(image: str) -> bool:
     return podman("image", "exists", image, check=False).returncode == 0
+
+
+def _recipe(image: str) -> str:
+    fmt = f'{{{{index .Labels "{RECIPE_LABEL}"}}}}'
+    return podman("image", "inspect", "--format", fmt, image, check=False).stdout.strip()
 
 
 def build_local_base(name: str = LOCAL_BASE, mirror: str = DEBIAN_MIRROR) -> float:
@@ -74,12 +82,22 @@ def build_local_base(name: str = LOCAL_BASE, mirror: str = DEBIAN_MIRROR) -> flo
         for link in ("python", "python3"):  # where python:3.11-slim has them
             (local_bin / link).unlink(missing_ok=True)
             (local_bin / link).symlink_to("/usr/bin/python3.11")
-        # Package lists and downloaded .debs are not part of an image; podman supplies
-        # resolv.conf at run time (debootstrap copied the host's).
+        # Package lists, apt's caches and downloaded .debs are not part of an image, nor are
+        # documentation, manual pages and translations (python:3.11-slim drops them too);
+        # podman supplies resolv.conf at run time (debootstrap copied the host's).
         (rootfs / "etc/resolv.conf").unlink(missing_ok=True)
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        for junk in (
+            "var/cache/apt",
+            "var/lib/apt/lists",
+            "usr/share/doc",
+            "usr/share/man",
+            "usr/share/info",
+            "usr/share/locale",
+        ):
             for path in (rootfs / junk).glob("*"):
-                if path.is_file() or path.is_symlink():
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
                     path.unlink()
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         try:
@@ -95,6 +113,8 @@ def build_local_base(name: str = LOCAL_BASE, mirror: str = DEBIAN_MIRROR) -> flo
                     'CMD ["python"]',
                     "--change",
                     "LABEL org.opencontainers.image.description=debootstrap-bookworm-python3.11",
+                    "--change",
+                    f"LABEL {RECIPE_LABEL}={RECIPE}",
                     "-",
                     name,
                 ],
@@ -132,7 +152,7 @@ def choose_base() -> Base:
         why = (pulled.stderr.strip().splitlines() or ["no output"])[-1]
     if len(why) > 160:
         why = why[:157] + "..."
-    if _exists(LOCAL_BASE):
+    if _exists(LOCAL_BASE) and _recipe(LOCAL_BASE) == RECIPE:
         return Base(LOCAL_BASE, f"python:3.11-slim cannot be pulled ({why}); local base cached")
     seconds = build_local_base()
     return Base(

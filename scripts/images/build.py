@@ -54,6 +54,7 @@ class Built:
     base: str
     seconds: float
     size_bytes: int
+    base_reason: str = ""
 
     @property
     def size_mb(self) -> float:
@@ -80,7 +81,7 @@ def build_image(spec: ImageSpec, base: Base, *, no_cache: bool = False) -> Built
     if done.returncode != 0:
         last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise PodmanError(f"building {spec.tag} failed ({done.returncode}): {last[0]}; see {log}")
-    built = Built(spec.name, spec.tag, base.image, seconds, image_size(spec.tag))
+    built = Built(spec.name, spec.tag, base.image, seconds, image_size(spec.tag), base.reason)
     logger.info("built %s in %.1f s, %.0f MB", spec.tag, built.seconds, built.size_mb)
     return built
 
@@ -100,7 +101,8 @@ def build_all(names: Sequence[str] = tuple(IMAGES), *, cold: bool = False) -> li
 
 def report(built: Sequence[Built]) -> str:
     """A Markdown table of the images built (for the log and docs/cicd.md)."""
-    rows = ["| image | tag | base | build s | size MB |", "|---|---|---|---|---|"]
+    rows = [f"Base: {built[0].base} ({built[0].base_reason})", ""] if built else []
+    rows += ["| image | tag | base | build s | size MB |", "|---|---|---|---|---|"]
     rows += [
         f"| {b.name} | `{b.tag}` | `{b.base}` | {b.seconds:.1f} | {b.size_mb:.0f} |" for b in built
     ]
