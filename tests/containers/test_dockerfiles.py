@@ -56,3 +56,10 @@ def test_dependencies_install_with_uv_from_the_export_into_a_cache_mount(name: s
     runtime = pairs[max(i for i, (kw, _) in enumerate(pairs) if kw == "FROM") :]
     copied = [arg for kw, arg in runtime if kw == "COPY" and "--from=build" in arg]
     assert copied and not any("/opt/uv" in arg for arg in copied)
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_images_use_the_makefiles_uv(name: str) -> None:
+    pinned = re.search(r"^UV_VERSION := (\S+)$", (REPO_ROOT / "Makefile").read_text(), re.M)
+    assert pinned, "Makefile pins no UV_VERSION"
+    assert ("ARG", f"UV_VERSION={pinned[1]}") in _instructions(REPO_ROOT / name)
