@@ -3,6 +3,8 @@
 This proves the exported requirements are complete for the role (the API without the training
 stack, the app without the model stack) without a Docker engine: the venv gets exactly what the
 Dockerfile installs, and the code is copied to a fresh directory the way the image lays it out.
+It fails in seconds where an image build takes minutes; tests/containers/ builds and runs the
+real images with podman.
 """
 
 from __future__ import annotations
