@@ -55,6 +55,12 @@ class Built:
     seconds: float
     size_bytes: int
     base_reason: str = ""
+    image_id: str = ""  # what this build produced, whoever retags `tag` afterwards
+
+    @property
+    def ref(self) -> str:
+        """The image to run: its ID when known (another checkout may rebuild the same tag)."""
+        return self.image_id or self.tag
 
     @property
     def size_mb(self) -> float:
@@ -69,11 +75,14 @@ def build_image(spec: ImageSpec, base: Base, *, no_cache: bool = False) -> Built
     """`podman build` one image (docker format: OCI images drop HEALTHCHECK); log to a file."""
     args = ["build", "--format", "docker", "--network", "host", "--layers"]
     args += ["--build-arg", f"BASE_IMAGE={base.image}", "-f", spec.dockerfile, "-t", spec.tag]
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    iidfile = LOG_DIR / f"{spec.name}.iid"
+    iidfile.unlink(missing_ok=True)
+    args += ["--iidfile", str(iidfile)]
     if HOST_CA.is_file():
         args += ["-v", f"{HOST_CA}:{IMAGE_CA}:ro"]
     if no_cache:
         args.append("--no-cache")
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = LOG_DIR / f"{spec.name}.log"
     start = time.monotonic()
     done = podman(*args, str(REPO_ROOT), check=False, timeout=BUILD_TIMEOUT_S, log=log)
@@ -81,7 +90,9 @@ def build_image(spec: ImageSpec, base: Base, *, no_cache: bool = False) -> Built
     if done.returncode != 0:
         last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise PodmanError(f"building {spec.tag} failed ({done.returncode}): {last[0]}; see {log}")
-    built = Built(spec.name, spec.tag, base.image, seconds, image_size(spec.tag), base.reason)
+    image_id = iidfile.read_text(encoding="utf-8").strip().removeprefix("sha256:")
+    size = image_size(image_id)
+    built = Built(spec.name, spec.tag, base.image, seconds, size, base.reason, image_id)
     logger.info("built %s in %.1f s, %.0f MB", spec.tag, built.seconds, built.size_mb)
     return built
 

@@ -6,9 +6,7 @@ podman from Debian's packages first, so a failure means it cannot run on this ma
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -29,7 +27,16 @@ def images() -> dict[str, Built]:
         pytest.fail(f"the container images cannot be built here: {exc}", pytrace=False)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(as_dicts(built), indent=2), encoding="utf-8")
-    # Visible in the pytest output with -rA / in the log: the sizes and build times.
-    with contextlib.suppress(OSError):
-        os.write(2, ("\n" + report(built) + "\n").encode())
+    _REPORT.append(report(built))
     return {b.name: b for b in built}
+
+
+_REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Image sizes and build times at the end of the run (the `.ci/run` log keeps them)."""
+    for text in _REPORT:
+        terminalreporter.section("container images")
+        for line in text.splitlines():
+            terminalreporter.write_line(line)

@@ -156,7 +156,7 @@ def _start_api(images, champion, containers: list[str], **env: str) -> tuple[str
         "-v",
         f"{champion['public_key']}:/keys/verify.pub:ro",
         *[f"--env={k}={v}" for k, v in settings.items()],
-        images["api"].tag,
+        images["api"].ref,
     )
     base = f"http://127.0.0.1:{port}"
     _wait(f"{base}/ready", name)
@@ -215,7 +215,7 @@ def test_image_holds_no_tests_data_caches_or_secrets(images, name: str) -> None:
     host_ca_digest = hashlib.sha256(host_ca).hexdigest()
     found: dict[str, list[str]] = {}
     count = 0
-    for rel, path in _image_files(images[name].tag):
+    for rel, path in _image_files(images[name].ref):
         count += 1
         if rel in ALLOWED and path.read_text(encoding="utf-8") == ALLOWED[rel]:
             continue
@@ -232,13 +232,13 @@ def test_image_holds_no_tests_data_caches_or_secrets(images, name: str) -> None:
             and hashlib.sha256(path.read_bytes()).hexdigest() == host_ca_digest
         ):
             found.setdefault("the build host's CA bundle", []).append(rel)
-    assert count > 1000, f"listed only {count} files of {images[name].tag}"
+    assert count > 1000, f"listed only {count} files of {images[name].ref}"
     assert not found, {why: paths[:10] for why, paths in found.items()}
 
 
 @pytest.mark.parametrize("name", ["pipeline", "api", "app"])
 def test_image_config_non_root_with_healthcheck(images, name: str) -> None:
-    tag = images[name].tag
+    tag = images[name].ref
     config = json.loads(podman("image", "inspect", "--format", "{{json .Config}}", tag).stdout)
     assert config["User"].split(":")[0] not in {"", "0", "root"}
     health = json.loads(podman("image", "inspect", "--format", "{{json .HealthCheck}}", tag).stdout)
@@ -340,7 +340,7 @@ def test_app_image_prices_a_district_through_the_api(images, api, containers) ->
         "--env=HOST=127.0.0.1",
         f"--env=PORT={port}",
         f"--env=API_URL={api_base}",
-        images["app"].tag,
+        images["app"].ref,
     )
     assert _wait(f"http://127.0.0.1:{port}/_stcore/health", name) == b"ok"
     _healthy(name)
@@ -392,7 +392,7 @@ def test_pipeline_image_reproduces_on_a_sample(images, housing_df, tmp_path: Pat
         "--env=WANDB_MODE=disabled",
         "--env=DVC_NO_ANALYTICS=1",
         "--env=GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false",
-        images["pipeline"].tag,
+        images["pipeline"].ref,
         check=False,
         timeout=1500,
     )
