@@ -8,7 +8,6 @@ listed and checked for test code, data, caches, Git metadata and secrets.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import http.client
 import json
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from container_support import free_port, logs
+from container_support import ALLOWED, forbidden_reasons, free_port, logs
 from pipeline.test_pipeline_sample import stratified_sample
 from pipeline_support import FAST_PARAMS, deep_merge, make_pipeline_repo, ran_stages
 
@@ -171,29 +170,6 @@ def api(images, champion, containers) -> tuple[str, str]:
 
 # --- image contents -----------------------------------------------------------------------
 
-# Paths (relative to the image root) that must not be in any image.
-FORBIDDEN = {
-    "project tests": ["app/tests/*", "workspace/tests/*", "*/site-packages/tests/*"],
-    "data files": ["app/*.csv", "workspace/*.csv", "workspace/data/*", "*/housing.csv"],
-    "model artifacts": ["*.skops", "workspace/models/*", "app/models/*"],
-    "DVC cache or temp": ["*/.dvc/cache/*", "*/.dvc/tmp/*", "*/.dvc/config.local"],
-    "Git metadata": ["*/.git/*", "*/.git", ".git/*"],
-    "project bytecode": [
-        "app/*__pycache__*",
-        "workspace/*__pycache__*",
-        "*/site-packages/housing/*__pycache__*",
-    ],
-    "keys and secrets": ["*.key", "*/.env", ".env", "*/signing-key*", "*gcp-key*.json", "*id_rsa*"],
-    "pip/uv caches": ["root/.cache/*", "home/*/.cache/*", "*/pip/http*/*", "*/uv/cache*"],
-    "the uv installer": ["opt/uv/*"],
-    "tracking stores": ["*/mlflow.db", "*/mlruns/*", "*/wandb/offline-run-*"],
-    "build inputs": ["tmp/requirements.txt", "build/*"],
-}
-# The pipeline image's own machine-local DVC config: it only says the baked-in copy has no Git.
-ALLOWED = {"workspace/.dvc/config.local": "[core]\n    no_scm = true\n"}
-# PEM files that are public CA bundles of the base or of a package (certifi and the like).
-PUBLIC_PEM = ["etc/ssl/*", "usr/share/ca-certificates/*", "usr/lib/ssl/*", "*/site-packages/*"]
-
 
 def _image_files(tag: str) -> Iterator[tuple[str, Path]]:
     """(path relative to /, host path) of every file and symlink in the image's file system."""
@@ -219,11 +195,8 @@ def test_image_holds_no_tests_data_caches_or_secrets(images, name: str) -> None:
         count += 1
         if rel in ALLOWED and path.read_text(encoding="utf-8") == ALLOWED[rel]:
             continue
-        for why, patterns in FORBIDDEN.items():
-            if any(fnmatch.fnmatch(rel, p) for p in patterns):
-                found.setdefault(why, []).append(rel)
-        if rel.endswith(".pem") and not any(fnmatch.fnmatch(rel, p) for p in PUBLIC_PEM):
-            found.setdefault("private keys", []).append(rel)
+        for why in forbidden_reasons(rel):
+            found.setdefault(why, []).append(rel)
         # The host's (intercepting) CA bundle is mounted for the build only, never baked in.
         if (
             host_ca

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from container_support import forbidden_reasons
 
 from scripts.images import podman as podman_mod
 from scripts.images.build import IMAGES, Built, build_all, report
@@ -53,3 +54,45 @@ def test_report_names_the_base_and_every_image() -> None:
     text = report(built)
     assert text.startswith("Base: localhost/housing-base:bookworm (why)")
     assert all(f"| {name} |" in text for name in IMAGES) and "| total | | | 4.5 |" in text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "app/tests/test_page.py",
+        "workspace/tests/conftest.py",
+        "workspace/data/raw/housing.csv",
+        "app/housing.csv",
+        "workspace/models/model.skops",
+        "workspace/.dvc/cache/files/md5/ab/cdef",
+        "workspace/.git/HEAD",
+        "opt/venv/lib/python3.11/site-packages/housing/__pycache__/io.cpython-311.pyc",
+        "app/app/__pycache__/main.cpython-311.pyc",
+        "app/.env",
+        "home/app/signing-key.pem",
+        "keys/signing-key.pub",
+        "root/.cache/uv/wheels-v5/x.whl",
+        "home/pipeline/.cache/pip/http-v2/a/b",
+        "opt/uv/bin/uv",
+        "workspace/mlflow.db",
+        "tmp/requirements.txt",
+    ],
+)
+def test_the_content_check_refuses(path: str) -> None:
+    assert forbidden_reasons(path), f"{path} would pass the image content check"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "opt/venv/lib/python3.11/site-packages/certifi/cacert.pem",
+        "opt/venv/lib/python3.11/site-packages/numpy/tests/test_numeric.py",
+        "opt/venv/lib/python3.11/site-packages/housing/io.py",
+        "etc/ssl/certs/ca-certificates.crt",
+        "app/app/main.py",
+        "workspace/stages/split.py",
+        "workspace/.dvc/config",
+    ],
+)
+def test_the_content_check_accepts(path: str) -> None:
+    assert not forbidden_reasons(path)
