@@ -52,8 +52,10 @@ def _free_port() -> int:
 
 def _clean_venv(root: Path, requirements: str, *, with_project: bool) -> Path:
     """A fresh venv with ``requirements`` (and the housing package, without deps, if asked)."""
-    uv = shutil.which("uv")
-    assert uv, "uv is needed to install the requirements quickly"
+    # The Makefile's uv: the one on PATH, else its project-local copy in .tools/ (`make install`).
+    local_uv = REPO_ROOT / ".tools" / "bin" / "uv"
+    uv = shutil.which("uv") or (str(local_uv) if local_uv.is_file() else None)
+    assert uv, "uv is needed to install the requirements quickly (run `make install`)"
     venv = root / "venv"
     done = run(sys.executable, "-m", "venv", "--without-pip", str(venv))
     assert done.returncode == 0, done.stderr
