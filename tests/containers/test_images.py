@@ -128,7 +128,7 @@ def containers() -> Iterator[list[str]]:
     names: list[str] = []
     yield names
     for name in names:
-        podman("rm", "-f", "-t", "5", name, check=False, timeout=60)
+        podman("rm", "-f", "-t", "0", name, check=False, timeout=60)
 
 
 def _start_api(images, champion, containers: list[str], **env: str) -> tuple[str, str]:
@@ -336,6 +336,14 @@ def test_app_image_prices_a_district_through_the_api(images, api, containers) ->
 
 
 # --- the pipeline image -------------------------------------------------------------------
+
+
+def test_pipeline_image_healthcheck_passes(images, containers) -> None:
+    """The batch image's probe (`dvc version`) passes in a container idling on `sleep`."""
+    name = f"housing-test-pipeline-{os.getpid()}"
+    containers.append(name)
+    podman("run", "-d", "--name", name, "--network", "none", images["pipeline"].ref, "sleep", "120")
+    _healthy(name)
 
 
 def test_pipeline_image_reproduces_on_a_sample(images, housing_df, tmp_path: Path) -> None:
