@@ -13,7 +13,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT ?= false
 
-.PHONY: install system-deps pipeline test test-fast lint format serve app up bench clean
+.PHONY: install system-deps pipeline test test-fast lint format serve app up bench clean images images-check
 
 # uv: the one on PATH when it is the pinned version, else a project-local copy in .tools/,
 # bootstrapped from PyPI into a venv of $(PYTHON). Nothing is installed into the system
@@ -99,6 +99,14 @@ up: install
 bench: install system-deps
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/serve_load.py
+
+## images: build the pipeline, API and app images with podman (installed from Debian if missing)
+images: install
+	$(BIN)/python -m scripts.images build --json test-output/images.json
+
+## images-check: build the images, then run them (API, app, pipeline) and list their files
+images-check: install
+	$(BIN)/python -m pytest -m containers tests/containers
 
 clean:
 	rm -rf .tools .pytest_cache .ruff_cache .coverage coverage.xml htmlcov test-output bench/results

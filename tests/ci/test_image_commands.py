@@ -3,6 +3,8 @@
 This proves the exported requirements are complete for the role (the API without the training
 stack, the app without the model stack) without a Docker engine: the venv gets exactly what the
 Dockerfile installs, and the code is copied to a fresh directory the way the image lays it out.
+It fails in seconds where an image build takes minutes; tests/containers/ builds and runs the
+real images with podman.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ def _free_port() -> int:
 
 def _clean_venv(root: Path, requirements: str, *, with_project: bool) -> Path:
     """A fresh venv with ``requirements`` (and the housing package, without deps, if asked)."""
-    uv = shutil.which("uv")
-    assert uv, "uv is needed to install the requirements quickly"
+    # The Makefile's uv: the one on PATH, else its project-local copy in .tools/ (`make install`).
+    local_uv = REPO_ROOT / ".tools" / "bin" / "uv"
+    uv = shutil.which("uv") or (str(local_uv) if local_uv.is_file() else None)
+    assert uv, "uv is needed to install the requirements quickly (run `make install`)"
     venv = root / "venv"
     done = run(sys.executable, "-m", "venv", "--without-pip", str(venv))
     assert done.returncode == 0, done.stderr
