@@ -5,7 +5,8 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 BIN := .venv/bin
 # Stages run `python -m stages.<name>`: the project's interpreter must come first on PATH.
-export PATH := $(CURDIR)/.venv/bin:$(PATH)
+# .tools/path holds only a link to the bootstrapped uv (below), so tests and scripts find it.
+export PATH := $(CURDIR)/.venv/bin:$(CURDIR)/.tools/path:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Two shared cores: one thread per native pool (measured 10x faster than oversubscribing).
 export OMP_NUM_THREADS ?= 1
@@ -30,8 +31,11 @@ $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+$(TOOLS)/path/uv: $(TOOLS)/bin/uv
+	mkdir -p $(TOOLS)/path && ln -sf ../bin/uv $@
+
 ## install: Python 3.11 virtualenv with every pinned dependency (uv.lock) + the project
-install: $(if $(filter uv,$(UV)),,$(TOOLS)/bin/uv)
+install: $(if $(filter uv,$(UV)),,$(TOOLS)/path/uv)
 	$(UV) sync --frozen --all-extras --python 3.11
 
 ## system-deps: Chromium for the browser test, wrk for the load benchmark, PostgreSQL for the

@@ -50,6 +50,7 @@ def _main() -> None:
     from housing.logs import configure
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # tqdm on stderr
     configure(os.environ.get("LOG_LEVEL", "WARNING"))
 
 
