@@ -34,17 +34,36 @@ $(TOOLS)/bin/uv:
 install: $(if $(filter uv,$(UV)),,$(TOOLS)/bin/uv)
 	$(UV) sync --frozen --all-extras --python 3.11
 
-## system-deps: Chromium for the browser test, wrk for the load benchmark (Debian packages)
+## system-deps: Chromium for the browser test, wrk for the load benchmark, PostgreSQL for the
+## registry tests (Debian packages; each installed only when missing)
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then \
+	@pkgs=""; \
+	if ! command -v chromium >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then \
+	  pkgs="chromium chromium-driver wrk"; \
+	fi; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then pkgs="$$pkgs postgresql"; fi; \
+	if [ -n "$$pkgs" ]; then \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    chromium chromium-driver wrk >/dev/null; \
+	    $$pkgs >/dev/null; \
 	fi
 
-## pipeline: install, then run the seven DVC stages (only what changed re-runs)
+# Promotion signs the champion with HOUSING_SIGNING_KEY(_FILE); without one, `pipeline`
+# generates a development key pair in $(KEYS)/ (gitignored, never pushed) and signs with it,
+# and `serve` trusts that public key. With your own key set, neither touches $(KEYS)/.
+KEYS := .keys
+WITH_DEV_KEY := if [ -z "$${HOUSING_SIGNING_KEY:-}$${HOUSING_SIGNING_KEY_FILE:-}" ]; then \
+	  [ -f $(KEYS)/signing-key.pem ] || $(BIN)/housing-sign keygen --out $(KEYS); \
+	  echo "HOUSING_SIGNING_KEY is not set: signing with the development key $(KEYS)/signing-key.pem"; \
+	  export HOUSING_SIGNING_KEY_FILE="$(CURDIR)/$(KEYS)/signing-key.pem"; fi
+TRUST_DEV_KEY := if [ -z "$${HOUSING_VERIFY_KEYS:-}$${HOUSING_VERIFY_KEY_FILES:-}" ] \
+	  && [ -f $(KEYS)/signing-key.pub ]; then \
+	  export HOUSING_VERIFY_KEY_FILES="$(CURDIR)/$(KEYS)/signing-key.pub"; fi
+
+## pipeline: install, then run the seven DVC stages (only what changed re-runs); the register
+## stage signs and promotes the champion and exports it to champion/
 pipeline: install
-	$(BIN)/dvc repro
+	@$(WITH_DEV_KEY); set -x; $(BIN)/dvc repro
 	$(BIN)/dvc metrics show
 
 ## test: install, lint, then every test tier (unit, data, model, slow, end-to-end)
@@ -63,9 +82,10 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## serve: the API on 127.0.0.1:8000, serving the local registry's champion
+## serve: the API on 127.0.0.1:8000, serving the local registry's signed champion (verified
+## with HOUSING_VERIFY_KEYS / _FILES, else the development key of `make pipeline`)
 serve: install
-	MLFLOW_TRACKING_URI=sqlite:///mlflow.db $(BIN)/python -m serve
+	@$(TRUST_DEV_KEY); set -x; MLFLOW_TRACKING_URI=sqlite:///mlflow.db exec $(BIN)/python -m serve
 
 ## app: the Streamlit app on 127.0.0.1:8501 (needs the API)
 app: install
@@ -73,7 +93,7 @@ app: install
 
 ## up: API and app together (Ctrl-C stops both)
 up: install
-	$(BIN)/python scripts/run_local.py
+	@$(TRUST_DEV_KEY); set -x; $(BIN)/python scripts/run_local.py
 
 ## bench: pipeline and API benchmarks (figures quoted in the README)
 bench: install system-deps

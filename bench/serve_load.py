@@ -233,12 +233,17 @@ def probes_during_batch(
 def measure_ours(
     cfg: RunConfig, rows: list[dict[str, Any]]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Our API from the local bundle: start to ready, load, probes, peak RSS."""
+    """Our API from the local champion (signed, verified at start-up): start to ready, load,
+    probes, peak RSS."""
+    from bench.registry_setup import signed_champion
+
+    champion, pem = signed_champion(cfg.model_dir, cfg.work)
     port = free_port()
     env = pinned_env(
         {
             "MODEL_SOURCES": "local",
-            "LOCAL_MODEL_DIR": str(cfg.model_dir),
+            "LOCAL_MODEL_DIR": str(champion),
+            "HOUSING_VERIFY_KEYS": pem,
             "PORT": str(port),
             "HOST": "127.0.0.1",
             "WANDB_MODE": cfg.wandb_mode,
@@ -284,11 +289,12 @@ def measure_make_serve(cfg: RunConfig, rows: Sequence[dict[str, Any]]) -> dict[s
     root = cfg.work / "registry"
     root.mkdir()
     logger.info("make serve: registering the bundle as champion in %s", root)
-    uri = register_champion(cfg.model_dir, root, pd.DataFrame(rows[:3]))
+    uri, pem = register_champion(cfg.model_dir, root, pd.DataFrame(rows[:3]))
     port = free_port()
     env = pinned_env(
         {
             "MLFLOW_TRACKING_URI": uri,
+            "HOUSING_VERIFY_KEYS": pem,
             "PORT": str(port),
             "HOST": "127.0.0.1",
             # no local fallback: only the registry's champion can make it ready

@@ -1,19 +1,23 @@
-"""Publish the model bundle to the GCS path the API's GCS source reads.
+"""Publish the signed champion to the GCS path the API's GCS source reads.
 
 DVC's remote stores files by content (``files/md5/ab/cdef…``), which the API cannot address
-by name, so this copies ``models/model.skops``, the serving bundle ``models/serving/`` (what
-the API loads) and ``models/model.json`` to ``gs://<bucket>/<prefix>/`` (``model.json``
-last: readers fingerprint it). Settings use the
-API's variable names, so one ``.env`` serves both:
+by name, so this copies the champion directory the register stage exports (``champion/``:
+``model.json``, the serving bundle ``serving/``, ``model.sig``, ``promotion.json``) to
+``gs://<bucket>/<prefix>/``, the promotion record last (readers fingerprint it).
 
-    python scripts/publish_model.py --bucket my-bucket --prefix models
+Only a **signed** champion is published: the directory is verified, before anything is
+uploaded, against the public keys of ``HOUSING_VERIFY_KEYS`` / ``HOUSING_VERIFY_KEY_FILES``
+(the ones the API trusts); an unsigned, tampered or wrong-key directory, or a candidate
+(``models/``, which has no promotion record), is refused. Settings use the API's variable
+names, so one ``.env`` serves both:
+
+    python scripts/publish_model.py --bucket my-bucket --prefix champion
     GCS_BUCKET=my-bucket GCS_ENDPOINT_URL=http://127.0.0.1:4443 python scripts/publish_model.py
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import socket
@@ -24,9 +28,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from housing.artifact import META_FILE, MODEL_FILE
 from housing.io import sha256_bytes
-from housing.serving import MANIFEST, SERVING_DIR
+from housing.signing import RECORD_FILE, KeyConfigError, KeyRing, SigningError, verify
+from housing.signing.keys import VERIFY_KEY_FILES_ENV, VERIFY_KEYS_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -46,40 +50,33 @@ class Target:
         return "/".join(p for p in (self.bucket, self.prefix, name) if p)
 
 
-def read_bundle(model_dir: Path) -> dict[str, bytes]:
-    """The bundle's two files, checked to belong together (model sha256 = metadata's)."""
-    files: dict[str, bytes] = {}
-    for name in (MODEL_FILE, META_FILE):
-        path = model_dir / name
-        if not path.is_file():
-            raise PublishError(f"{path} not found; run `dvc pull` (or `dvc repro`) first")
-        files[name] = path.read_bytes()
+def read_champion(champion_dir: Path, keys: KeyRing) -> tuple[dict[str, bytes], str]:
+    """Every file of a signed champion, verified with ``keys``; and the model's version."""
+    if not len(keys):
+        raise PublishError(
+            f"no verification keys: set {VERIFY_KEY_FILES_ENV} (or {VERIFY_KEYS_ENV}) to the "
+            "public key the champion must be signed with; only a signed champion is published"
+        )
+    if not (champion_dir / RECORD_FILE).is_file():
+        raise PublishError(
+            f"{champion_dir / RECORD_FILE} not found: {champion_dir} is not a promoted champion "
+            "(run the pipeline, or `housing-registry export --out champion`)"
+        )
     try:
-        meta = json.loads(files[META_FILE])
-    except json.JSONDecodeError as exc:
-        raise PublishError(f"{model_dir / META_FILE} is not JSON: {exc}") from None
-    recorded = meta.get("sha256") if isinstance(meta, dict) else None
-    if not recorded:
-        raise PublishError(f"{model_dir / META_FILE} records no sha256")
-    actual = sha256_bytes(files[MODEL_FILE])
-    if actual != recorded:
-        raise PublishError(
-            f"{model_dir / MODEL_FILE} sha256 {actual[:12]} does not match "
-            f"{META_FILE}'s {recorded[:12]}; refusing to publish a mismatched bundle"
-        )
-    serving = model_dir / SERVING_DIR
-    if not (serving / MANIFEST).is_file():
-        raise PublishError(f"{serving / MANIFEST} not found; run `dvc pull` (or `dvc repro`) first")
-    for path in sorted(serving.rglob("*")):
+        result = verify(champion_dir, keys, expected={"alias": "champion"})
+    except SigningError as exc:
+        raise PublishError(f"refusing to publish {champion_dir}: {exc}") from None
+    files: dict[str, bytes] = {}
+    for path in sorted(champion_dir.rglob("*")):
         if path.is_file():
-            files[f"{SERVING_DIR}/{path.relative_to(serving).as_posix()}"] = path.read_bytes()
-    manifest_sha = sha256_bytes(files[f"{SERVING_DIR}/{MANIFEST}"])
-    if manifest_sha != meta.get("serving_sha256"):
-        raise PublishError(
-            f"{serving / MANIFEST} sha256 {manifest_sha[:12]} does not match {META_FILE}'s "
-            "serving_sha256; refusing to publish a mismatched bundle"
-        )
-    return files
+            files[path.relative_to(champion_dir).as_posix()] = path.read_bytes()
+    if result.record is None:  # verify() with keys always returns the record
+        raise PublishError(f"{champion_dir}: no promotion record")
+    # Check again what will be uploaded, byte for byte, against the signed record.
+    for name, digest in result.record.files.items():
+        if sha256_bytes(files.get(name, b"")) != digest:
+            raise PublishError(f"{champion_dir / name} changed after verification")
+    return files, result.record.version
 
 
 def resolve_target(args: argparse.Namespace, env: Mapping[str, str]) -> Target:
@@ -88,7 +85,7 @@ def resolve_target(args: argparse.Namespace, env: Mapping[str, str]) -> Target:
     bucket = bucket.removeprefix("gs://").strip("/")
     if not bucket:
         raise PublishError("no bucket: pass --bucket or set GCS_BUCKET")
-    prefix = args.prefix if args.prefix is not None else env.get("GCS_PREFIX", "models")
+    prefix = args.prefix if args.prefix is not None else env.get("GCS_PREFIX", "champion")
     endpoint = args.endpoint_url or env.get("GCS_ENDPOINT_URL") or env.get("STORAGE_EMULATOR_HOST")
     return Target(bucket, prefix.strip("/"), endpoint or None, env.get("GCS_PROJECT") or None)
 
@@ -119,23 +116,23 @@ def filesystem(target: Target) -> Any:
     return gcsfs.GCSFileSystem(**kwargs)
 
 
-def publish(files: Mapping[str, bytes], target: Target, fs: Any) -> str:
-    """Upload the bundle (metadata last), read the metadata back; return the model sha256."""
+def publish(files: Mapping[str, bytes], target: Target, fs: Any) -> None:
+    """Upload the champion (the record last), then read the record back."""
     if not fs.exists(target.bucket):
         raise PublishError(f"bucket gs://{target.bucket} not found (create it first)")
-    # The model and the serving bundle first, the metadata last (the API's commit point).
-    for name in [n for n in files if n != META_FILE] + [META_FILE]:
+    for name in [n for n in files if n != RECORD_FILE] + [RECORD_FILE]:
         fs.pipe_file(target.path(name), files[name])
-    if fs.cat_file(target.path(META_FILE)) != files[META_FILE]:
-        raise PublishError(f"gs://{target.path(META_FILE)} reads back different bytes")
-    return sha256_bytes(files[MODEL_FILE])
+    if fs.cat_file(target.path(RECORD_FILE)) != files[RECORD_FILE]:
+        raise PublishError(f"gs://{target.path(RECORD_FILE)} reads back different bytes")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, default=Path("models"))
+    parser.add_argument(
+        "--champion-dir", type=Path, default=Path("champion"), help="default: champion/"
+    )
     parser.add_argument("--bucket", help="bucket name or gs://bucket (default: $GCS_BUCKET)")
-    parser.add_argument("--prefix", help="object prefix (default: $GCS_PREFIX or 'models')")
+    parser.add_argument("--prefix", help="object prefix (default: $GCS_PREFIX or 'champion')")
     parser.add_argument("--endpoint-url", help="emulator endpoint (default: $GCS_ENDPOINT_URL)")
     return parser.parse_args(argv)
 
@@ -145,15 +142,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         target = resolve_target(args, os.environ)
-        files = read_bundle(args.model_dir)
-        sha = publish(files, target, filesystem(target))
+        files, version = read_champion(args.champion_dir, KeyRing.from_env())
+        publish(files, target, filesystem(target))
+    except KeyConfigError as exc:
+        logger.error("publish_model: %s", exc)
+        return 2
     except PublishError as exc:
         logger.error("publish_model: %s", exc)
         return 2
     except OSError as exc:  # network or permission errors from gcsfs
         logger.error("publish_model: %s: %s", type(exc).__name__, exc)
         return 1
-    logger.info("published gs://%s + %s (sha256 %s)", target.path(MODEL_FILE), META_FILE, sha[:12])
+    logger.info(
+        "published the signed champion v%s: gs://%s (%d files)",
+        version,
+        target.path(""),
+        len(files),
+    )
     return 0
 
 

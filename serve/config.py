@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from housing.signing.keys import KeyRing
 
 SourceName = Literal["registry", "gcs", "local"]
 SOURCE_NAMES: tuple[str, ...] = ("registry", "gcs", "local")
@@ -37,10 +40,18 @@ class Settings(BaseSettings):
     model_name: str = "housing_price_model"
     model_alias: str = "champion"
     gcs_bucket: str | None = None  # the GCS source is configured only when set
-    gcs_prefix: str = "models"
+    gcs_prefix: str = "champion"
     gcs_endpoint_url: str | None = None  # e.g. a local emulator; STORAGE_EMULATOR_HOST also works
     gcs_project: str | None = None
-    local_model_dir: Path = Path("models")
+    # The champion directory the register stage exports (never models/: the candidate).
+    local_model_dir: Path = Path("champion")
+
+    # Public keys that may sign a champion (PEM text with one or more blocks, and/or files).
+    # None configured: verification is off (local development) and /api/v1/model says
+    # "signed": false. Any configured: every source serves only bundles those keys signed.
+    housing_verify_keys: str | None = None
+    housing_verify_key_files: Annotated[tuple[str, ...], NoDecode] = ()
+    _keyring: object = PrivateAttr(default=None)
 
     # Request limits.
     max_batch: int = Field(1000, ge=1, le=100_000)
@@ -68,7 +79,7 @@ class Settings(BaseSettings):
     prediction_log_queue: int = Field(1000, ge=1)
     prediction_log_flush_s: float = Field(10.0, gt=0.0)
 
-    @field_validator("model_sources", "cors_origins", mode="before")
+    @field_validator("model_sources", "cors_origins", "housing_verify_key_files", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_commas(value)
@@ -79,6 +90,24 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _read_keys(self) -> Settings:
+        """Parse the verification keys now, so a bad key fails start-up with one line."""
+        from housing.signing.keys import KeyConfigError, KeyRing
+
+        try:
+            self._keyring = KeyRing.from_settings(
+                self.housing_verify_keys, self.housing_verify_key_files
+            )
+        except KeyConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def verify_keys(self) -> KeyRing:
+        """The trusted public keys (empty: verification off)."""
+        return self._keyring  # type: ignore[return-value]
 
     @property
     def registry_configured(self) -> bool:

@@ -42,6 +42,10 @@ class ModelIdentity:
     git_commit: str | None = None
     data_md5: str | None = None
     source_detail: str | None = None  # how the source answered, e.g. "registry (sqlite): ..."
+    signed: bool = False  # a trusted key's signature covers the bundle and its record
+    key_id: str | None = None
+    promotion_sequence: int | None = None  # the record's; an older one is refused on reload
+    promotion: dict[str, Any] | None = None  # action, sequence, who, timestamp, decision
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,21 @@ def _start_loading(store: ModelStore, reloader: Reloader, *, background: bool) -
     threading.Thread(target=run, name="model-initial-load", daemon=True).start()
 
 
+def _log_verification(cfg: Settings) -> None:
+    keys = cfg.verify_keys
+    if len(keys):
+        logger.info(
+            "signature verification on: %d trusted key(s) %s",
+            len(keys),
+            ", ".join(k[:12] + "…" for k in keys.ids),
+        )
+    else:
+        logger.warning(
+            "signature verification OFF: no HOUSING_VERIFY_KEYS or HOUSING_VERIFY_KEY_FILES; "
+            'champions are integrity-checked only and reported as "signed": false'
+        )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` default to the environment (read in the lifespan)."""
     resolve = _LazySettings(settings)
@@ -126,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cfg = resolve()
         configure_logging(cfg.log_level, json=cfg.log_json)
         sources, skipped = build_sources(cfg)
+        _log_verification(cfg)
         store = ModelStore(sources, serve_metrics, skipped=skipped)
         reloader = Reloader(store, cfg.reload_interval_s)
         pred_log = None

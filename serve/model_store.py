@@ -68,11 +68,13 @@ class ModelStore:
         ident = model.identity
         self.metrics.set_model(ident.name, ident.version, ident.alias, ident.source, ident.sha256)
         logger.info(
-            "serving %s version %s from %s (sha256 %s)",
+            "serving %s version %s from %s (sha256 %s, promotion #%s, %s)",
             ident.name,
             ident.version,
             ident.source,
             ident.sha256[:12],
+            ident.promotion_sequence,
+            f"signed by key {ident.key_id[:12]}…" if ident.signed and ident.key_id else "UNSIGNED",
         )
 
     def not_ready_reason(self) -> str | None:
@@ -96,7 +98,7 @@ class ModelStore:
                 errors: list[str] = []
                 for source in self.sources:
                     try:
-                        model = source.load()
+                        model = source.load(None)
                     except Exception as exc:
                         line = f"{source.name}: {_reason(exc)}"
                         errors.append(line)
@@ -161,7 +163,7 @@ class ModelStore:
                 self.last_reload_error = None
                 return ReloadOutcome(False, current.identity.version)
             try:
-                model = source.load()
+                model = source.load(_sequence(current))
             except Exception as exc:
                 return self._fail(
                     f"{source.name}: loading {fingerprint[:24]} failed: {_reason(exc)}",
@@ -189,6 +191,11 @@ class ModelStore:
             exc_info=exc is not None and not _expected(exc),
         )
         return ReloadOutcome(False, _version(current), message)
+
+
+def _sequence(model: LoadedModel | None) -> int | None:
+    """The served champion's promotion sequence: a reload must not go below it."""
+    return model.identity.promotion_sequence if model is not None else None
 
 
 def _version(model: LoadedModel | None) -> str | None:

@@ -81,6 +81,16 @@ class ModelPublic(BaseModel):
     sha256: str | None = None
     source: str | None = None
     source_detail: str | None = None  # how the source answered, e.g. "registry (sqlite): ..."
+    signed: bool = Field(
+        False, description="A trusted key's signature covers the bundle and its promotion record."
+    )
+    key_id: str | None = None
+    promotion: dict[str, Any] | None = Field(
+        None, description="The promotion record: action, sequence, who, timestamp, decision."
+    )
+    verification: str = Field(
+        ..., description="'on' (N trusted keys) or 'off' (no keys configured: integrity only)."
+    )
     loaded_at: str | None = None
     last_reload_error: str | None = None
     last_reload_check_at: str | None = None

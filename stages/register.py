@@ -5,7 +5,9 @@ The only stage that reads the test split. Writes the model bundle (``models/mode
 arrays and LightGBM model text that the API loads without scikit-learn; format in
 docs/serving-bundle.md), test metrics and plots for DVC, then logs the run
 to MLflow, registers a version of ``housing_price_model`` as ``challenger`` and moves
-``champion`` to it only if the promotion gates pass. Registry ids and timestamps go to an
+``champion`` to it only if the promotion gates pass (every move is signed: docs/signing.md).
+The candidate in ``models/`` is never served: the registry's champion is exported, signed, to
+``champion/``, outside the stage's hashed outputs. Registry ids and timestamps go to an
 uncached report, so they never break byte-identical rebuilds.
 """
 
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from housing.contract import TARGET, Contract
 from housing.io import read_json, read_yaml, write_csv, write_json
 from housing.metrics import PRICE_CAP, bootstrap_rmse_ci, regression_report, rmse
 from housing.model import ModelSpec, build_model
+from housing.registry.committed import git_commit
 from housing.serving import SERVING_DIR
 from housing.serving.export import ExportError, write_serving
 
@@ -42,6 +44,9 @@ PRED_PLOT = Path("reports/register/predicted_vs_actual.csv")
 BAND_PLOT = Path("reports/register/residuals_by_band.csv")
 IMPORTANCE_PLOT = Path("reports/register/feature_importance.csv")
 REGISTRATION = Path("reports/register/registration.json")
+# The registry's champion, signed: what `make serve` and the GCS publisher serve. Not a stage
+# output (it depends on the registry's state and on a randomised signature): docs/governance.md.
+CHAMPION_DIR = Path("champion")
 DVC_LOCK = Path("dvc.lock")
 RAW_DATA = "data/raw/housing.csv"
 PRICE_BANDS = (0, 100_000, 200_000, 300_000, 400_000, 500_000, np.inf)
@@ -109,23 +114,6 @@ def raw_data_md5(lock: Path = DVC_LOCK) -> str:
         if out.get("path") == RAW_DATA:
             return str(out["md5"])
     return "unknown"
-
-
-def git_commit() -> str:
-    """The current commit, with ``-dirty`` when the work tree has changes."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return f"{sha}-dirty" if dirty else sha
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def description(spec: ModelSpec, metrics: dict[str, Any], sweep: dict[str, Any]) -> str:
@@ -278,6 +266,19 @@ def main() -> None:
         registration.version,
         "promoted to champion" if registration.promoted else "held as challenger",
     )
+    from housing.registry.signed import export_champion
+
+    try:
+        record = export_champion(CHAMPION_DIR, model_name=p["model_name"])
+    except RegistryError as exc:
+        raise stage.StageError(f"exporting the champion failed: {exc}") from exc
+    if record is not None:
+        logger.info(
+            "%s/ now holds the champion: v%s (promotion #%d)",
+            CHAMPION_DIR,
+            record.version,
+            record.sequence,
+        )
 
 
 if __name__ == "__main__":

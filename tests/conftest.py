@@ -97,6 +97,73 @@ def write_bundle(directory: Path, train: pd.DataFrame, *, seed: int = 42) -> Pat
     return directory
 
 
+def write_champion(
+    bundle_dir: Path,
+    dest: Path,
+    *,
+    key=None,
+    version: str = "1",
+    sequence: int = 1,
+    name: str = "housing_price_model",
+    action: str = "promote",
+) -> Path:
+    """``bundle_dir`` promoted: its serving files + a promotion record (+ signature with ``key``).
+
+    Built by the same function promotion uses (``housing.signing.build_champion``); the
+    record's name and data md5 are the bundle's own, so only ``version``/``sequence`` vary.
+    """
+    import json
+
+    from housing.signing import PromotionRecord, build_champion
+
+    meta = json.loads((Path(bundle_dir) / "model.json").read_text())
+    record = PromotionRecord(
+        name=name,
+        version=str(version),
+        alias="champion",
+        action=action,
+        data_md5=str(meta.get("data_md5") or "unknown"),
+        git_commit="test-fixture",
+        decision="promoted by a test fixture",
+        sequence=sequence,
+        timestamp="2026-12-02T00:00:00+00:00",
+        who="pytest",
+    )
+    build_champion(bundle_dir, dest, record, key, include=("model.json", "serving"))
+    return Path(dest)
+
+
+@pytest.fixture(scope="session")
+def signing_key():
+    """A fresh EC P-256 promotion key for the session (never written to disk)."""
+    from housing.signing import SigningKey
+
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="session")
+def verify_pem(signing_key) -> str:
+    """The session key's public PEM: what HOUSING_VERIFY_KEYS holds."""
+    from housing.signing.keys import public_pem
+
+    return public_pem(signing_key.public_key).decode()
+
+
+@pytest.fixture(scope="session")
+def champion_dir(tmp_path_factory: pytest.TempPathFactory, model_bundle_dir: Path) -> Path:
+    """The session bundle promoted without a key (what the API serves with no keys set)."""
+    return write_champion(model_bundle_dir, tmp_path_factory.mktemp("champion") / "champion")
+
+
+@pytest.fixture(scope="session")
+def signed_champion_dir(
+    tmp_path_factory: pytest.TempPathFactory, model_bundle_dir: Path, signing_key
+) -> Path:
+    """The session bundle promoted and signed with ``signing_key`` (version 1, sequence 1)."""
+    dest = tmp_path_factory.mktemp("signed") / "champion"
+    return write_champion(model_bundle_dir, dest, key=signing_key)
+
+
 @pytest.fixture(scope="session")
 def model_bundle_dir(tmp_path_factory: pytest.TempPathFactory, small_train) -> Path:
     """A real, small model bundle directory, as the register stage writes to ``models/``."""

@@ -9,10 +9,12 @@ offline data mirror, W&B disabled and MLflow on a SQLite file inside the copy.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -87,10 +89,21 @@ def project_files(root: Path = REPO_ROOT) -> list[str]:
     return sorted({f for f in out.split("\0") if f and (root / f).is_file()})
 
 
+@functools.cache
+def promotion_keys() -> tuple[Path, Path]:
+    """(private, public) key files every pipeline run of the session signs with, as the
+    Makefile's development key does (HOUSING_SIGNING_KEY_FILE); in a temporary directory."""
+    from housing.signing import write_keypair
+
+    private, public, _kid = write_keypair(Path(tempfile.mkdtemp(prefix="housing-test-keys-")))
+    return private, public
+
+
 def pipeline_env(
     repo: Path, mirror: Path, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """Environment for the pipeline: offline mirror, W&B off, MLflow in the copy, 1 thread."""
+    """Environment for the pipeline: offline mirror, W&B off, MLflow in the copy, 1 thread,
+    the session's promotion key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "WANDB_"))}
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
@@ -106,8 +119,10 @@ def pipeline_env(
         GIT_COMMITTER_NAME="test",
         GIT_COMMITTER_EMAIL="test@example.invalid",
         PYTHONPATH=str(repo),
+        HOUSING_SIGNING_KEY_FILE=str(promotion_keys()[0]),
     )
     env.pop("VIRTUAL_ENV", None)
+    env.pop("HOUSING_SIGNING_KEY", None)
     env.update(extra or {})
     return env
 

@@ -12,6 +12,11 @@ from serve.schemas import ERROR_RESPONSES, ContextPublic, ModelPublic
 router = APIRouter(prefix="/api/v1", tags=["model"])
 
 
+def _verification(settings: SettingsDep) -> str:
+    n = len(settings.verify_keys)
+    return f"on ({n} trusted key{'s' if n != 1 else ''})" if n else "off (no keys configured)"
+
+
 @router.get("/model", response_model=ModelPublic)
 async def model_info(store: StoreDep, settings: SettingsDep) -> OrjsonResponse:
     """Identity, metrics, lineage, source, load time, last reload error, and MAX_BATCH."""
@@ -21,6 +26,7 @@ async def model_info(store: StoreDep, settings: SettingsDep) -> OrjsonResponse:
         "last_reload_check_at": store.last_reload_check_at,
         "load_errors": list(store.skipped + store.load_errors),
         "max_batch": settings.max_batch,
+        "verification": _verification(settings),
     }
     if current is not None:
         ident = current.identity
@@ -35,6 +41,9 @@ async def model_info(store: StoreDep, settings: SettingsDep) -> OrjsonResponse:
             "sha256": ident.sha256,
             "source": ident.source,
             "source_detail": ident.source_detail,
+            "signed": ident.signed,
+            "key_id": ident.key_id,
+            "promotion": ident.promotion,
             "loaded_at": current.loaded_at,
         }
     return OrjsonResponse(ModelPublic(**body).model_dump())

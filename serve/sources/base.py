@@ -22,6 +22,7 @@ class ModelSource(Protocol):
         """A cheap identifier of the model the source offers now; changes when the model does."""
         ...
 
-    def load(self) -> LoadedModel:
-        """Fetch, verify (sha256 before deserialising) and assemble the model."""
+    def load(self, min_sequence: int | None = None) -> LoadedModel:
+        """Fetch, verify (signature and record, then sha256s, before deserialising) and
+        assemble the champion; refuse a record older than ``min_sequence``."""
         ...

@@ -15,6 +15,7 @@ def build_sources(settings: Settings) -> tuple[list[ModelSource], list[str]]:
     sources: list[ModelSource] = []
     skipped: list[str] = []
     limit = settings.context_points
+    keys = settings.verify_keys
     for name in dict.fromkeys(settings.model_sources):
         if name == "registry":
             if not settings.mlflow_tracking_uri:
@@ -28,6 +29,7 @@ def build_sources(settings: Settings) -> tuple[list[ModelSource], list[str]]:
                     model_name=settings.model_name,
                     alias=settings.model_alias,
                     context_limit=limit,
+                    keys=keys,
                 )
             )
         elif name == "gcs":
@@ -44,6 +46,7 @@ def build_sources(settings: Settings) -> tuple[list[ModelSource], list[str]]:
                     project=settings.gcs_project,
                     model_name=settings.model_name,
                     context_limit=limit,
+                    keys=keys,
                 )
             )
         elif name == "local":
@@ -51,7 +54,10 @@ def build_sources(settings: Settings) -> tuple[list[ModelSource], list[str]]:
 
             sources.append(
                 LocalSource(
-                    settings.local_model_dir, model_name=settings.model_name, context_limit=limit
+                    settings.local_model_dir,
+                    model_name=settings.model_name,
+                    context_limit=limit,
+                    keys=keys,
                 )
             )
     return sources, skipped

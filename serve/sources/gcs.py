@@ -1,7 +1,7 @@
-"""A bundle in a GCS bucket (`<prefix>/model.json` + `<prefix>/serving/*`), via gcsfs.
+"""A champion in a GCS bucket (``<prefix>/`` = what scripts/publish_model.py writes), via gcsfs.
 
-Only the metadata and the serving bundle are fetched (the files its manifest lists); the
-skops model beside them is never downloaded by the API.
+``promotion.json``, ``model.sig``, ``model.json`` and the serving bundle are fetched (the files
+its manifest lists), then verified like every champion (serve/champion.py).
 
 Works against a local emulator through GCS_ENDPOINT_URL or STORAGE_EMULATOR_HOST (anonymous
 access then). gcsfs is imported only when this source is configured (it costs ~1-2 s).
@@ -9,19 +9,24 @@ access then). gcsfs is imported only when this source is configured (it costs ~1
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from housing.redact import redact, redact_uri, secrets_in
 from housing.serving import MANIFEST, META_FILE, SERVING_DIR
-from serve.loaded_model import LoadedModel, load_directory
+from serve.champion import RECORD_FILE, SIGNATURE_FILE, load_champion, record_fingerprint
+from serve.loaded_model import LoadedModel
 from serve.sources.base import SourceError
+
+if TYPE_CHECKING:
+    from housing.signing import KeyRing
 
 
 class GcsSource:
@@ -36,7 +41,9 @@ class GcsSource:
         project: str | None,
         model_name: str,
         context_limit: int,
+        keys: KeyRing,
     ) -> None:
+        self.keys = keys
         self.bucket = bucket.removeprefix("gs://").strip("/")
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url or os.environ.get("STORAGE_EMULATOR_HOST") or None
@@ -83,25 +90,24 @@ class GcsSource:
             self._fs = gcsfs.GCSFileSystem(**kwargs)
         return self._fs
 
-    def _read_meta(self) -> dict[str, Any]:
-        path = self._path(META_FILE)
+    def _read(self, name: str) -> bytes:
+        path = self._path(name)
         try:
-            raw = self._filesystem().cat_file(path)
+            return bytes(self._filesystem().cat_file(path))
         except FileNotFoundError:
             raise SourceError(f"gs://{path} not found") from None
+        except SourceError:
+            raise
         except Exception as exc:
             message = f"cannot read gs://{path}: {type(exc).__name__}: {exc}"
-            raise SourceError(redact(message, secrets_in(self.endpoint_url))) from exc
-        try:
-            meta = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SourceError(f"gs://{path} is not JSON: {exc}") from exc
-        if not isinstance(meta, dict) or not meta.get("serving_sha256"):
-            raise SourceError(f"gs://{path} records no serving_sha256")
-        return meta
+            raise SourceError(redact(message, secrets_in(self.endpoint_url))) from None
 
     def fingerprint(self) -> str:
-        return str(self._read_meta()["serving_sha256"])
+        """The sha256 of the champion's promotion record (one small read per check)."""
+        try:
+            return record_fingerprint(self._read(RECORD_FILE))
+        except SourceError as exc:
+            raise SourceError(f"no champion: {exc} (publish: scripts/publish_model.py)") from None
 
     def _fetch(self, fs: Any, name: str, dest: Path) -> bytes:
         path = self._path(name)
@@ -116,11 +122,16 @@ class GcsSource:
         dest.write_bytes(data)
         return data
 
-    def load(self) -> LoadedModel:
-        """Download model.json, the manifest and the files it lists, then verify and load."""
+    def load(self, min_sequence: int | None = None) -> LoadedModel:
+        """Download the champion (record, signature, model.json, the manifest and the files it
+        lists), then verify and load it; the skops model is never fetched."""
         tmp = Path(tempfile.mkdtemp(prefix="housing-gcs-"))
         try:
             fs = self._filesystem()
+            self._fetch(fs, RECORD_FILE, tmp / RECORD_FILE)
+            # Unsigned (no model.sig): load_champion refuses it when keys are configured.
+            with contextlib.suppress(SourceError):
+                self._fetch(fs, SIGNATURE_FILE, tmp / SIGNATURE_FILE)
             self._fetch(fs, META_FILE, tmp / META_FILE)
             raw = self._fetch(fs, f"{SERVING_DIR}/{MANIFEST}", tmp / SERVING_DIR / MANIFEST)
             try:
@@ -132,14 +143,16 @@ class GcsSource:
                     raise SourceError(f"gs://{self._path(SERVING_DIR)}: bad file name {name!r}")
                 self._fetch(fs, f"{SERVING_DIR}/{name}", tmp / SERVING_DIR / name)
             try:
-                return load_directory(
+                return load_champion(
                     tmp,
+                    keys=self.keys,
+                    expected={"name": self.model_name, "alias": "champion"},
+                    min_sequence=min_sequence,
                     source=self.name,
-                    alias=None,
                     default_name=self.model_name,
                     context_limit=self.context_limit,
                 )
             except SourceError as exc:
-                raise SourceError(f"gs://{self._path('')}: {exc}") from exc
+                raise SourceError(f"gs://{self._path('')}: {exc}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -1,49 +1,63 @@
-"""The bundle directory that `dvc pull` restores (models/ by default): model.json + serving/."""
+"""The champion directory the register stage exports (``champion/`` by default).
+
+Holds ``model.json``, ``serving/``, ``promotion.json`` and ``model.sig``; served only after
+:func:`serve.champion.load_champion` accepts it. The candidate the pipeline writes to
+``models/`` has no promotion record and is refused if pointed at.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from housing.serving import META_FILE
-from serve.loaded_model import LoadedModel, load_directory
+from serve.champion import RECORD_FILE, load_champion, record_fingerprint
+from serve.loaded_model import LoadedModel
 from serve.sources.base import SourceError
+
+if TYPE_CHECKING:
+    from housing.signing import KeyRing
+
+_HINT = "run the pipeline, or `housing-registry export --out DIR`, or `dvc pull` a champion"
 
 
 class LocalSource:
     name = "local"
 
-    def __init__(self, directory: Path, *, model_name: str, context_limit: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        model_name: str,
+        context_limit: int,
+        keys: KeyRing,
+    ) -> None:
         self.directory = Path(directory)
         self.model_name = model_name
         self.context_limit = context_limit
+        self.keys = keys
 
     def describe(self) -> str:
-        return f"local bundle {self.directory}"
+        return f"local champion {self.directory}"
 
     def fingerprint(self) -> str:
-        """The serving bundle's sha256 as model.json records it (what `load` verifies)."""
-        meta_path = self.directory / META_FILE
+        """The sha256 of the promotion record: changes with every promotion or rollback."""
+        path = self.directory / RECORD_FILE
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            return record_fingerprint(path.read_bytes())
         except FileNotFoundError:
-            raise SourceError(f"{meta_path} not found (run `dvc pull` or the pipeline)") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SourceError(f"unreadable {meta_path}: {exc}") from exc
-        sha = meta.get("serving_sha256") if isinstance(meta, dict) else None
-        if not sha:
-            raise SourceError(f"{meta_path} records no serving_sha256 (re-run the register stage)")
-        return str(sha)
+            raise SourceError(f"no champion: {path} not found ({_HINT})") from None
+        except OSError as exc:
+            raise SourceError(f"unreadable {path}: {exc.strerror}") from None
 
-    def load(self) -> LoadedModel:
-        if not (self.directory / META_FILE).is_file():
-            raise SourceError(
-                f"no model bundle in {self.directory} (run `dvc pull` or the pipeline)"
-            )
-        return load_directory(
+    def load(self, min_sequence: int | None = None) -> LoadedModel:
+        if not self.directory.is_dir():
+            raise SourceError(f"no champion: {self.directory} not found ({_HINT})")
+        return load_champion(
             self.directory,
+            keys=self.keys,
+            expected={"name": self.model_name, "alias": "champion"},
+            min_sequence=min_sequence,
             source=self.name,
-            alias=None,
             default_name=self.model_name,
             context_limit=self.context_limit,
         )

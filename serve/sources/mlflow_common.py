@@ -13,6 +13,7 @@ BUNDLE_ARTIFACT_PATH = "bundle"  # the run's artifact directory holding the serv
 SHA_TAG = "artifact_sha256"  # version tag: sha256 of bundle/model.skops
 SERVING_SHA_TAG = "serving_sha256"  # version tag: sha256 of the serving bundle (manifest)
 METRIC_TAG_PREFIX = "metric."
+RECORD_TAG = "promotion.record"  # version tag: run artifact folder of its signed record
 SKIPPED_FILES = frozenset({"model.skops"})  # the API never loads the skops model
 
 
@@ -29,7 +30,7 @@ class AliasTarget:
     @property
     def fingerprint(self) -> str:
         sha = self.tags.get(SERVING_SHA_TAG) or self.tags.get(SHA_TAG, "")
-        return f"{self.version}:{sha}"
+        return f"{self.version}:{sha}:{self.tags.get(RECORD_TAG, '')}"
 
     @property
     def metrics(self) -> dict[str, float]:

@@ -164,20 +164,27 @@ class RestRegistry:
 
     def download_bundle(self, target: AliasTarget, dst: Path) -> Path:
         """Download the run's ``bundle/`` (every file but the skops model) into ``dst``."""
-        names = [n for n in self.list_files(target.run_id) if wanted(n, target)]
+        return self.download_dir(target, BUNDLE_ARTIFACT_PATH, dst, skip_skops=True)
+
+    def download_dir(
+        self, target: AliasTarget, root: str, dst: Path, *, skip_skops: bool = False
+    ) -> Path:
+        """Download every file under the run's artifact folder ``root`` into ``dst``."""
+        names = [
+            n for n in self.list_files(target.run_id, root) if not skip_skops or wanted(n, target)
+        ]
         if not names:
             raise SourceError(
-                f"{target.name} version {target.version}: run {target.run_id} has no "
-                f"{BUNDLE_ARTIFACT_PATH}/ files"
+                f"{target.name} version {target.version}: run {target.run_id} has no {root}/ files"
             )
-        root = dst.resolve()
+        root_dir = dst.resolve()
         total = 0
         for name in names:
             out = (dst / name).resolve()
-            if root not in out.parents:
+            if root_dir not in out.parents:
                 raise SourceError(f"artifact path {name!r} leaves the bundle directory")
             out.parent.mkdir(parents=True, exist_ok=True)
-            params = {"run_uuid": target.run_id, "path": f"{BUNDLE_ARTIFACT_PATH}/{name}"}
+            params = {"run_uuid": target.run_id, "path": f"{root}/{name}"}
             tmp = out.with_name(f".{out.name}.part")
             with self._open("/get-artifact", params) as response, tmp.open("wb") as fh:
                 try:

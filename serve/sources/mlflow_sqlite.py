@@ -130,18 +130,23 @@ class SqliteRegistry:
 
     def download_bundle(self, target: AliasTarget, dst: Path) -> Path:
         """Copy the run's ``bundle/`` (every file but the skops model) to ``dst``."""
-        src = self.run_artifact_dir(target.run_id) / BUNDLE_ARTIFACT_PATH
+        return self.download_dir(target, BUNDLE_ARTIFACT_PATH, dst, skip_skops=True)
+
+    def download_dir(
+        self, target: AliasTarget, root: str, dst: Path, *, skip_skops: bool = False
+    ) -> Path:
+        """Copy every file under the run's artifact folder ``root`` to ``dst``."""
+        src = self.run_artifact_dir(target.run_id) / root
         if not src.is_dir():
             raise SourceError(
-                f"{target.name} version {target.version}: no {BUNDLE_ARTIFACT_PATH}/ artifacts "
-                f"at {src}"
+                f"{target.name} version {target.version}: no {root}/ artifacts at {src}"
             )
         copied = 0
         for path in sorted(src.rglob("*")):
             if not path.is_file():
                 continue
             relative = path.relative_to(src).as_posix()
-            if not wanted(relative, target):
+            if skip_skops and not wanted(relative, target):
                 continue
             out = dst / relative
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,10 @@
 ``import mlflow`` costs ~5 s, so the serving process never imports it: an ``http(s)://``
 tracking URI is read over MLflow's REST API (serve.sources.mlflow_rest), a ``sqlite:///`` one
 straight from MLflow's tables (serve.sources.mlflow_sqlite). Either way the alias resolves to
-a version whose tags carry the bundle's sha256; the run's ``bundle/`` files (all but the skops
-model) are fetched to a temp dir, verified against that sha256 and loaded by the same
-function the local source uses.
+a version whose ``promotion.record`` tag names the run's folder holding its signed promotion
+record (``champion/<seq>/promotion.json`` + ``model.sig``); those and the run's ``bundle/``
+files (all but the skops model) are fetched to a temp dir and verified like every champion
+(serve/champion.py: signature, record, then the serving bundle's sha256s) before parsing.
 
 Every message that leaves this module (SourceError, describe) is redacted: the tracking URI
 may carry a password.
@@ -14,25 +15,37 @@ may carry a password.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from housing.redact import redact, redact_uri, secrets_in
 from serve.loaded_model import LoadedModel
 from serve.sources.base import SourceError
-from serve.sources.mlflow_common import SERVING_SHA_TAG, SHA_TAG, AliasTarget
+from serve.sources.mlflow_common import RECORD_TAG, SERVING_SHA_TAG, SHA_TAG, AliasTarget
+
+if TYPE_CHECKING:
+    from housing.signing import KeyRing
 
 logger = logging.getLogger(__name__)
+_RECORD_FOLDER = re.compile(r"champion/[0-9]{6}")
 
 
 class RegistrySource:
     name = "registry"
 
     def __init__(
-        self, tracking_uri: str, *, model_name: str, alias: str, context_limit: int
+        self,
+        tracking_uri: str,
+        *,
+        model_name: str,
+        alias: str,
+        context_limit: int,
+        keys: KeyRing,
     ) -> None:
+        self.keys = keys
         self.tracking_uri = tracking_uri.strip()
         self.model_name = model_name
         self.alias = alias
@@ -96,15 +109,27 @@ class RegistrySource:
         """One alias lookup (plus its tags): cheap enough for a check every 30 s."""
         return self._guarded("reading the alias", lambda: self._target().fingerprint)
 
-    def load(self) -> LoadedModel:
-        return self._guarded("loading from the registry", self._load)
+    def load(self, min_sequence: int | None = None) -> LoadedModel:
+        return self._guarded("loading from the registry", lambda: self._load(min_sequence))
 
-    def _load(self) -> LoadedModel:
+    def _load(self, min_sequence: int | None) -> LoadedModel:
         target = self._target()
+        folder = target.tags.get(RECORD_TAG)
+        if folder and not _RECORD_FOLDER.fullmatch(folder):
+            raise SourceError(f"refused: {RECORD_TAG} tag {folder[:40]!r} is not champion/<seq>")
+        if not folder:
+            raise SourceError(
+                f"refused: {target.name} version {target.version} (@{target.alias}) has no "
+                f"{RECORD_TAG} tag: it was never promoted with a signed record"
+            )
         tmp = Path(tempfile.mkdtemp(prefix="housing-serve-"))
         try:
-            self._registry().download_bundle(target, tmp)
-            return self._assemble(target, tmp)
+            reader = self._registry()
+            reader.download_bundle(target, tmp)
+            for stale in ("promotion.json", "model.sig"):  # only the record's folder counts
+                (tmp / stale).unlink(missing_ok=True)
+            reader.download_dir(target, folder, tmp)
+            return self._assemble(target, tmp, min_sequence)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -123,16 +148,26 @@ class RegistrySource:
             "source_detail": self.detail,
         }
 
-    def _assemble(self, target: AliasTarget, directory: Path) -> LoadedModel:
+    def _assemble(
+        self, target: AliasTarget, directory: Path, min_sequence: int | None
+    ) -> LoadedModel:
         import json
 
-        from serve.loaded_model import load_directory
+        from serve.champion import load_champion
 
         serving_sha = target.tags.get(SERVING_SHA_TAG)
         if not serving_sha:
             raise SourceError(
                 f"{target.name} version {target.version} has no {SERVING_SHA_TAG} tag (registered "
                 "before the serving bundle); register it again with the current pipeline"
+            )
+        import hashlib
+
+        manifest = directory / "serving" / "manifest.json"
+        if manifest.is_file() and hashlib.sha256(manifest.read_bytes()).hexdigest() != serving_sha:
+            raise SourceError(
+                f"{target.name} version {target.version}: its {SERVING_SHA_TAG} tag does not "
+                "match the downloaded serving manifest's sha256; refusing an inconsistent version"
             )
         try:
             meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
@@ -141,17 +176,19 @@ class RegistrySource:
                 f"{target.name} version {target.version}: model.json: {exc}"
             ) from None
         try:
-            return load_directory(
+            model = load_champion(
                 directory,
+                keys=self.keys,
+                expected={"name": target.name, "version": target.version, "alias": target.alias},
+                min_sequence=min_sequence,
                 source=self.name,
-                alias=target.alias,
                 default_name=self.model_name,
-                expected_sha256=serving_sha,
                 identity_overrides=self._overrides(target, meta if isinstance(meta, dict) else {}),
                 context_limit=self.context_limit,
             )
         except SourceError as exc:
             raise SourceError(f"{target.name} version {target.version}: {exc}") from None
+        return model
 
 
 def _finite_metrics(meta: dict[str, Any]) -> dict[str, float]:

@@ -54,7 +54,7 @@ def make_app(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture(scope="module")
-def real_api(model_bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def real_api(champion_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real API (uvicorn serve.main:app) on 127.0.0.1 serving a small real bundle."""
     from app_servers import REAL_API_MAX_BATCH, api_command, free_port, running
 
@@ -62,7 +62,7 @@ def real_api(model_bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     url = f"http://127.0.0.1:{port}"
     env = {
         "MODEL_SOURCES": "local",
-        "LOCAL_MODEL_DIR": str(model_bundle_dir),
+        "LOCAL_MODEL_DIR": str(champion_dir),
         "MAX_BATCH": str(REAL_API_MAX_BATCH),
         "RELOAD_INTERVAL_S": "0",
         "WANDB_MODE": "disabled",

@@ -20,13 +20,13 @@ INCOME_LABEL = "Median income (tens of thousands of USD)"
 
 
 @pytest.mark.e2e
-def test_browser_fills_the_form_and_reads_the_price(model_bundle_dir, tmp_path):
+def test_browser_fills_the_form_and_reads_the_price(champion_dir, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     api_port, app_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{api_port}"
     app_url = f"http://127.0.0.1:{app_port}"
-    api_env = {"MODEL_SOURCES": "local", "LOCAL_MODEL_DIR": str(model_bundle_dir)}
+    api_env = {"MODEL_SOURCES": "local", "LOCAL_MODEL_DIR": str(champion_dir)}
     app_env = {"API_URL": api_url, "PORT": str(app_port), "HOST": "127.0.0.1"}
     shots = REPO_ROOT / "test-output"
     shots.mkdir(exist_ok=True)

@@ -134,3 +134,77 @@ def test_image_job_builds_and_calls_the_api(pipeline) -> None:
 def test_summary_goes_to_the_step_summary(pipeline) -> None:
     scripts = "\n".join(s.get("run", "") for s in pipeline["jobs"]["summary"]["steps"])
     assert "$GITHUB_STEP_SUMMARY" in scripts
+
+
+REGISTRY_SECRETS = (
+    "secrets.MLFLOW_TRACKING_URI",
+    "secrets.MLFLOW_TRACKING_USERNAME",
+    "secrets.MLFLOW_TRACKING_PASSWORD",
+    "secrets.HOUSING_SIGNING_KEY",
+)
+MAIN_PUSH_ONLY = "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+
+
+def _mentions(node: Any, needle: str) -> bool:
+    return needle in yaml.safe_dump(node)
+
+
+def test_registration_into_the_shared_registry_is_on_pushes_to_main_only(pipeline) -> None:
+    job = pipeline["jobs"]["pipeline"]
+    register = [s for s in job["steps"] if "housing-registry register" in s.get("run", "")]
+    assert len(register) == 1
+    step = register[0]
+    assert MAIN_PUSH_ONLY in step["if"]
+    assert step["env"] == {
+        name.removeprefix("secrets."): f"${{{{ {name} }}}}" for name in REGISTRY_SECRETS
+    }
+    # The pipeline itself registers into a throw-away SQLite file on the runner, on every event.
+    repro = next(s for s in job["steps"] if "dvc repro" in s.get("run", ""))
+    assert repro["env"]["MLFLOW_TRACKING_URI"] == "sqlite:///${{ runner.temp }}/ci-registry.db"
+    assert "if" not in repro
+
+
+def test_registry_secrets_reach_only_the_main_only_step(pipeline) -> None:
+    for secret in REGISTRY_SECRETS:
+        assert not _mentions(pipeline.get("env", {}), secret)
+        for job_id, job in pipeline["jobs"].items():
+            assert not _mentions(job.get("env", {}), secret), f"{job_id}: {secret} job-wide"
+            steps = [s for s in job.get("steps", []) if _mentions(s, secret)]
+            if job_id == "pipeline":
+                assert len(steps) == 1 and MAIN_PUSH_ONLY in steps[0]["if"], secret
+            else:
+                assert steps == [], f"{job_id} sees {secret}"
+    # The pull-request report job has no registry secret at all (only the comment token).
+    assert not any(_mentions(pipeline["jobs"]["report"], s) for s in REGISTRY_SECRETS)
+
+
+def test_image_job_runs_the_api_container_through_its_lifecycle(pipeline) -> None:
+    steps = pipeline["jobs"]["image"]["steps"]
+    scripts = "\n".join(s.get("run", "") for s in steps)
+    assert "docker build --file serve/Dockerfile" in scripts
+    assert '--volume "$PWD/ci-model:/models:ro"' in scripts
+    assert 'curl --fail --silent --show-error "$base/health"' in scripts
+    assert 'curl --fail --silent --show-error "$base/ready"' in scripts
+    assert scripts.count('"$base/api/v1/predict"') == 2  # one good row, one bad
+    assert '!= "422"' in scripts
+    stop = next(s for s in steps if "docker stop" in s.get("run", ""))
+    assert "{{.State.ExitCode}}" in stop["run"] and '!= "0"' in stop["run"]
+    assert '--time "$STOP_TIMEOUT_S"' in stop["run"]
+    assert int(stop["env"]["STOP_TIMEOUT_S"]) > 5 + 30  # SHUTDOWN_GRACE_S + uvicorn's drain
+    names = [s.get("name", "") for s in steps]
+    assert names.index(stop["name"]) > max(
+        i for i, s in enumerate(steps) if "$base/" in s.get("run", "")
+    )
+
+
+def test_setup_lints_every_dockerfile_and_tests_get_postgresql(pipeline) -> None:
+    setup = "\n".join(s.get("run", "") for s in pipeline["jobs"]["setup"]["steps"])
+    hadolint = next(
+        s["run"] for s in pipeline["jobs"]["setup"]["steps"] if "hadolint" in s.get("run", "")
+    )
+    for path in ("Dockerfile", "serve/Dockerfile", "app/Dockerfile", "docker/mlflow/Dockerfile"):
+        assert path in hadolint
+    assert "docker/postgres/Dockerfile" in hadolint
+    assert "docker-compose.yaml" in setup and "compose-spec.json" in setup
+    tests = "\n".join(s.get("run", "") for s in pipeline["jobs"]["test"]["steps"])
+    assert re.search(r"apt-get install .*\bpostgresql\b", tests)

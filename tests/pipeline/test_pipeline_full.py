@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from pipeline_support import REPO_ROOT, dvc, lock_outs, make_pipeline_repo, ran_stages
+from pipeline_support import (
+    REPO_ROOT,
+    dvc,
+    lock_outs,
+    make_pipeline_repo,
+    promotion_keys,
+    ran_stages,
+)
 
 from housing.io import read_json
 
@@ -27,3 +34,19 @@ def test_default_params_reproduce_the_committed_lock_and_meet_the_target(mirror_
     metrics = read_json(repo / "reports/register/metrics.json")
     assert metrics["rmse"] <= 40_000, metrics
     assert metrics["r2"] >= 0.875, metrics
+
+    # The first registration in a fresh registry is promoted, signed (the session's key, as
+    # `make pipeline`'s development key) and exported to champion/, outside the lock.
+    from housing.signing import KeyRing, verify
+
+    registration = read_json(repo / "reports/register/registration.json")
+    assert registration["promoted"] is True and registration["promotion_sequence"] == 1
+    result = verify(
+        repo / "champion",
+        KeyRing.from_files([promotion_keys()[1]]),
+        expected={"name": "housing_price_model", "version": registration["version"]},
+    )
+    assert result.signed and result.record.action == "promote"
+    serving = result.record.sha256_of("serving/manifest.json")
+    assert serving == read_json(repo / "models/model.json")["serving_sha256"]
+    assert "champion" not in rebuilt and not any(p.startswith("champion") for p in rebuilt)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_support import copy_workspace, dvc
+from pipeline_support import copy_workspace, dvc, git
 from remote_support import DVC_ENV, create_bucket, point_remote, running_emulator
 
 
@@ -41,8 +41,13 @@ def pushed(
     mirror_csv: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Pushed:
-    """A copy of the pipeline run, pushed with its run cache to the emulator's `dvc-main`."""
+    """A copy of the pipeline run, its signed champion `dvc add`-ed and committed (as
+    docs/governance.md tells a team to publish it), pushed with its run cache to the
+    emulator's `dvc-main`."""
     repo = copy_workspace(pipeline_repo, tmp_path_factory.mktemp("origin") / "repo")
+    dvc(repo, "add", "champion", mirror=mirror_csv, env=DVC_ENV)
+    git(repo, "add", "champion.dvc", ".gitignore")
+    git(repo, "commit", "-q", "-m", "the signed champion")
     create_bucket(remote_emulator, "dvc-main")
     point_remote(repo, remote_emulator.endpoint, "dvc-main")
     dvc(repo, "push", "--run-cache", mirror=mirror_csv, env=DVC_ENV)

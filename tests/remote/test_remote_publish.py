@@ -1,12 +1,12 @@
-"""scripts/publish_model.py: the bundle lands where the API's GCS source reads it, and it serves.
+"""scripts/publish_model.py: only a signed champion is published, where the API's GCS source
+reads it, and it serves.
 
-Bad input (missing bundle, mismatched bundle, no bucket) fails with one clear line.
+Bad input (no keys, no record, unsigned, tampered, no bucket) fails with one clear line.
 """
 
 from __future__ import annotations
 
 import json
-import runpy
 import shutil
 import subprocess
 import sys
@@ -16,16 +16,8 @@ import httpx
 import pytest
 from remote_support import create_bucket, serve_support
 
-from housing.io import sha256_file
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "publish_model.py"
-
-
-@pytest.fixture(scope="module")
-def publish_model():
-    """The script's functions (it is a script, not a package module)."""
-    return runpy.run_path(str(SCRIPT), run_name="publish_model")
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,84 +33,109 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     )
 
 
-def test_missing_bundle_is_one_clear_line(tmp_path):
-    proc = _run("--model-dir", str(tmp_path), "--bucket", "b")
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory, verify_pem) -> dict[str, str]:
+    """The environment of a publisher that trusts the session's promotion key."""
+    path = tmp_path_factory.mktemp("keys") / "signing-key.pub"
+    path.write_text(verify_pem)
+    return {"HOUSING_VERIFY_KEY_FILES": str(path)}
+
+
+def test_no_verification_key_is_refused(signed_champion_dir):
+    proc = _run("--champion-dir", str(signed_champion_dir), "--bucket", "b")
     assert proc.returncode == 2
-    missing = tmp_path / "model.skops"
-    assert proc.stderr.strip() == (
-        f"publish_model: {missing} not found; run `dvc pull` (or `dvc repro`) first"
+    assert proc.stderr.strip().startswith("publish_model: no verification keys: set ")
+
+
+def test_a_directory_without_a_record_is_refused(tmp_path, model_bundle_dir, keys):
+    for directory in (tmp_path, model_bundle_dir):  # nothing, and the stage's candidate
+        proc = _run("--champion-dir", str(directory), "--bucket", "b", env=keys)
+        assert proc.returncode == 2
+        assert proc.stderr.strip() == (
+            f"publish_model: {directory / 'promotion.json'} not found: {directory} is not a "
+            "promoted champion (run the pipeline, or `housing-registry export --out champion`)"
+        )
+
+
+def test_unsigned_and_tampered_champions_are_refused(
+    champion_dir, signed_champion_dir, keys, tmp_path
+):
+    unsigned = _run("--champion-dir", str(champion_dir), "--bucket", "b", env=keys)
+    assert unsigned.returncode == 2 and "unsigned bundle" in unsigned.stderr
+    bad = Path(shutil.copytree(signed_champion_dir, tmp_path / "bad"))
+    data = bytearray((bad / "serving" / "booster.txt").read_bytes())
+    data[10] ^= 1
+    (bad / "serving" / "booster.txt").write_bytes(bytes(data))
+    tampered = _run("--champion-dir", str(bad), "--bucket", "b", env=keys)
+    assert tampered.returncode == 2
+    assert (
+        "refusing to publish" in tampered.stderr and "booster.txt was modified" in tampered.stderr
     )
+    assert len(tampered.stderr.strip().splitlines()) == 1
 
 
-def test_mismatched_bundle_is_refused(tmp_path, model_bundle_dir, publish_model):
-    bundle = shutil.copytree(model_bundle_dir, tmp_path / "bundle")
-    meta = json.loads((bundle / "model.json").read_text())
-    meta["sha256"] = "0" * 64
-    (bundle / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(publish_model["PublishError"], match="does not match"):
-        publish_model["read_bundle"](bundle)
-
-
-def test_no_bucket_is_refused(model_bundle_dir):
-    proc = _run("--model-dir", str(model_bundle_dir))
+def test_no_bucket_is_refused(signed_champion_dir):
+    proc = _run("--champion-dir", str(signed_champion_dir))
     assert proc.returncode == 2
     assert proc.stderr.strip() == "publish_model: no bucket: pass --bucket or set GCS_BUCKET"
 
 
 @pytest.mark.slow
-def test_unreachable_endpoint_and_missing_bucket(model_bundle_dir, remote_emulator, tmp_path):
+def test_unreachable_endpoint_and_missing_bucket(signed_champion_dir, keys, remote_emulator):
     port = serve_support().free_port()
     down = _run(
-        "--model-dir",
-        str(model_bundle_dir),
+        "--champion-dir",
+        str(signed_champion_dir),
         "--bucket",
         "b",
         "--endpoint-url",
         f"http://127.0.0.1:{port}",
+        env=keys,
     )
     assert down.returncode == 2 and f"127.0.0.1:{port} unreachable" in down.stderr
     missing = _run(
-        "--model-dir",
-        str(model_bundle_dir),
+        "--champion-dir",
+        str(signed_champion_dir),
         "--bucket",
         "nope",
-        env={"GCS_ENDPOINT_URL": remote_emulator.endpoint},
+        env={"GCS_ENDPOINT_URL": remote_emulator.endpoint, **keys},
     )
     assert missing.returncode == 2
     assert "bucket gs://nope not found" in missing.stderr
 
 
 @pytest.mark.slow
-def test_published_bundle_is_served_by_the_api_gcs_source(
-    model_bundle_dir, remote_emulator, tmp_path
+def test_published_champion_is_served_by_the_api_gcs_source(
+    signed_champion_dir, keys, remote_emulator, tmp_path
 ):
-    """Publish with the API's env names, then a real uvicorn with only the GCS source serves it."""
+    """Publish with the API's env names, then a real uvicorn with only the GCS source serves
+    it, verifying the signature with the same key."""
     create_bucket(remote_emulator, "models-pub")
     env = {
         "GCS_BUCKET": "models-pub",
         "GCS_PREFIX": "prod/housing",
         "GCS_ENDPOINT_URL": remote_emulator.endpoint,
+        **keys,
     }
-    proc = _run("--model-dir", str(model_bundle_dir), env=env)
+    proc = _run("--champion-dir", str(signed_champion_dir), env=env)
     assert proc.returncode == 0, proc.stderr
-    sha = sha256_file(model_bundle_dir / "model.skops")
-    assert (
-        f"published gs://models-pub/prod/housing/model.skops + model.json (sha256 {sha[:12]})"
-        in proc.stderr
-    )
+    assert "published the signed champion v1: gs://models-pub/prod/housing" in proc.stderr
 
     fs = remote_emulator.filesystem()
-    for name in ("model.skops", "model.json"):
-        assert (
-            fs.cat_file(f"models-pub/prod/housing/{name}") == (model_bundle_dir / name).read_bytes()
-        )
+    for name in ("model.json", "model.sig", "promotion.json", "serving/manifest.json"):
+        published = fs.cat_file(f"models-pub/prod/housing/{name}")
+        assert published == (signed_champion_dir / name).read_bytes()
+    assert not fs.exists("models-pub/prod/housing/model.skops")
 
-    example = json.loads((model_bundle_dir / "model.json").read_text())["contract"]["example"]
+    meta = json.loads((signed_champion_dir / "model.json").read_text())
     with serve_support().running_uvicorn(tmp_path, MODEL_SOURCES="gcs", **env) as server:
         info = httpx.get(f"{server.base_url}/api/v1/model", timeout=10).json()
-        assert info["source"] == "gcs" and info["sha256"] == sha
+        assert info["source"] == "gcs" and info["sha256"] == meta["sha256"]
+        assert info["signed"] is True and info["version"] == "1"
         response = httpx.post(
-            f"{server.base_url}/api/v1/predict", json={"instances": [example]}, timeout=30
+            f"{server.base_url}/api/v1/predict",
+            json={"instances": [meta["contract"]["example"]]},
+            timeout=30,
         )
         assert (
             response.status_code == 200 and response.json()["predictions"][0]["predicted_price"] > 0

@@ -37,9 +37,9 @@ def bundle_v2(tmp_path_factory: pytest.TempPathFactory, small_train) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(model_bundle_dir: Path) -> Iterator[TestClient]:
-    """An in-process client of an app serving the session's small bundle (read-only tests)."""
-    app = create_app(make_settings(local_model_dir=model_bundle_dir))
+def client(champion_dir: Path) -> Iterator[TestClient]:
+    """An in-process client of an app serving the session's small champion (read-only tests)."""
+    app = create_app(make_settings(local_model_dir=champion_dir))
     with TestClient(app) as test_client:
         yield test_client
 

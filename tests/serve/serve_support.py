@@ -73,21 +73,59 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **(base | overrides))
 
 
-def copy_bundle(src: Path, dst: Path) -> Path:
-    """Copy a bundle dir; model.json last, so a reader never sees a new sha with old bytes."""
-    dst.mkdir(parents=True, exist_ok=True)
-    tmp = dst / ".model.skops.tmp"
-    shutil.copyfile(src / "model.skops", tmp)
-    tmp.replace(dst / "model.skops")
-    (dst / "serving").mkdir(exist_ok=True)
-    for path in sorted((src / "serving").iterdir()):
-        tmp = dst / "serving" / f".{path.name}.tmp"
-        shutil.copyfile(path, tmp)
-        tmp.replace(dst / "serving" / path.name)
-    tmp = dst / ".model.json.tmp"
-    shutil.copyfile(src / "model.json", tmp)
-    tmp.replace(dst / "model.json")
-    return dst
+def copy_bundle(src: Path, dst: Path, **record: Any) -> Path:
+    """``src`` promoted into ``dst`` as a champion (what the API serves), replacing ``dst``
+    whole in one rename; ``record`` sets the key, version or sequence (write_champion)."""
+    if (src / "promotion.json").is_file() and not record:
+        staging = dst.with_name(f".{dst.name}.copy")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(src, staging)
+        shutil.rmtree(dst, ignore_errors=True)
+        staging.rename(dst)
+        return dst
+    return root_conftest().write_champion(src, dst, **record)
+
+
+def register_bundle(
+    uri: str,
+    bundle: Path,
+    train: Any,
+    *,
+    rmse: float,
+    commit: str,
+    r2: float = 0.9,
+    promote: bool = True,
+) -> Any:
+    """Register ``bundle`` with the real register code (MLflow), tagged as the stage tags it.
+
+    ``promote`` forces the move (these tests move the alias on purpose; the paired gate is
+    tested in tests/housing); without it the version is held: no evaluation, fail closed.
+    """
+    import json
+
+    from housing.artifact import TRUSTED_TYPES, load_bundle
+    from housing.contract import TARGET
+    from housing.registry import GateConfig, log_and_register
+
+    meta = json.loads((bundle / "model.json").read_text())
+    return log_and_register(
+        sk_model=load_bundle(bundle).model,
+        bundle_dir=bundle,
+        params={"seed": 42},
+        metrics={"r2": r2, "rmse": rmse},
+        tags={
+            "git_commit": commit,
+            "data_md5": meta["data_md5"],
+            "serving_sha256": meta["serving_sha256"],
+        },
+        plots=[],
+        description="serve test",
+        input_example=train.drop(columns=[TARGET]).head(3),
+        gates=GateConfig(min_r2=0.0, max_rmse=1e9),
+        force_promote_reason="test: move the alias" if promote else None,
+        trusted_types=list(TRUSTED_TYPES),
+        tracking_uri=uri,
+    )
 
 
 def root_conftest() -> Any:
@@ -116,13 +154,22 @@ class GcsEmulator:
             endpoint_url=self.endpoint, token="anon", skip_instance_cache=True, cache_timeout=0
         )
 
-    def upload_bundle(self, bundle: Path, bucket: str, prefix: str) -> None:
+    def upload_bundle(self, bundle: Path, bucket: str, prefix: str, **record: Any) -> None:
+        """Publish ``bundle`` as a champion (promoted by write_champion unless it is one),
+        the promotion record last, as scripts/publish_model.py does."""
+        import tempfile
+
         fs = self.filesystem()
         if bucket not in {b.rstrip("/") for b in fs.ls("")}:
             fs.mkdir(bucket)
-        serving = sorted(f"serving/{p.name}" for p in (bundle / "serving").iterdir())
-        for name in ("model.skops", *serving, "model.json"):  # json last, as a writer should
-            fs.pipe_file(f"{bucket}/{prefix}/{name}", (bundle / name).read_bytes())
+        with tempfile.TemporaryDirectory() as tmp:
+            champion = copy_bundle(bundle, Path(tmp) / "champion", **record)
+            serving = sorted(f"serving/{p.name}" for p in (champion / "serving").iterdir())
+            names = ["model.json", *serving]
+            if (champion / "model.sig").is_file():
+                names.append("model.sig")
+            for name in (*names, "promotion.json"):  # the record last: readers fingerprint it
+                fs.pipe_file(f"{bucket}/{prefix}/{name}", (champion / name).read_bytes())
 
 
 # --- real uvicorn ------------------------------------------------------------------------

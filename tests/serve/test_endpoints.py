@@ -15,12 +15,12 @@ from serve_support import settings_for
 from serve.main import create_app
 
 
-def test_health_and_ready(client, model_bundle_dir):
+def test_health_and_ready(client):
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
-    sha = json.loads((model_bundle_dir / "model.json").read_text())["sha256"]
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "model_version": f"sha256:{sha[:12]}"}
+    # The champion's version is its promotion record's (write_champion: version 1).
+    assert ready.json() == {"status": "ready", "model_version": "1"}
 
 
 def test_model_info_reports_identity_and_lineage(client, model_bundle_dir):
@@ -119,7 +119,7 @@ def test_no_model_still_starts(tmp_path):
         assert ready.status_code == 503
         error = ready.json()["error"]
         assert error["code"] == "not_ready" and "no model loaded" in error["message"]
-        assert "local: no model bundle in" in error["message"] and "dvc pull" in error["message"]
+        assert "local: no champion:" in error["message"] and "dvc pull" in error["message"]
         predict = c.post("/api/v1/predict", json={"instances": [{}]})
         assert predict.status_code == 503 and predict.json()["error"]["code"] == "not_ready"
         assert c.get("/api/v1/contract").status_code == 503
@@ -128,8 +128,8 @@ def test_no_model_still_starts(tmp_path):
         assert "model_loaded 0.0" in c.get("/metrics").text
 
 
-def test_background_load_answers_health_at_once(model_bundle_dir):
-    app = create_app(settings_for(model_bundle_dir, load_in_background=True))
+def test_background_load_answers_health_at_once(champion_dir):
+    app = create_app(settings_for(champion_dir, load_in_background=True))
     with TestClient(app) as c:
         assert c.get("/health").status_code == 200
         for _ in range(600):
@@ -144,8 +144,8 @@ class _BrokenPredictor:
         raise RuntimeError("secret internal detail")
 
 
-def test_model_error_is_generic_500_with_request_id_in_log(model_bundle_dir, example, caplog):
-    app = create_app(settings_for(model_bundle_dir))
+def test_model_error_is_generic_500_with_request_id_in_log(champion_dir, example, caplog):
+    app = create_app(settings_for(champion_dir))
     with TestClient(app) as c:
         store = app.state.serve.store
         current = store.current
@@ -183,15 +183,15 @@ def test_admin_reload_needs_the_bearer_token(model_bundle_dir, bundle_v2, tmp_pa
         auth = {"Authorization": "Bearer s3cret"}
         same = c.post("/api/v1/admin/reload", headers=auth).json()
         assert same["reloaded"] is False
-        copy_bundle(bundle_v2, live)
+        copy_bundle(bundle_v2, live, version="2", sequence=2)
         changed = c.post("/api/v1/admin/reload", headers=auth).json()
         assert changed["reloaded"] is True and changed["model_version"] != same["model_version"]
         assert c.get("/ready").json()["model_version"] == changed["model_version"]
         assert "model_reloads_total 1.0" in c.get("/metrics").text
 
 
-def test_model_info_reports_max_batch(model_bundle_dir):
-    with TestClient(create_app(settings_for(model_bundle_dir, max_batch=37))) as c:
+def test_model_info_reports_max_batch(champion_dir):
+    with TestClient(create_app(settings_for(champion_dir, max_batch=37))) as c:
         assert c.get("/api/v1/model").json()["max_batch"] == 37
 
 
@@ -209,10 +209,10 @@ class _NonFinitePredictor:
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 @pytest.mark.parametrize("count", [1, 3, 100])  # 100: scored in a worker thread
-def test_non_finite_prediction_is_500_with_request_id(model_bundle_dir, example, value, count):
+def test_non_finite_prediction_is_500_with_request_id(champion_dir, example, value, count):
     from dataclasses import replace
 
-    app = create_app(settings_for(model_bundle_dir))
+    app = create_app(settings_for(champion_dir))
     with TestClient(app) as c:
         store = app.state.serve.store
         store.swap(
@@ -226,8 +226,8 @@ def test_non_finite_prediction_is_500_with_request_id(model_bundle_dir, example,
     assert body["request_id"] in body["error"]["message"]
 
 
-def test_admin_reload_answers_503_when_the_model_lock_is_held(model_bundle_dir):
-    app = create_app(settings_for(model_bundle_dir, admin_token="s3cret", reload_timeout_s=0.3))
+def test_admin_reload_answers_503_when_the_model_lock_is_held(champion_dir):
+    app = create_app(settings_for(champion_dir, admin_token="s3cret", reload_timeout_s=0.3))
     auth = {"Authorization": "Bearer s3cret"}
     with TestClient(app) as c:
         lock = app.state.serve.store._lock
@@ -245,8 +245,8 @@ def test_admin_reload_answers_503_when_the_model_lock_is_held(model_bundle_dir):
         assert c.post("/api/v1/admin/reload", headers=auth).json()["reloaded"] is False
 
 
-def test_admin_reload_answers_503_when_the_check_takes_too_long(model_bundle_dir, monkeypatch):
-    app = create_app(settings_for(model_bundle_dir, admin_token="s3cret", reload_timeout_s=0.3))
+def test_admin_reload_answers_503_when_the_check_takes_too_long(champion_dir, monkeypatch):
+    app = create_app(settings_for(champion_dir, admin_token="s3cret", reload_timeout_s=0.3))
     with TestClient(app) as c:
         source = app.state.serve.store.sources[0]
         real = source.fingerprint

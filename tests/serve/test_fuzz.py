@@ -21,8 +21,8 @@ STATUSES: dict[str, set[int]] = {}
 
 
 @pytest.fixture(scope="module")
-def fuzz_client(model_bundle_dir):
-    app = create_app(settings_for(model_bundle_dir, admin_token="fuzz-token"))
+def fuzz_client(champion_dir):
+    app = create_app(settings_for(champion_dir, admin_token="fuzz-token"))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

@@ -33,8 +33,9 @@ def test_response_names_the_model(client, example, model_bundle_dir):
     meta = json.loads((model_bundle_dir / "model.json").read_text())
     body = client.post("/api/v1/predict", json={"instances": [example]}).json()
     assert body["model_name"] == "housing_price_model"
-    assert body["model_version"] == f"sha256:{meta['sha256'][:12]}"
-    assert body["model_alias"] is None  # only the registry source has an alias
+    assert meta["name"] == body["model_name"]
+    assert body["model_version"] == "1"  # the promotion record's version
+    assert body["model_alias"] == "champion"  # what the record promoted it as
     assert len(body["predictions"]) == 1
     assert body["predictions"][0]["predicted_price"] > 0
 
@@ -69,12 +70,12 @@ def test_integers_are_numbers(client, example):
     assert client.post("/api/v1/predict", json={"instances": [as_ints]}).status_code == 200
 
 
-def test_max_batch_is_accepted(model_bundle_dir, example):
+def test_max_batch_is_accepted(champion_dir, example):
     from fastapi.testclient import TestClient
 
     from serve.main import create_app
 
-    app = create_app(settings_for(model_bundle_dir, max_batch=7))
+    app = create_app(settings_for(champion_dir, max_batch=7))
     with TestClient(app) as c:
         ok = c.post("/api/v1/predict", json={"instances": [example] * 7})
         over = c.post("/api/v1/predict", json={"instances": [example] * 8})

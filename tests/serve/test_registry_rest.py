@@ -21,8 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_support import REPO_ROOT, free_port, running_uvicorn
+from serve_support import REPO_ROOT, free_port, register_bundle, running_uvicorn
 
+from housing.signing import KeyRing
 from serve.sources.base import SourceError
 from serve.sources.mlflow_common import SERVING_SHA_TAG
 from serve.sources.registry import RegistrySource
@@ -44,33 +45,6 @@ def _registry_support() -> Any:
     return sys.modules[name]
 
 
-def _serving_tag(bundle: Path) -> dict[str, str]:
-    """The serving bundle's sha256 as a version tag, as the register stage sets it."""
-    return {"serving_sha256": json.loads((bundle / "model.json").read_text())["serving_sha256"]}
-
-
-def _register(uri: str, bundle: Path, train, *, rmse: float, commit: str) -> Any:
-    from housing.artifact import TRUSTED_TYPES, load_bundle
-    from housing.contract import TARGET
-    from housing.registry import GateConfig, log_and_register
-
-    return log_and_register(
-        sk_model=load_bundle(bundle).model,
-        bundle_dir=bundle,
-        params={"seed": 42},
-        metrics={"r2": 0.9, "rmse": rmse},
-        tags={"git_commit": commit, "data_md5": "md5-x", **_serving_tag(bundle)},
-        plots=[],
-        description="rest test",
-        input_example=train.drop(columns=[TARGET]).head(3),
-        gates=GateConfig(min_r2=0.0, max_rmse=1e9),
-        # These tests move the alias on purpose; the paired gate is tested in tests/housing.
-        force_promote_reason="test: move the alias",
-        trusted_types=list(TRUSTED_TYPES),
-        tracking_uri=uri,
-    )
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, model_bundle_dir, small_train) -> Iterator[tuple[str, Path]]:
     workdir = tmp_path_factory.mktemp("mlflow-rest")
@@ -78,12 +52,14 @@ def server(tmp_path_factory, model_bundle_dir, small_train) -> Iterator[tuple[st
         with pytest.MonkeyPatch.context() as mp:
             mp.chdir(workdir)
             mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-            _register(url, model_bundle_dir, small_train, rmse=39_000, commit="c1")
+            register_bundle(url, model_bundle_dir, small_train, rmse=39_000, commit="c1")
         yield url, workdir
 
 
 def _source(uri: str, alias: str = "champion") -> RegistrySource:
-    return RegistrySource(uri, model_name="housing_price_model", alias=alias, context_limit=50)
+    return RegistrySource(
+        uri, model_name="housing_price_model", alias=alias, context_limit=50, keys=KeyRing({})
+    )
 
 
 def _with_password(url: str) -> str:
@@ -107,7 +83,7 @@ def test_rest_source_follows_an_alias_move(server, bundle_v2, small_train, monke
     source = _source(url)
     before = source.fingerprint()
     monkeypatch.chdir(workdir)
-    reg = _register(url, bundle_v2, small_train, rmse=38_000, commit="c2")
+    reg = register_bundle(url, bundle_v2, small_train, rmse=38_000, commit="c2")
     assert reg.promoted
     after = source.fingerprint()
     assert after != before and after.startswith(f"{reg.version}:")

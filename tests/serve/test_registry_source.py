@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from serve_support import make_settings, running_uvicorn
+from serve_support import make_settings, register_bundle, running_uvicorn
 
+from housing.signing import KeyRing
 from serve.main import create_app
 from serve.sources.base import SourceError
 from serve.sources.mlflow_common import SERVING_SHA_TAG, SHA_TAG
@@ -32,34 +33,6 @@ pytestmark = pytest.mark.slow
 NEVER_IMPORTED = ("mlflow", "sklearn", "skops", "pandas")
 
 
-def _serving_tag(bundle: Path) -> dict[str, str]:
-    """The serving bundle's sha256 as a version tag, as the register stage sets it."""
-    return {"serving_sha256": json.loads((bundle / "model.json").read_text())["serving_sha256"]}
-
-
-def _register(uri: str, bundle: Path, train, *, r2: float, rmse: float, commit: str) -> Any:
-    from housing.artifact import TRUSTED_TYPES, load_bundle
-    from housing.contract import TARGET
-    from housing.registry import GateConfig, log_and_register
-
-    model = load_bundle(bundle).model
-    return log_and_register(
-        sk_model=model,
-        bundle_dir=bundle,
-        params={"seed": 42},
-        metrics={"r2": r2, "rmse": rmse},
-        tags={"git_commit": commit, "data_md5": "md5-x", **_serving_tag(bundle)},
-        plots=[],
-        description="serve test",
-        input_example=train.drop(columns=[TARGET]).head(3),
-        gates=GateConfig(min_r2=0.0, max_rmse=1e9),
-        # These tests move the alias on purpose; the paired gate is tested in tests/housing.
-        force_promote_reason="test: move the alias",
-        trusted_types=list(TRUSTED_TYPES),
-        tracking_uri=uri,
-    )
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, model_bundle_dir, small_train):
     root = tmp_path_factory.mktemp("serve-registry")
@@ -67,7 +40,7 @@ def registry(tmp_path_factory, model_bundle_dir, small_train):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        reg = _register(uri, model_bundle_dir, small_train, r2=0.88, rmse=39_000, commit="c1")
+        reg = register_bundle(uri, model_bundle_dir, small_train, r2=0.88, rmse=39_000, commit="c1")
     return uri, root, reg
 
 
@@ -82,7 +55,9 @@ def _settings(uri: str, **kw: Any):
 
 
 def _source(uri: str, alias: str = "champion") -> RegistrySource:
-    return RegistrySource(uri, model_name="housing_price_model", alias=alias, context_limit=50)
+    return RegistrySource(
+        uri, model_name="housing_price_model", alias=alias, context_limit=50, keys=KeyRing({})
+    )
 
 
 def _verified_file(root: Path, run_id: str, tags: dict[str, str]) -> Path:
@@ -137,8 +112,9 @@ def test_a_schema_change_fails_naming_what_is_missing(registry, tmp_path):
 def test_fingerprint_is_one_cheap_lookup(registry):
     uri, _, reg = registry
     source = _source(uri)
-    version, sha = source.fingerprint().split(":")
+    version, sha, record = source.fingerprint().split(":")
     assert version == reg.version and len(sha) == 64
+    assert record == f"champion/{reg.promotion_sequence:06d}"  # changes with every move
     with pytest.raises(SourceError, match="no version with alias 'nope'"):
         _source(uri, alias="nope").fingerprint()
 
@@ -163,7 +139,7 @@ def test_alias_move_is_picked_up_by_reload(registry, bundle_v2, small_train):
         assert c.get("/ready").json()["model_version"] == first.version
         with pytest.MonkeyPatch.context() as mp:
             mp.chdir(root)
-            second = _register(uri, bundle_v2, small_train, r2=0.9, rmse=38_000, commit="c2")
+            second = register_bundle(uri, bundle_v2, small_train, r2=0.9, rmse=38_000, commit="c2")
         assert second.promoted
         out = c.post("/api/v1/admin/reload", headers={"Authorization": "Bearer tok"}).json()
         assert out == {"reloaded": True, "model_version": second.version, "error": None}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from serve_support import REPO_ROOT, copy_bundle, make_settings, server_env, settings_for
 
+from housing.signing import KeyRing
 from serve.main import create_app
 from serve.metrics import ServeMetrics
 from serve.model_store import ModelStore
@@ -35,16 +37,19 @@ def test_tampered_local_artifact_is_refused(model_bundle_dir, tmp_path, caplog):
     store = _store(make_settings(local_model_dir=bad))
     assert store.load_initial() is False
     assert store.current is None
-    assert "sha256 mismatch" in store.load_errors[0]
-    assert "sha256 mismatch" in caplog.text
+    assert "serving/booster.txt was modified" in store.load_errors[0]
+    assert "serving/booster.txt was modified" in caplog.text
 
 
 def test_the_served_contract_is_the_hashed_copy_not_model_json(model_bundle_dir, tmp_path):
-    bundle = copy_bundle(model_bundle_dir, tmp_path / "forged")
-    meta = json.loads((bundle / "model.json").read_text())
+    """A bundle promoted with a loosened contract in model.json: the record covers the edit,
+    but requests are still checked against the serving bundle's hashed contract."""
+    forged = Path(shutil.copytree(model_bundle_dir, tmp_path / "forged-candidate"))
+    meta = json.loads((forged / "model.json").read_text())
     honest = json.loads(json.dumps(meta["contract"]))
     meta["contract"]["features"]["median_income"]["max"] = 1e9
-    (bundle / "model.json").write_text(json.dumps(meta))
+    (forged / "model.json").write_text(json.dumps(meta))
+    bundle = copy_bundle(forged, tmp_path / "forged")
     with TestClient(create_app(settings_for(bundle))) as client:
         assert client.get("/api/v1/contract").json() == honest
         row = dict(honest["example"], median_income=honest["features"]["median_income"]["max"] * 2)
@@ -59,31 +64,31 @@ def test_a_tampered_serving_contract_is_refused_naming_the_file(model_bundle_dir
     path.write_text(json.dumps(contract, indent=2, sort_keys=True) + "\n")
     store = _store(make_settings(local_model_dir=bundle))
     assert store.load_initial() is False
-    assert "serving/contract.json: sha256 mismatch" in store.load_errors[0]
+    assert "serving/contract.json was modified" in store.load_errors[0]
 
 
 def test_tampered_artifact_falls_through_to_the_next_source(
-    model_bundle_dir, tmp_path, gcs_emulator
+    model_bundle_dir, champion_dir, tmp_path, gcs_emulator
 ):
-    gcs_emulator.upload_bundle(model_bundle_dir, "tampered", "models")
+    gcs_emulator.upload_bundle(model_bundle_dir, "tampered", "champion")
     fs = gcs_emulator.filesystem()
-    data = bytearray(fs.cat_file("tampered/models/serving/booster.txt"))
+    data = bytearray(fs.cat_file("tampered/champion/serving/booster.txt"))
     data[100] ^= 0xFF
-    fs.pipe_file("tampered/models/serving/booster.txt", bytes(data))
+    fs.pipe_file("tampered/champion/serving/booster.txt", bytes(data))
     settings = make_settings(
         model_sources=("gcs", "local"),
         gcs_bucket="tampered",
         gcs_endpoint_url=gcs_emulator.endpoint,
-        local_model_dir=model_bundle_dir,
+        local_model_dir=champion_dir,
     )
     store = _store(settings)
     assert store.load_initial() is True
     assert store.current.identity.source == "local"
     assert store.load_errors and "gcs:" in store.load_errors[0]
-    assert "sha256 mismatch" in store.load_errors[0]
+    assert "serving/booster.txt was modified" in store.load_errors[0]
 
 
-def test_cascade_registry_unreachable_then_gcs(model_bundle_dir, bundle_v2, tmp_path, gcs_emulator):
+def test_cascade_registry_unreachable_then_gcs(champion_dir, bundle_v2, tmp_path, gcs_emulator):
     """Registry down → the GCS object (from the emulator) serves, not the local file."""
     gcs_emulator.upload_bundle(bundle_v2, "cascade", "prod/model")
     settings = make_settings(
@@ -92,7 +97,7 @@ def test_cascade_registry_unreachable_then_gcs(model_bundle_dir, bundle_v2, tmp_
         gcs_bucket="cascade",
         gcs_prefix="prod/model",
         gcs_endpoint_url=gcs_emulator.endpoint,
-        local_model_dir=model_bundle_dir,
+        local_model_dir=champion_dir,
     )
     app = create_app(settings)
     with TestClient(app) as c:
@@ -105,7 +110,7 @@ def test_cascade_registry_unreachable_then_gcs(model_bundle_dir, bundle_v2, tmp_
         assert c.get("/ready").status_code == 200
 
 
-def test_cascade_registry_and_gcs_down_then_local(model_bundle_dir, tmp_path, gcs_emulator):
+def test_cascade_registry_and_gcs_down_then_local(champion_dir, tmp_path, gcs_emulator):
     """Registry unreachable, GCS object missing, GCS endpoint down: the local file serves."""
     for bucket, endpoint in (
         ("empty-bucket", gcs_emulator.endpoint),
@@ -116,7 +121,7 @@ def test_cascade_registry_and_gcs_down_then_local(model_bundle_dir, tmp_path, gc
             mlflow_tracking_uri="http://127.0.0.1:9",  # nothing listens on the discard port
             gcs_bucket=bucket,
             gcs_endpoint_url=endpoint,
-            local_model_dir=model_bundle_dir,
+            local_model_dir=champion_dir,
         )
         store = _store(settings)
         assert store.load_initial() is True
@@ -139,14 +144,14 @@ def test_unconfigured_sources_are_skipped_with_a_reason(model_bundle_dir):
     ]
 
 
-def test_mlflow_is_not_imported_without_a_registry(model_bundle_dir):
+def test_mlflow_is_not_imported_without_a_registry(champion_dir):
     code = (
         "import sys\n"
         "from fastapi.testclient import TestClient\n"
         "from serve.main import create_app\n"
         "from serve.config import Settings\n"
         f"s = Settings(_env_file=None, model_sources=('registry','gcs','local'), "
-        f"local_model_dir={str(model_bundle_dir)!r}, wandb_mode='disabled', "
+        f"local_model_dir={str(champion_dir)!r}, wandb_mode='disabled', "
         "load_in_background=False)\n"
         "with TestClient(create_app(s)) as c:\n"
         "    assert c.get('/ready').status_code == 200\n"
@@ -179,7 +184,7 @@ def test_a_failed_load_imports_no_yaml_or_training_stack(model_bundle_dir, tmp_p
         "sources, skipped = build_sources(s)\n"
         "store = ModelStore(sources, ServeMetrics(), skipped=skipped)\n"
         "assert store.load_initial() is False\n"
-        "assert 'sha256 mismatch' in store.load_errors[0], store.load_errors\n"
+        "assert 'was modified' in store.load_errors[0], store.load_errors\n"
         "bad = sorted(m for m in sys.modules\n"
         "             if m.split('.')[0] in {'yaml', 'sklearn', 'pandas', 'skops', 'mlflow'})\n"
         "assert not bad, bad\n"
@@ -204,10 +209,10 @@ def test_failed_reload_keeps_the_old_model_and_reports(model_bundle_dir, bundle_
         copy_bundle(bundle_v2, live)
         _tamper(live)
         outcome = c.post("/api/v1/admin/reload", headers=auth).json()
-        assert outcome["reloaded"] is False and "sha256 mismatch" in outcome["error"]
+        assert outcome["reloaded"] is False and "was modified" in outcome["error"]
         after = c.get("/api/v1/model").json()
         assert after["sha256"] == before["sha256"]
-        assert "sha256 mismatch" in after["last_reload_error"]
+        assert "was modified" in after["last_reload_error"]
         assert c.get("/ready").status_code == 200
         example = c.get("/api/v1/contract").json()["example"]
         assert c.post("/api/v1/predict", json={"instances": [example]}).status_code == 200
@@ -227,11 +232,11 @@ def test_reload_never_downgrades_to_a_lower_priority_source(
         gcs_bucket="prio",
         gcs_prefix="m",
         gcs_endpoint_url=gcs_emulator.endpoint,
-        local_model_dir=bundle_v2,
+        local_model_dir=copy_bundle(bundle_v2, tmp_path / "local"),
     )
     store = _store(settings)
     assert store.load_initial() and store.current.identity.source == "gcs"
-    gcs_emulator.filesystem().rm("prio/m/model.json")  # GCS object gone
+    gcs_emulator.filesystem().rm("prio/m/promotion.json")  # GCS champion gone
     outcome = store.check_for_update()
     assert outcome.reloaded is False and "gcs:" in outcome.error
     assert store.current.identity.source == "gcs"  # still serving, not the local file
@@ -251,13 +256,21 @@ def test_gcs_read_errors_do_not_carry_the_endpoint_password(tmp_path):
             raise OSError(f"Cannot connect to host {endpoint}/storage/v1/b/{path}")
 
     source = GcsSource(
-        "bucket", "models", endpoint_url=endpoint, project=None, model_name="m", context_limit=10
+        "bucket",
+        "models",
+        endpoint_url=endpoint,
+        project=None,
+        model_name="m",
+        context_limit=10,
+        keys=KeyRing({}),
     )
     source._fs = _Failing()
     for call in (source.fingerprint, lambda: source._fetch(source._fs, "x.json", tmp_path / "x")):
         try:
             call()
         except SourceError as exc:
-            assert "gcsS3cret" not in str(exc) and "cannot read gs://bucket/models/" in str(exc)
+            message = str(exc)
+            assert "gcsS3cret" not in message
+            assert "cannot read gs://bucket/models/" in message or "unreachable" in message
         else:
             raise AssertionError("expected a SourceError")

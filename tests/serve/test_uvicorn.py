@@ -49,8 +49,8 @@ def _read_response(sock: socket.socket) -> tuple[int, bytes]:
     return status, rest
 
 
-def test_uvicorn_serves_a_prediction_over_http(tmp_path, model_bundle_dir, example):
-    with running_uvicorn(tmp_path, **_local_env(model_bundle_dir)) as server:
+def test_uvicorn_serves_a_prediction_over_http(tmp_path, champion_dir, example):
+    with running_uvicorn(tmp_path, **_local_env(champion_dir)) as server:
         response = httpx.post(
             f"{server.base_url}/api/v1/predict",
             json={"instances": [example]},
@@ -65,14 +65,14 @@ def test_uvicorn_serves_a_prediction_over_http(tmp_path, model_bundle_dir, examp
     assert access and access[0]["status"] == 200 and access[0]["route"] == "/api/v1/predict"
 
 
-def test_python_m_serve_honours_port(tmp_path, model_bundle_dir, example):
+def test_python_m_serve_honours_port(tmp_path, champion_dir, example):
     argv = [sys.executable, "-m", "serve"]
-    with running_uvicorn(tmp_path, argv, **_local_env(model_bundle_dir)) as server:
+    with running_uvicorn(tmp_path, argv, **_local_env(champion_dir)) as server:
         assert httpx.get(f"{server.base_url}/ready").json()["status"] == "ready"
 
 
-def test_body_limit_refuses_before_reading_the_body(tmp_path, model_bundle_dir):
-    env = _local_env(model_bundle_dir, MAX_BODY_BYTES="4096")
+def test_body_limit_refuses_before_reading_the_body(tmp_path, champion_dir):
+    env = _local_env(champion_dir, MAX_BODY_BYTES="4096")
     with running_uvicorn(tmp_path, **env) as server:
         port = int(server.base_url.rsplit(":", 1)[1])
         # Declared too large: answered from the headers alone, no body byte sent.
@@ -129,7 +129,7 @@ def test_hot_reload_under_concurrent_requests_has_no_failures(
         for t in threads:
             t.start()
         time.sleep(1.0)
-        copy_bundle(bundle_v2, live)
+        copy_bundle(bundle_v2, live, version="2", sequence=2)
         deadline = time.monotonic() + 60
         while httpx.get(f"{server.base_url}/api/v1/model").json()["sha256"] != sha_v2:
             assert time.monotonic() < deadline, "the new model was never swapped in"
@@ -149,10 +149,8 @@ def test_hot_reload_under_concurrent_requests_has_no_failures(
     assert any(v1 in seen for seen in versions.values())
 
 
-def test_sigterm_turns_ready_off_then_finishes_in_flight_requests(
-    tmp_path, model_bundle_dir, example
-):
-    env = _local_env(model_bundle_dir, SHUTDOWN_GRACE_S="1.5")
+def test_sigterm_turns_ready_off_then_finishes_in_flight_requests(tmp_path, champion_dir, example):
+    env = _local_env(champion_dir, SHUTDOWN_GRACE_S="1.5")
     with running_uvicorn(tmp_path, **env) as server:
         port = int(server.base_url.rsplit(":", 1)[1])
         body = _predict_body(example, 3)
@@ -203,13 +201,13 @@ def test_sigterm_turns_ready_off_then_finishes_in_flight_requests(
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-def test_413_reaches_a_client_that_sends_its_whole_body_first(tmp_path, model_bundle_dir, chunked):
+def test_413_reaches_a_client_that_sends_its_whole_body_first(tmp_path, champion_dir, chunked):
     """http.client (like requests) writes the whole body before reading: no Expect header.
 
     Without a lingering close the server closed with the body unread and the client got a
     connection reset instead of the 413.
     """
-    env = _local_env(model_bundle_dir, MAX_BODY_BYTES="1048576")
+    env = _local_env(champion_dir, MAX_BODY_BYTES="1048576")
     # Over the limit, under twice it; large enough that the client is still writing when
     # the server answers (a small body is read in one go and never showed the reset).
     body = b'{"instances": [' + b" " * 1_500_000 + b"]}"
@@ -237,9 +235,7 @@ def test_413_reaches_a_client_that_sends_its_whole_body_first(tmp_path, model_bu
         assert httpx.get(f"{server.base_url}/health").status_code == 200
 
 
-def test_health_answers_while_bad_and_large_bodies_are_processed(
-    tmp_path, model_bundle_dir, example
-):
+def test_health_answers_while_bad_and_large_bodies_are_processed(tmp_path, champion_dir, example):
     """Neither 100,000 bad elements nor a 1,000-instance batch stalls the single worker."""
     bad = b'{"instances": [' + b",".join([b"{}"] * 100_000) + b"]}"
     batch = _predict_body(example, 1000)
@@ -254,7 +250,7 @@ def test_health_answers_while_bad_and_large_bodies_are_processed(
                 )
                 results[kind].append(r.status_code)
 
-    with running_uvicorn(tmp_path, **_local_env(model_bundle_dir)) as server:
+    with running_uvicorn(tmp_path, **_local_env(champion_dir)) as server:
         threads = [
             threading.Thread(target=post, args=(kind, payload, server.base_url))
             for kind, payload in (("bad", bad), ("batch", batch), ("batch", batch))

@@ -67,6 +67,13 @@ def _run(action: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
 
 
+def _signed(info: VersionInfo) -> str:
+    seq = info.tags.get("promotion.sequence", "?")
+    if info.tags.get("promotion.signed") == "true":
+        return f"promotion #{seq} signed by key {info.tags.get('promotion.key_id', '')[:12]}…"
+    return f"promotion #{seq} UNSIGNED (no HOUSING_SIGNING_KEY)"
+
+
 def _fmt_float(value: float | None, pattern: str) -> str:
     return "-" if value is None else format(value, pattern)
 
@@ -115,6 +122,9 @@ def format_version(info: VersionInfo, model_name: str) -> str:
         f"reason:     {info.tags.get('promotion.reason', '-')}",
         f"gate:       {info.tags.get('gate.reason', '-')}",
         f"previous:   {info.tags.get('promotion.previous_champion') or '-'}",
+        f"record:     {info.tags.get('promotion.record', '-')} (sequence "
+        f"{info.tags.get('promotion.sequence', '-')}, signed: "
+        f"{info.tags.get('promotion.signed', '-')})",
         "metrics:",
         *(f"  {key}: {value:.6g}" for key, value in sorted(info.metrics.items())),
     ]
@@ -159,7 +169,9 @@ def promote_cmd(
         lambda: promote(version, reason, model_name=model_name, tracking_uri=tracking_uri, **guard)
     )
     previous = info.tags.get("promotion.previous_champion") or "none"
-    typer.echo(f"champion of {model_name} is now version {info.version} (was {previous})")
+    typer.echo(
+        f"champion of {model_name} is now version {info.version} (was {previous}); {_signed(info)}"
+    )
 
 
 @app.command("rollback")
@@ -173,7 +185,10 @@ def rollback_cmd(
 
     info = _run(lambda: rollback(reason, model_name=model_name, tracking_uri=tracking_uri))
     previous = info.tags.get("promotion.previous_champion") or "none"
-    typer.echo(f"champion of {model_name} rolled back to version {info.version} (was {previous})")
+    typer.echo(
+        f"champion of {model_name} rolled back to version {info.version} (was {previous}); "
+        f"{_signed(info)}"
+    )
 
 
 @app.command("show")
@@ -263,3 +278,25 @@ def register_cmd(
     reg = _run(action)
     verdict = "promoted to champion" if reg.promoted else "held as challenger"
     typer.echo(f"{reg.name} version {reg.version}: {verdict}. {reg.decision.reason}")
+
+
+@app.command("export")
+def export_cmd(
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory to write the champion to (replaced whole).")
+    ] = Path("champion"),
+    tracking_uri: TrackingUri = None,
+    model_name: ModelName = MODEL_NAME,
+) -> None:
+    """Write the champion's signed directory (what the local and GCS sources serve) to OUT."""
+    from housing.registry.signed import export_champion
+
+    record = _run(lambda: export_champion(out, model_name=model_name, tracking_uri=tracking_uri))
+    if record is None:
+        typer.echo(f"error: {model_name} has no champion; nothing exported", err=True)
+        raise typer.Exit(1)
+    signed = "signed" if (out / "model.sig").is_file() else "UNSIGNED (no signing key)"
+    typer.echo(
+        f"{model_name} version {record.version} (promotion #{record.sequence}, {signed}) "
+        f"written to {out}"
+    )

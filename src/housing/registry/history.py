@@ -149,6 +149,12 @@ def read_events(client: MlflowClient, name: str) -> tuple[list[ChampionEvent], l
     return events_from_tags(tags), legacy_history(tags)
 
 
+def next_seq(client: MlflowClient, name: str) -> int:
+    """The sequence number the next event will get (read under the registry lock)."""
+    events, _ = read_events(client, name)
+    return events[-1].seq + 1 if events else 1
+
+
 def append_event(
     client: MlflowClient,
     name: str,
@@ -167,8 +173,7 @@ def append_event(
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown champion event action {action!r}")
-    events, _ = read_events(client, name)
-    seq = events[-1].seq + 1 if events else 1
+    seq = next_seq(client, name)
     event = ChampionEvent(
         seq=seq,
         version=str(version),

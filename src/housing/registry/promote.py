@@ -21,6 +21,7 @@ from housing.registry.history import (
     actor,
     append_event,
     champion_stack,
+    next_seq,
     now_iso,
     read_events,
 )
@@ -31,6 +32,7 @@ from housing.registry.lookup import (
     version_info,
 )
 from housing.registry.records import CHALLENGER, CHAMPION, MODEL_NAME, RegistryError, VersionInfo
+from housing.registry.signed import KEY_TAG, RECORD_TAG, SIGNED_TAG, sign_promotion, signing_key
 from housing.registry.tracking import (
     check_reachable,
     make_client,
@@ -87,6 +89,7 @@ def move_champion(
     nothing changed when the alias moved since, or when ``target`` is already champion.
     """
     who = who or actor()
+    key = signing_key()  # a bad key fails here, before anything moves
     with registry_lock(uri):
         current = alias_version(client, name, CHAMPION)
         if expected_current is not _UNSET and current != expected_current:
@@ -99,6 +102,20 @@ def move_champion(
             raise RegistryError(f"version {target} of {name!r} is already the champion")
         was_challenger = alias_version(client, name, CHALLENGER) == target
         before = dict(client.get_model_version(name, target).tags or {})
+        # Signed before anything moves: a failure here leaves the registry as it was (the
+        # record logged under champion/<seq>/ is then never referenced by a tag).
+        seq = next_seq(client, name)
+        signing = sign_promotion(
+            client,
+            name,
+            target,
+            seq=seq,
+            action=action,
+            reason=reason,
+            who=who,
+            previous=current,
+            key=key,
+        )
         client.set_registered_model_alias(name, CHAMPION, target)
         try:
             if was_challenger:
@@ -111,6 +128,12 @@ def move_champion(
             )
             # The event's seq is the promotion sequence number the signed record carries.
             tags[SEQUENCE_TAG] = str(event.seq)
+            if event.seq != seq:
+                raise RegistryError(
+                    f"champion event of {name!r} got sequence {event.seq}, not the signed "
+                    f"{seq}: a writer bypassed the lock"
+                )
+            tags |= signing
             tags = {**(extra_tags or {}), **tags}
             write_tags(client, name, target, tags)
         except Exception as exc:
@@ -118,6 +141,9 @@ def move_champion(
                 *(extra_tags or {}),
                 *decision_tags(decision="", mode="", reason="", previous=None, who=""),
                 SEQUENCE_TAG,
+                RECORD_TAG,
+                SIGNED_TAG,
+                KEY_TAG,
             ]
             _undo_move(client, name, target, current, was_challenger, before, written, exc)
             raise

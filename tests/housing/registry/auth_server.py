@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,19 @@ def running_auth_server(workdir: Path, pg_port: int) -> Iterator[AuthServer]:
         "--artifacts-destination", str(workdir / "artifacts"), "--serve-artifacts",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
+    with serving(cmd, env, workdir, url, log_path):
+        status, text = http(
+            f"{url}/api/2.0/mlflow/users/create",
+            body={"username": READER, "password": reader_password},
+            auth=basic_auth(ADMIN, admin_password),
+        )
+        assert status == 200, f"creating the read-only user: {status} {text}"
+        yield AuthServer(url, admin_password, reader_password, workdir, log_path)
+
+
+@contextlib.contextmanager
+def serving(cmd: list[str], env: dict[str, str], workdir: Path, url: str, log_path: Path):
+    """Run a server process until ``url``/health answers 200; stop its process group after."""
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -150,7 +164,7 @@ def running_auth_server(workdir: Path, pg_port: int) -> Iterator[AuthServer]:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log_path.read_text()}")
+                pytest.fail(f"{cmd[:4]} exited with {proc.returncode}:\n{log_path.read_text()}")
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
                     if resp.status == 200:
@@ -158,15 +172,9 @@ def running_auth_server(workdir: Path, pg_port: int) -> Iterator[AuthServer]:
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not healthy in time:\n{log_path.read_text()[-3000:]}")
+                pytest.fail(f"{cmd[:4]} not healthy in time:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
-        status, text = http(
-            f"{url}/api/2.0/mlflow/users/create",
-            body={"username": READER, "password": reader_password},
-            auth=basic_auth(ADMIN, admin_password),
-        )
-        assert status == 200, f"creating the read-only user: {status} {text}"
-        yield AuthServer(url, admin_password, reader_password, workdir, log_path)
+        yield proc
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -175,3 +183,66 @@ def running_auth_server(workdir: Path, pg_port: int) -> Iterator[AuthServer]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
+
+
+@dataclass
+class EntrypointPostgres:
+    port: int
+    root: Path
+    exit_code: int | None = None  # set on exit: 0 when postgres shut down cleanly
+
+
+@contextlib.contextmanager
+def running_postgres_entrypoint(
+    entrypoint: Path, initdb: Path, env: dict[str, str]
+) -> Iterator[EntrypointPostgres]:
+    """docker/postgres/entrypoint.sh (the Debian-package image's start-up) on a loopback port.
+
+    ``env`` is the compose service's environment (POSTGRES_USER/PASSWORD/DB); the server
+    requires a password on TCP, as in the image. Stopped with SIGINT (the image's STOPSIGNAL)
+    sent to postgres itself; ``exit_code`` records how the entrypoint ended.
+    """
+    root = Path(tempfile.mkdtemp(prefix="housing-pg-entrypoint-"))
+    shutil.copytree(initdb, root / "initdb")
+    if os.geteuid() == 0:
+        for path in (root, *root.rglob("*")):
+            shutil.chown(path, "postgres", "postgres")
+    found = EntrypointPostgres(free_port(), root)
+    settings = {
+        **env,
+        "PATH": os.environ["PATH"],
+        "PGDATA": str(root / "data"),
+        "PG_PORT": str(found.port),
+        "PG_LISTEN": "127.0.0.1",
+        "INITDB_DIR": str(root / "initdb"),
+    }
+    cmd = _as_postgres(["env", *(f"{k}={v}" for k, v in settings.items()), "sh", str(entrypoint)])
+    log_path = root / "postgres.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    pid_file = root / "data" / "postmaster.pid"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"entrypoint exited with {proc.returncode}:\n{log_path.read_text()}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", found.port), timeout=1),
+            ):
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"postgres not listening in time:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield found
+    finally:
+        # runuser does not forward SIGINT: signal postgres (PID 1 of the container) directly.
+        if proc.poll() is None and pid_file.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+        try:
+            found.exit_code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)

@@ -10,7 +10,7 @@ import pytest
 
 from housing.registry import DEFAULT_TRACKING_URI, VersionInfo, resolve_tracking_uri
 from housing.registry.cli import format_table
-from housing.registry.ops import flatten_params
+from housing.registry.log import flatten_params
 from housing.registry.tracking import default_artifact_location, sqlite_path
 
 

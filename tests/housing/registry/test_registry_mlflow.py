@@ -388,11 +388,17 @@ def test_cli_list_show_promote_rollback(registry_copy: str):
     assert stale.exit_code == 1 and "moved since evaluation" in stale.stderr
     promoted = _invoke("promote", "2", "--reason", "manual check", "--expect-champion", "3", *uri)
     assert promoted.exit_code == 0
-    assert promoted.stdout.strip() == f"champion of {MODEL_NAME} is now version 2 (was 3)"
+    assert promoted.stdout.strip() == (
+        f"champion of {MODEL_NAME} is now version 2 (was 3); "
+        "promotion #3 UNSIGNED (no HOUSING_SIGNING_KEY)"
+    )
 
     rolled = _invoke("rollback", "--reason", "undo", *uri)
     assert rolled.exit_code == 0
-    assert rolled.stdout.strip() == f"champion of {MODEL_NAME} rolled back to version 3 (was 2)"
+    assert rolled.stdout.strip() == (
+        f"champion of {MODEL_NAME} rolled back to version 3 (was 2); "
+        "promotion #4 UNSIGNED (no HOUSING_SIGNING_KEY)"
+    )
     assert _invoke("show", "--alias", "champion", *uri).stdout.count("version:    3") == 1
 
 

@@ -1,0 +1,235 @@
+"""Signed champions in the registry: sign at every move of ``champion``, export the champion.
+
+Every move of the alias (the gates, ``housing-registry promote``, ``rollback``) ends in
+:func:`sign_promotion`: the target version's serving files (``bundle/model.json`` and
+``bundle/serving/``) are downloaded, a promotion record is written for them (name, version,
+alias, action, data md5, git commit, the decision, the event's sequence number, who, when)
+and signed with the key from ``HOUSING_SIGNING_KEY``/``HOUSING_SIGNING_KEY_FILE``; the record
+and the signature are logged as the run's artifacts ``champion/<seq>/promotion.json`` and
+``champion/<seq>/model.sig``, and the version's ``promotion.record`` tag names that folder.
+The skops model is not in the champion directory (the API never reads it); its sha256 is in
+the signed record (``extra.model_skops_sha256``), so it is authenticated too.
+
+Without a signing key the record is written unsigned (local development): verifiers with
+keys refuse it, verifiers without keys serve it as ``"signed": false``.
+
+:func:`export_champion` writes the registry's current champion as a directory (what the
+local and GCS sources serve): ``model.json``, ``serving/``, ``promotion.json``, ``model.sig``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from housing.registry.lookup import BUNDLE_ARTIFACT_PATH, SHA_TAG, get_alias, get_version
+from housing.registry.records import CHAMPION, MODEL_NAME, RegistryError
+from housing.registry.tracking import (
+    check_reachable,
+    make_client,
+    resolve_tracking_uri,
+    translated,
+)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from housing.signing import PromotionRecord, SigningKey
+
+logger = logging.getLogger(__name__)
+
+CHAMPION_ARTIFACT_PATH = "champion"  # run artifacts: champion/<seq>/{promotion.json,model.sig}
+RECORD_TAG = "promotion.record"  # version tag: the artifact folder of its latest record
+SIGNED_TAG = "promotion.signed"  # "true" / "false"
+KEY_TAG = "promotion.key_id"
+SERVING_FILES = ("model.json", "serving")  # what a champion directory holds besides the record
+_RECORD_ACTIONS = {"gates": "promote", "manual": "promote", "rollback": "rollback"}
+
+
+def record_folder(seq: int) -> str:
+    return f"{CHAMPION_ARTIFACT_PATH}/{seq:06d}"
+
+
+def signing_key() -> SigningKey | None:
+    """The promotion key from the environment (None: unset); a bad key is a RegistryError."""
+    from housing.signing import KeyConfigError, signing_key_from_env
+
+    try:
+        return signing_key_from_env()
+    except KeyConfigError as exc:
+        raise RegistryError(str(exc)) from None
+
+
+def _download_serving(client: MlflowClient, run_id: str, dst: Path) -> Path:
+    """The run's ``bundle/`` files but the skops model (``model.json``, ``serving/``)."""
+    root = dst / BUNDLE_ARTIFACT_PATH
+    root.mkdir(parents=True)
+    for entry in client.list_artifacts(run_id, BUNDLE_ARTIFACT_PATH):
+        name = entry.path.rsplit("/", 1)[-1]
+        if name in SERVING_FILES:
+            got = client.download_artifacts(run_id, entry.path, dst_path=str(dst / ".get"))
+            shutil.move(got, root / name)
+    if not (root / "model.json").is_file():
+        raise RegistryError(f"run {run_id} has no {BUNDLE_ARTIFACT_PATH}/model.json")
+    return root
+
+
+def sign_promotion(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    *,
+    seq: int,
+    action: str,
+    reason: str,
+    who: str,
+    previous: str | None,
+    key: SigningKey | None,
+) -> dict[str, str]:
+    """Sign the promotion of ``version`` as event ``seq``; log record + signature; return tags.
+
+    Raises (and logs nothing to the registry) if the bundle cannot be fetched or signed:
+    the caller then undoes the alias move.
+    """
+    from housing.signing import PromotionRecord, build_champion, now_utc
+
+    mv = client.get_model_version(name, version)
+    tags = dict(mv.tags or {})
+    record = PromotionRecord(
+        name=name,
+        version=str(version),
+        alias=CHAMPION,
+        action=_RECORD_ACTIONS.get(action, "promote"),
+        data_md5=tags.get("data_md5") or "unknown",
+        git_commit=tags.get("git_commit") or "unknown",
+        decision=reason,
+        sequence=seq,
+        timestamp=now_utc(),
+        who=who,
+        extra={
+            "mode": action,
+            "previous_champion": previous or "",
+            "run_id": str(mv.run_id),
+            "model_skops_sha256": tags.get(SHA_TAG, ""),
+        },
+    )
+    with tempfile.TemporaryDirectory(prefix="housing-sign-") as tmp:
+        bundle = _download_serving(client, str(mv.run_id), Path(tmp) / "download")
+        champion = Path(tmp) / "champion"
+        present = [n for n in SERVING_FILES if (bundle / n).exists()]  # serving/ since format 2
+        record = build_champion(bundle, champion, record, key, include=present)
+        folder = record_folder(seq)
+        files = [champion / "promotion.json"]
+        if key is not None:
+            files.append(champion / "model.sig")
+        for path in files:
+            client.log_artifact(str(mv.run_id), str(path), artifact_path=folder)
+    logger.info(
+        "%s v%s: promotion #%d %s (%s)",
+        name,
+        version,
+        seq,
+        f"signed by key {key.key_id[:12]}…" if key is not None else "UNSIGNED (no signing key)",
+        folder,
+    )
+    return {
+        RECORD_TAG: folder,
+        SIGNED_TAG: "true" if key is not None else "false",
+        KEY_TAG: key.key_id if key is not None else "",
+    }
+
+
+def _atomic_dir(staging: Path, out: Path) -> None:
+    from housing.io import replace_dir
+
+    staging.chmod(0o755)
+    replace_dir(staging, out)
+
+
+def export_version(client: MlflowClient, name: str, version: str, out: Path) -> PromotionRecord:
+    """Write ``version``'s champion directory (its latest signed record) to ``out``, atomically.
+
+    The result is verified before it replaces ``out``: against the keys of
+    ``HOUSING_VERIFY_KEYS``/``HOUSING_VERIFY_KEY_FILES`` when set, else for integrity.
+    """
+    from housing.signing import (
+        RECORD_FILE,
+        SIGNATURE_FILE,
+        KeyConfigError,
+        KeyRing,
+        SigningError,
+        verify,
+    )
+
+    mv = get_version(client, name, version)
+    folder = (mv.tags or {}).get(RECORD_TAG)
+    if not folder:
+        raise RegistryError(
+            f"{name} version {version} has no {RECORD_TAG} tag: it was never promoted with a "
+            "record (promote or roll back to it to sign one)"
+        )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        with tempfile.TemporaryDirectory(prefix="housing-export-") as tmp:
+            bundle = _download_serving(client, str(mv.run_id), Path(tmp) / "bundle")
+            for item in SERVING_FILES:
+                src = bundle / item
+                if src.is_dir():
+                    shutil.copytree(src, staging / item)
+                elif src.is_file():
+                    shutil.copy2(src, staging / item)
+            records = Path(client.download_artifacts(str(mv.run_id), folder, dst_path=tmp))
+            for item in (RECORD_FILE, SIGNATURE_FILE):
+                if (records / item).is_file():
+                    shutil.copy2(records / item, staging / item)
+        try:
+            result = verify(
+                staging,
+                KeyRing.from_env(),
+                expected={"name": name, "version": version, "alias": CHAMPION},
+            )
+        except (KeyConfigError, SigningError) as exc:
+            raise RegistryError(f"{name} version {version}: refused: {exc}") from None
+        if result.record is None:
+            raise RegistryError(f"{name} version {version}: {folder} holds no {RECORD_FILE}")
+        _atomic_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info(
+        "exported %s v%s (promotion #%d, %s) to %s",
+        name,
+        version,
+        result.record.sequence,
+        "signed" if result.signed else "unsigned",
+        out,
+    )
+    return result.record
+
+
+def export_champion(
+    out: str | Path,
+    model_name: str = MODEL_NAME,
+    tracking_uri: str | None = None,
+) -> PromotionRecord | None:
+    """Write the registry's current champion to ``out``; None (``out`` untouched) if none."""
+    uri = resolve_tracking_uri(tracking_uri)
+    check_reachable(uri, must_exist=True)
+    with translated(f"exporting {model_name}@{CHAMPION} from {uri}"):
+        client = make_client(uri)
+        mv = get_alias(client, model_name, CHAMPION)
+        if mv is None:
+            logger.warning("%s has no champion at %s: nothing exported", model_name, uri)
+            return None
+        return export_version(client, model_name, str(mv.version), Path(out))
+
+
+def promotion_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The signing tags of a version (for ``housing-registry show``)."""
+    return {k: tags[k] for k in (RECORD_TAG, SIGNED_TAG, KEY_TAG) if k in tags}
