@@ -132,7 +132,9 @@ def compose(
     except subprocess.TimeoutExpired as exc:
         raise PodmanError(f"`podman-compose {' '.join(args)}` timed out after {timeout} s") from exc
     if check and done.returncode != 0:
-        tail = (done.stderr + done.stdout).strip().splitlines()[-5:] or ["no output"]
+        lines = (done.stderr + done.stdout).strip().splitlines()
+        errors = [line for line in lines if line.startswith("Error")]
+        tail = (errors or lines)[-3:] or ["no output"]
         raise PodmanError(
             f"`podman-compose {' '.join(args)}` exited {done.returncode}: " + " | ".join(tail)
         )
