@@ -289,7 +289,6 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
         assert _request(f"{API}/ready")[0] == 503
 
         # Register + promote (first model passes the gates) as the admin, signed.
-        start = time.monotonic()
         env = {
             **os.environ,
             "MLFLOW_TRACKING_URI": MLFLOW,
@@ -300,42 +299,60 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
         }
         env.pop("HOUSING_SIGNING_KEY_FILE", None)
         cli = Path(sys.executable).with_name("housing-registry")
-        done = subprocess.run(
-            [
-                str(cli),
-                "register",
-                "--bundle-dir",
-                str(bundle),
-                "--test-split",
-                str(split),
-                "--params",
-                str(params),
-            ],
-            cwd=tmp_path / "work",
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "version 1: promoted to champion" in done.stdout, done.stdout
+        register = [str(cli), "register", "--bundle-dir", str(bundle)]
+        register += ["--test-split", str(split), "--params", str(params)]
+
+        def run(args: list[str]) -> str:
+            done = subprocess.run(
+                args,
+                cwd=tmp_path / "work",
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            return done.stdout
+
+        def served(version: str):
+            def probe() -> dict[str, Any] | None:
+                status, body = _request(f"{API}/api/v1/model", timeout=5)
+                # 200 with null fields while nothing is loaded.
+                ok = status == 200 and isinstance(body, dict) and body.get("version") == version
+                return body if ok else None
+
+            return probe
+
+        start = time.monotonic()
+        out = run(register)
+        assert "version 1: promoted to champion" in out, out
         phase("register", start)
 
-        # The API (read-only user) hot-reloads the signed champion.
+        # The API (read-only user) loads the signed champion by itself (it started with none).
         start = time.monotonic()
-
-        def served() -> dict[str, Any] | None:
-            status, body = _request(f"{API}/api/v1/model", timeout=5)
-            # 200 with null fields while nothing is loaded: wait for a version.
-            ok = status == 200 and isinstance(body, dict) and body.get("version")
-            return body if ok else None
-
-        model = _wait("the API serving the champion", served, 120.0)
-        phase("reload", start)
+        model = _wait("the API serving champion v1", served("1"), 120.0)
+        phase("first load after register", start)
         assert model["signed"] is True, model
-        assert model["version"] == "1" and model["alias"] == "champion", model
+        assert model["alias"] == "champion", model
         assert _request(f"{API}/ready")[0] == 200
+        # The API's user may read the model but not move its champion alias (READ only).
+        alias = {"name": "housing_price_model", "alias": "champion", "version": "1"}
+        moved = _request(f"{MLFLOW}/api/2.0/mlflow/registered-models/alias", alias, auth=reader)
+        assert moved[0] == 403, moved
+
+        # Hot reload of a moved alias: the same bundle again is held (identical predictions)
+        # as v2; a signed manual promotion of v2 is picked up within RELOAD_INTERVAL_S.
+        out = run(register)
+        assert "version 2: held as challenger" in out, out
+        start = time.monotonic()
+        out = run([str(cli), "promote", "2", "--reason", "compose stack hot-reload test"])
+        assert "is now version 2" in out, out
+        phase("promote v2", start)
+        start = time.monotonic()
+        model = _wait("the API hot-reloading champion v2", served("2"), 120.0)
+        phase("hot reload v2", start)
+        assert model["signed"] is True, model
 
         # A price through the app container's API_URL (http://api:8000: service-name DNS).
         start = time.monotonic()
