@@ -35,6 +35,7 @@ from dotenv import dotenv_values
 from housing.signing import SigningKey
 from housing.signing.keys import public_pem
 from scripts.compose_stack import (
+    COMPOSE_FILE,
     STACK_IMAGES,
     build_stack,
     compose,
@@ -235,6 +236,16 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
     phase("build", start)
     per_image = {b.name: round(b.seconds, 1) for b in stack.built}
     assert {b.name for b in stack.built} == set(STACK_IMAGES)
+    # What was built is what the compose file names (podman resolves short names to localhost/).
+    services = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]
+    named = {
+        "postgres": stack.env()["POSTGRES_IMAGE"]
+        if services["postgres"]["image"] == "${POSTGRES_IMAGE:-postgres:15}"
+        else services["postgres"]["image"],
+        **{s: f"localhost/{services[s]['image']}" for s in ("mlflow", "api", "app")},
+    }
+    assert named == {name: spec.tag for name, spec in STACK_IMAGES.items()}
+    assert services["registry-users"]["image"] == services["mlflow"]["image"]
 
     key = SigningKey.generate()
     env_file = tmp_path / ".env"
