@@ -1,6 +1,6 @@
 """The compose stack (docker-compose.yaml) under podman-compose, as tests/containers runs it.
 
-Images: the five the compose file names (`housing-postgres:15` via POSTGRES_IMAGE,
+Images: the four the compose file names (`housing-postgres:15` via POSTGRES_IMAGE,
 `housing-mlflow:local`, `housing-api:local`, `housing-app:local`) are built with
 scripts/images' podman invocation and base (python:3.11-slim when it can be pulled, else the
 local debootstrap bookworm base), so `podman-compose up` finds them and builds nothing.

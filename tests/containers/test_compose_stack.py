@@ -1,6 +1,6 @@
 """The compose stack end to end under podman-compose: docker-compose.yaml, unchanged.
 
-Builds the five images the compose file names (scripts/compose_stack.py, with scripts/images'
+Builds the four images the compose file names (scripts/compose_stack.py, with scripts/images'
 base and podman flags), writes a throw-away .env from .env.example with generated passwords
 and a fresh signing key pair, `podman-compose up -d`, registers and promotes a real small
 LightGBM bundle into the stack's MLflow as the admin with `housing-registry register`
