@@ -47,6 +47,11 @@ def load_champion(
     from housing.signing import SigningError, verify
 
     directory = Path(directory)
+    if not (directory / RECORD_FILE).is_file():  # say what it is before how it fails
+        raise SourceError(
+            f"refused: {directory} has no {RECORD_FILE}: not a promoted champion (a candidate "
+            "is never served; promotion writes the record)"
+        )
     try:
         result = verify(directory, keys, expected=expected, min_sequence=min_sequence)
     except SigningError as exc:

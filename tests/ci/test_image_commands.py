@@ -150,7 +150,7 @@ def _until_up(proc: subprocess.Popen, check, base: str, workdir: Path, module: s
 
 
 def test_api_command_from_its_own_requirements(
-    tmp_path: Path, model_bundle_dir: Path, server: list[subprocess.Popen]
+    tmp_path: Path, champion_dir: Path, server: list[subprocess.Popen]
 ) -> None:
     venv = _clean_venv(tmp_path, "serve/requirements.txt", with_project=True)
     absent = run(
@@ -163,7 +163,7 @@ def test_api_command_from_its_own_requirements(
 
     workdir = _image_workdir(tmp_path, "serve")
     port = _free_port()
-    model_env = {k: v.format(bundle=model_bundle_dir) for k, v in LOCAL_MODEL_ENV.items()}
+    model_env = {k: v.format(bundle=champion_dir) for k, v in LOCAL_MODEL_ENV.items()}
     env = _env(venv, tmp_path, HOST="127.0.0.1", PORT=str(port), **model_env)
     proc = _start(server, venv, "serve", workdir, env)
 

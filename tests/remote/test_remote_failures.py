@@ -69,7 +69,7 @@ def test_pull_with_an_object_deleted_names_the_output(tmp_path, pushed, mirror_c
     assert not (repo / "models" / "model.skops").exists()
     after = snapshot(repo)
     assert {path: after.get(path) for path in before} == before  # nothing existing changed
-    outs = lock_outs(repo)
+    outs = [*lock_outs(repo), "champion"]  # the stage outputs and the dvc add-ed champion
     expected = {p for p in outs if p not in before} - {"models/model.skops"}
     # A directory output (models/serving) restores as the files under it.
     restored = {

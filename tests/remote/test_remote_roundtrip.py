@@ -102,5 +102,9 @@ def test_repro_pull_in_a_fresh_clone_recomputes_nothing(pushed, tmp_path, mirror
     assert "Pulling data for stage: 'register'" in out
     for path, md5 in lock_outs(repo).items():
         assert out_md5_matches(repo, path, md5), path
+    # The champion is no stage's input, so `repro --pull` leaves it; `dvc pull` brings it.
+    status = dvc(repo, "status", mirror=mirror_csv, env=DVC_ENV).stdout
+    assert status.strip() == "champion.dvc:\n\tchanged outs:\n\t\tnot in cache:       champion"
+    dvc(repo, "pull", "champion.dvc", mirror=mirror_csv, env=DVC_ENV)
     status = dvc(repo, "status", mirror=mirror_csv, env=DVC_ENV).stdout
     assert "Data and pipelines are up to date." in status

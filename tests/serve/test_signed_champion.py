@@ -52,6 +52,12 @@ def served(tmp_path, model_bundle_dir, signing_key, verify_pem):
         yield client, live
 
 
+def _still_signed_and_pricing(client: TestClient) -> None:
+    assert client.get("/api/v1/model").json()["signed"] is True
+    example = client.get("/api/v1/contract").json()["example"]
+    assert client.post("/api/v1/predict", json={"instances": [example]}).status_code == 200
+
+
 def _refused_and_still_serving(client: TestClient, reason: str) -> None:
     before = client.get("/api/v1/model").json()
     outcome = client.post("/api/v1/admin/reload", headers=AUTH).json()
@@ -72,13 +78,34 @@ def test_a_signed_champion_is_served_and_reported(served, signing_key):
     assert info["promotion"]["action"] == "promote" and info["promotion"]["who"] == "pytest"
 
 
-@pytest.mark.parametrize("victim", ["serving/booster.txt", "model.json", "promotion.json"])
-def test_one_flipped_byte_is_refused_naming_the_file(served, tmp_path, victim):
+def _refused_at_start(directory: Path, verify_pem: str, reason: str) -> None:
+    """A fresh API on ``directory`` (what a restart sees) refuses it with ``reason``."""
+    app = create_app(settings_for(directory, housing_verify_keys=verify_pem))
+    with TestClient(app) as client:
+        assert client.get("/ready").status_code == 503
+        errors = client.get("/api/v1/model").json()["load_errors"]
+        assert any("refused" in e and reason in e for e in errors), errors
+
+
+def test_a_flipped_byte_in_the_record_is_refused(served, tmp_path):
+    client, live = served
+    bad = copy_bundle(live, tmp_path / "bad")
+    _flip(bad / "promotion.json")
+    _swap_in(bad, live)
+    _refused_and_still_serving(client, "promotion.json was modified")
+
+
+@pytest.mark.parametrize("victim", ["serving/booster.txt", "model.json"])
+def test_a_flipped_byte_in_a_model_file_is_refused_naming_it(served, tmp_path, victim, verify_pem):
+    """The record is unchanged, so the reload check sees the same champion and keeps the
+    verified copy in memory; any fresh load (a restart) refuses the files."""
     client, live = served
     bad = copy_bundle(live, tmp_path / "bad")
     _flip(bad / victim)
     _swap_in(bad, live)
-    _refused_and_still_serving(client, f"{victim} was modified")
+    assert client.post("/api/v1/admin/reload", headers=AUTH).json()["reloaded"] is False
+    _still_signed_and_pricing(client)
+    _refused_at_start(live, verify_pem, f"{victim} was modified")
 
 
 def test_a_signature_by_another_key_is_refused(served, tmp_path, model_bundle_dir):
@@ -116,7 +143,7 @@ def test_a_newer_signed_rollback_is_served(served, tmp_path, bundle_v2, signing_
 
 
 def test_a_record_laid_over_another_models_files_is_refused(
-    served, tmp_path, bundle_v2, signing_key
+    served, tmp_path, bundle_v2, signing_key, verify_pem
 ):
     """v1's genuine record and signature over v2's files: the digests give it away."""
     client, live = served
@@ -124,7 +151,9 @@ def test_a_record_laid_over_another_models_files_is_refused(
     for name in ("promotion.json", "model.sig"):
         shutil.copy2(live / name, forged / name)
     _swap_in(forged, live)
-    _refused_and_still_serving(client, "was modified")
+    assert client.post("/api/v1/admin/reload", headers=AUTH).json()["reloaded"] is False
+    _still_signed_and_pricing(client)
+    _refused_at_start(live, verify_pem, "was modified")
 
 
 def test_a_candidate_is_never_served_even_without_keys(model_bundle_dir, caplog):
