@@ -24,10 +24,13 @@ WORKER = textwrap.dedent(
     from housing.registry import RegistryError, promote, rollback
 
     role, uri, n, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    done, refused = 0, []
+    done, refused, i = 0, [], 0
     while time.time() < start_at:
         time.sleep(0.01)
-    for i in range(n):
+    # n moves each (a refusal is retried), so the two really interleave however long a
+    # signed promotion takes; the deadline only bounds a stuck run.
+    deadline = time.time() + 240
+    while done < n and time.time() < deadline:
         try:
             if role == "promote":
                 promote(str(i % 3 + 1), f"promote {i}", tracking_uri=uri, who="p")
@@ -38,8 +41,10 @@ WORKER = textwrap.dedent(
             msg = str(exc)
             if "already the champion" in msg or "nothing to roll back to" in msg:
                 refused.append(msg)
+                time.sleep(0.05)
             else:
                 raise
+        i += 1
     print(json.dumps({"done": done, "refused": len(refused)}))
     """
 )
