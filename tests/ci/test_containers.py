@@ -12,23 +12,12 @@ from typing import Any
 import pytest
 import yaml
 from ci_tools import COMPOSE, COMPOSE_SCHEMA, DOCKERFILES, REPO_ROOT, run, tool
+from dockerfile_support import instructions as _instructions
 
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 MLFLOW_DIR = REPO_ROOT / "docker" / "mlflow"
 # The registry stack's images (not the project's own three, which DOCKERFILES lists).
 SERVICE_DOCKERFILES = [MLFLOW_DIR / "Dockerfile", REPO_ROOT / "docker" / "postgres" / "Dockerfile"]
-
-
-def _instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs with line continuations joined and comments dropped."""
-    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
-    pairs = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            pairs.append((keyword.upper(), rest.strip()))
-    return pairs
 
 
 def _final_stage(path: Path) -> list[tuple[str, str]]:

@@ -6,20 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from dockerfile_support import instructions as _instructions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = ["Dockerfile", "serve/Dockerfile", "app/Dockerfile"]
-
-
-def _instructions(path: Path) -> list[tuple[str, str]]:
-    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
-    pairs = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            pairs.append((keyword.upper(), rest.strip()))
-    return pairs
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
