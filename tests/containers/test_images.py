@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from container_support import ALLOWED, forbidden_reasons, free_port, logs
 from pipeline.test_pipeline_sample import stratified_sample
-from pipeline_support import FAST_PARAMS, deep_merge, make_pipeline_repo, ran_stages
+from pipeline_support import make_pipeline_repo, ran_stages, sample_params
 
 from housing.signing import PromotionRecord, SigningKey, build_champion, now_utc, write_keypair
 from scripts.images.build import HOST_CA
@@ -354,13 +354,7 @@ def test_pipeline_image_healthcheck_passes(images, containers) -> None:
 def test_pipeline_image_reproduces_on_a_sample(images, housing_df, tmp_path: Path) -> None:
     """`dvc repro` (the image's CMD) in a mounted checkout, offline, data mirror read-only."""
     sample = stratified_sample(housing_df, 4_000, tmp_path / "sample.csv")
-    params = deep_merge(
-        FAST_PARAMS,
-        {
-            "download": {"sha256": hashlib.sha256(sample.read_bytes()).hexdigest()},
-            "register": {"gates": {"min_r2": 0.6, "max_rmse": 80_000}},
-        },
-    )
+    params = sample_params(sample)
     repo = make_pipeline_repo(tmp_path / "repo", params=params)
     for path in [repo, *repo.rglob("*")]:
         os.chown(path, IMAGE_UID, IMAGE_UID, follow_symlinks=False)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from pipeline_support import FAST_PARAMS, deep_merge, dvc, lock_outs, make_pipeline_repo, ran_stages
+from pipeline_support import dvc, lock_outs, make_pipeline_repo, ran_stages, sample_params
 from sklearn.model_selection import train_test_split
 
 from housing.io import read_json
@@ -39,15 +38,7 @@ def stratified_sample(housing_df: pd.DataFrame, n: int, dest: Path) -> Path:
 
 def test_full_pipeline_on_a_sample(housing_df, tmp_path):
     sample = stratified_sample(housing_df, 4_000, tmp_path / "sample.csv")
-    params = deep_merge(
-        FAST_PARAMS,
-        {
-            "download": {"sha256": hashlib.sha256(sample.read_bytes()).hexdigest()},
-            # 3,200 training rows cannot reach the production floors; this test is about the
-            # pipeline's mechanics, so the gates are lowered to what such a sample can pass.
-            "register": {"gates": {"min_r2": 0.6, "max_rmse": 80_000}},
-        },
-    )
+    params = sample_params(sample)
     repo = make_pipeline_repo(tmp_path / "repo", params=params)
 
     proc = dvc(repo, "repro", mirror=sample)
