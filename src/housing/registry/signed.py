@@ -202,12 +202,20 @@ def export_version(client: MlflowClient, name: str, version: str, out: Path) -> 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    from housing.signing import SIGNATURE_FILE
+
     logger.info(
         "exported %s v%s (promotion #%d, %s) to %s",
         name,
         version,
         result.record.sequence,
-        "signed" if result.signed else "unsigned",
+        (
+            "signed, signature verified"
+            if result.signed
+            else "signed, not verified here (no HOUSING_VERIFY_KEYS)"
+        )
+        if (out / SIGNATURE_FILE).is_file()
+        else "UNSIGNED",
         out,
     )
     return result.record
