@@ -10,26 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from housing import choices, stage
-from housing.cv import Fold, make_folds
+from housing import stage
 from housing.io import write_csv, write_json, write_yaml
-from housing.metrics import rmse
-from housing.model import build_preprocessor, build_regressor
-from housing.sweep import (
-    Reporter,
-    SweepConfigError,
-    SweepResult,
-    SweepRunError,
-    parse_sweep_config,
-    run_sweep,
-)
+from housing.sweep import SweepConfigError, SweepResult, SweepRunError, run_sweep
+from housing.tuning import plan_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -40,29 +28,6 @@ HISTORY = Path("reports/sweep/history.csv")
 SUMMARY = Path("reports/sweep/summary.json")
 
 
-def sweep_declaration(p: Mapping[str, Any], family: str) -> dict[str, Any]:
-    """The W&B sweep dict for ``family``: shared keys plus that family's parameter space."""
-    spaces = p["spaces"]
-    if family not in spaces:
-        raise SweepConfigError(f"sweep.spaces has no search space for the chosen family {family!r}")
-    return {**p["config"], "parameters": spaces[family]}
-
-
-def make_objective(folds: list[Fold], family: str, *, seed: int):
-    """Objective: mean validation RMSE over folds, reported after each fold for pruning."""
-
-    def objective(params: dict[str, Any], reporter: Reporter) -> float:
-        scores = []
-        for step, fold in enumerate(folds):
-            reg = build_regressor(family, params, seed=seed)
-            reg.fit(fold.X_fit, fold.y_fit_log)
-            scores.append(rmse(fold.y_val, np.exp(reg.predict(fold.X_val))))
-            reporter.report(step, float(np.mean(scores)))
-        return float(np.mean(scores))
-
-    return objective
-
-
 def trial_table(result: SweepResult) -> pd.DataFrame:
     """Trial history without wall-clock durations (they would break byte-identical reruns)."""
     return result.history_frame().drop(columns=["duration_s"], errors="ignore")
@@ -71,15 +36,12 @@ def trial_table(result: SweepResult) -> pd.DataFrame:
 def main() -> None:
     p = stage.params("sweep")
     seed = int(p["seed"])
-    family = choices.family()
-    spec = parse_sweep_config(sweep_declaration(p, family))
-    train = pd.read_parquet(TRAIN)
-    pre = build_preprocessor(choices.imputer(), choices.features(), seed=seed)
-    folds = make_folds(train, pre, n_splits=int(p["cv_folds"]), seed=seed)
+    plan = plan_sweep(p, pd.read_parquet(TRAIN))
+    family = plan.family
     engine = str(p["engine"])
     result = run_sweep(
-        spec,
-        make_objective(folds, family, seed=seed),
+        plan.spec,
+        plan.objective,
         n_trials=int(p["n_trials"]),
         seed=seed,
         engine=engine,

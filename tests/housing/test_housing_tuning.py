@@ -9,7 +9,7 @@ from housing.cv import Fold
 from housing.metrics import rmse
 from housing.model import build_regressor
 from housing.sweep import SweepConfigError
-from stages.sweep import make_objective, sweep_declaration
+from housing.tuning import make_objective, sweep_declaration
 
 SECTION = {
     "config": {"method": "bayes", "metric": {"name": "cv_rmse", "goal": "minimize"}},
