@@ -5,7 +5,8 @@ before any stage imports numpy. OpenBLAS picks its kernels by CPU at load time, 
 kernels round differently: the iterative imputer's linear algebra gave other bits on an
 AVX-512 Intel Xeon (``SkylakeX`` kernels) than on an AMD EPYC (``Zen``/``Haswell``), so
 ``dvc repro --force`` reproduced the committed ``dvc.lock`` only on the vendor that wrote it
-(measured 2026-12-02: ``data/preprocessed/train.parquet`` md5 4cfd4a07… with SkylakeX,
+(measured 2026-12-02 on the imputed table ``data/preprocessed/train.parquet``, an output since
+removed: md5 4cfd4a07… with SkylakeX,
 SapphireRapids or Cooperlake forced on the EPYC, b5d9c029… with Haswell or the default).
 Every x86-64 CPU since 2013 runs the Haswell kernels, so the lock is now written with them
 everywhere. An import-time side effect on purpose: it must precede numpy's first import.

@@ -1,170 +1,189 @@
-"""Stage ``featurize``: ratio, cluster-similarity and further spatial features.
+"""Stage ``featurize``: choose the feature groups and their settings by CV RMSE on train.
 
-K for the KMeans cluster similarity is chosen on the training split by silhouette. Beyond
-the ratios and clusters, each further group (rotated coordinates, out-of-fold neighbour
-prices) is kept only if it lowers cross-validated RMSE on train by at least
-``min_gain_pct``. Everything is fitted on train only and then applied to both splits.
+Every choice here is made the same way: by the cross-validated RMSE of a fixed probe model
+(histogram gradient boosting) on the training split, with the preprocessing refitted inside
+each fold, and by the one-standard-error rule toward the simpler option
+(:func:`housing.cv.one_se_choice`). In order:
+
+1. each further group beyond ratios and clusters (rotated coordinates, out-of-fold
+   neighbour prices) is kept only if it lowers CV RMSE by more than one paired SE;
+2. the neighbour count, if that group is kept, fewest neighbours first;
+3. K, the number of KMeans clusters on (lat, lon), fewest clusters first (0 = none), with
+   the groups kept.
+
+The outputs are the decisions and their scores (``reports/featurize/``): downstream stages
+rebuild the same unfitted preprocessing from them and refit it inside their own folds.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.cluster import KMeans
 from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.metrics import silhouette_score
-from sklearn.pipeline import Pipeline
 
 from housing import stage
-from housing.artifact import dumps_model
-from housing.contract import TARGET
-from housing.cv import cv_rmse, make_folds
-from housing.io import read_json, write_bytes, write_csv, write_json, write_parquet
+from housing.cv import fold_scores, make_folds, one_se_choice, within_one_se
+from housing.io import read_json, write_csv, write_json
 from housing.model import FeatureConfig, build_preprocessor
 
 logger = logging.getLogger(__name__)
 
-SPLIT_TRAIN = Path("data/split/train.parquet")
-TRAIN_IN = Path("data/preprocessed/train.parquet")
-TEST_IN = Path("data/preprocessed/test.parquet")
+TRAIN = Path("data/split/train.parquet")
 IMPUTATION = Path("reports/preprocess/imputation.json")
-TRAIN_OUT, TEST_OUT = Path("data/features/train.parquet"), Path("data/features/test.parquet")
-FEATURIZER = Path("models/featurizer.skops")
 REPORT = Path("reports/featurize/features.json")
-SILHOUETTE_PLOT = Path("reports/featurize/silhouette.csv")
+K_PLOT = Path("reports/featurize/clusters.csv")
+NEIGHBORS_PLOT = Path("reports/featurize/neighbors.csv")
 ABLATION_PLOT = Path("reports/featurize/ablation.csv")
 
-FURTHER_GROUPS = ("rotations", "neighbors")
 
+class Scorer:
+    """Per-fold CV RMSE of the probe model for a feature configuration, on fixed folds."""
 
-def silhouette_curve(
-    coords: np.ndarray, k_values: Sequence[int], *, sample_size: int, seed: int
-) -> pd.DataFrame:
-    """Silhouette score of KMeans on (lat, lon) for each K (sampled for speed, seeded)."""
-    rows = []
-    for k in k_values:
-        labels = KMeans(int(k), n_init=10, random_state=seed).fit_predict(coords)
-        score = silhouette_score(
-            coords, labels, sample_size=min(sample_size, len(coords)), random_state=seed
+    def __init__(self, train: pd.DataFrame, *, imputer: str, folds: int, seed: int) -> None:
+        self.train, self.imputer, self.folds, self.seed = train, imputer, folds, seed
+        self.model = HistGradientBoostingRegressor(
+            max_iter=300, learning_rate=0.1, random_state=seed
         )
-        rows.append({"k": int(k), "silhouette": float(score)})
-    return pd.DataFrame(rows)
 
-
-def choose_k(curve: pd.DataFrame) -> int:
-    """The K with the highest silhouette (the smallest such K on ties)."""
-    return int(curve.sort_values(["silhouette", "k"], ascending=[False, True]).iloc[0]["k"])
+    def __call__(self, config: FeatureConfig) -> list[float]:
+        pre = build_preprocessor(self.imputer, config, seed=self.seed)
+        folds = make_folds(self.train, pre, n_splits=self.folds, seed=self.seed)
+        return [float(s) for s in fold_scores(folds, lambda: clone(self.model))]
 
 
 def ablation(
-    train: pd.DataFrame,
-    *,
-    imputer: str,
-    base: FeatureConfig,
-    candidates: dict[str, dict],
-    folds: int,
-    seed: int,
-    min_gain_pct: float,
+    score: Scorer, base: FeatureConfig, candidates: Mapping[str, Mapping[str, Any]]
 ) -> tuple[FeatureConfig, pd.DataFrame]:
-    """Greedy forward selection of feature groups by CV RMSE on train (preprocessing per fold)."""
-    model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.1, random_state=seed)
-
-    def score(config: FeatureConfig) -> float:
-        pre = build_preprocessor(imputer, config, seed=seed)
-        return cv_rmse(make_folds(train, pre, n_splits=folds, seed=seed), lambda: clone(model))[0]
-
-    current, best = base, score(base)
-    rows = [{"step": "ratios+clusters", "cv_rmse": best, "kept": True}]
-    logger.info("features ratios+clusters: cv_rmse %.0f", best)
+    """Greedy forward selection: keep a group only if the configuration without it is not
+    within one paired SE of the one with it (the simpler wins ties)."""
+    current, current_scores = base, score(base)
+    rows = [_row("ratios+clusters", current_scores, kept=True)]
+    logger.info("features ratios+clusters: cv_rmse %.0f", np.mean(current_scores))
     for group, change in candidates.items():
         trial = dataclasses.replace(current, **change)
-        value = score(trial)
-        kept = value < best * (1 - min_gain_pct / 100)
-        rows.append({"step": f"+{group}", "cv_rmse": value, "kept": kept})
-        logger.info("features +%s: cv_rmse %.0f (%s)", group, value, "kept" if kept else "dropped")
+        trial_scores = score(trial)
+        kept = one_se_choice({"without": current_scores, "with": trial_scores}) == "with"
+        rows.append(_row(f"+{group}", trial_scores, kept=kept))
+        logger.info(
+            "features +%s: cv_rmse %.0f (%s)",
+            group,
+            np.mean(trial_scores),
+            "kept" if kept else "dropped",
+        )
         if kept:
-            current, best = trial, value
+            current, current_scores = trial, trial_scores
     return current, pd.DataFrame(rows)
 
 
-def featurizer(config: FeatureConfig, *, seed: int) -> Pipeline:
-    """The feature steps without the imputer (inputs are already imputed)."""
-    steps = build_preprocessor("median", config, seed=seed).steps
-    return Pipeline([s for s in steps if s[0] != "impute"])
+def choose_setting(
+    score: Scorer, base: FeatureConfig, field: str, values: Sequence[int]
+) -> tuple[int, pd.DataFrame]:
+    """The simplest value of ``field`` (``values`` ordered simplest first) within one paired
+    SE of the best, each scored by CV with the rest of ``base`` unchanged."""
+    if not values:
+        raise stage.StageError(f"featurize: no candidate values for {field}")
+    per_fold = {int(v): score(dataclasses.replace(base, **{field: int(v)})) for v in values}
+    chosen = one_se_choice(per_fold)
+    within = set(within_one_se(per_fold))
+    table = pd.DataFrame(
+        [
+            {field: v, **_scores(s), "within_one_se": v in within, "chosen": v == chosen}
+            for v, s in per_fold.items()
+        ]
+    )
+    for row in table.itertuples():
+        logger.info(
+            "%s=%-3d cv_rmse %.0f%s", field, getattr(row, field), row.cv_rmse, " *" * row.chosen
+        )
+    if chosen == max(per_fold) and len(per_fold) > 1:
+        logger.warning("%s=%d is the largest candidate: widen the range", field, chosen)
+    return chosen, table
 
 
-def feature_tables(
-    train: pd.DataFrame, test: pd.DataFrame, config: FeatureConfig, *, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame, Pipeline]:
-    """Fit the featurizer on train (neighbour prices out-of-fold) and transform both splits."""
-    pipe = featurizer(config, seed=seed)
-    X_train = pipe.fit_transform(train.drop(columns=[TARGET]), np.log(train[TARGET]))
-    X_test = pipe.transform(test.drop(columns=[TARGET]))
-    names = list(pipe.get_feature_names_out())
-    out = []
-    for X, frame in ((X_train, train), (X_test, test)):
-        table = pd.DataFrame(X, columns=names)
-        table[TARGET] = frame[TARGET].to_numpy()
-        out.append(table)
-    return out[0], out[1], pipe
+def _scores(per_fold: Sequence[float]) -> dict[str, float]:
+    s = np.asarray(per_fold)
+    return {"cv_rmse": float(s.mean()), "cv_rmse_std": float(s.std())}
+
+
+def _row(step: str, per_fold: Sequence[float], *, kept: bool) -> dict[str, Any]:
+    return {"step": step, **_scores(per_fold), "kept": kept}
+
+
+def _ordered(values: Sequence[Any], what: str) -> list[int]:
+    out = [int(v) for v in values]
+    if out != sorted(set(out)) or (out and out[0] < 0):
+        raise stage.StageError(f"featurize.{what} must be distinct, ascending and >= 0: {values}")
+    return out
 
 
 def main() -> None:
     p = stage.params("featurize")
     seed = int(p["seed"])
-    split_train = pd.read_parquet(SPLIT_TRAIN)
-    train, test = pd.read_parquet(TRAIN_IN), pd.read_parquet(TEST_IN)
+    train = pd.read_parquet(TRAIN)
     imputer = read_json(IMPUTATION)["chosen"]
+    score = Scorer(train, imputer=imputer, folds=int(p["cv_folds"]), seed=seed)
+    k_values = _ordered(p["k_values"], "k_values")
+    neighbor_values = _ordered(p["neighbor_values"], "neighbor_values")
+    if int(p["k_start"]) not in k_values or not neighbor_values or 0 in neighbor_values:
+        raise stage.StageError(
+            "featurize: k_start must be one of k_values, and neighbor_values positive"
+        )
 
-    k_values = range(int(p["k_min"]), int(p["k_max"]) + 1, int(p["k_step"]))
-    if not len(k_values):
-        raise stage.StageError("featurize: empty K range (check k_min <= k_max and k_step > 0)")
-    curve = silhouette_curve(
-        train[["latitude", "longitude"]].to_numpy(),
-        k_values,
-        sample_size=int(p["silhouette_sample"]),
-        seed=seed,
-    )
-    k = choose_k(curve)
-    logger.info("chose K=%d by silhouette", k)
-
-    base = FeatureConfig(ratios=True, n_clusters=k, gamma=float(p["gamma"]))
+    base = FeatureConfig(ratios=True, n_clusters=int(p["k_start"]), gamma=float(p["gamma"]))
     candidates = {
         "rotations": {"rotations": tuple(float(a) for a in p["rotations"])},
-        "neighbors": {"neighbors": int(p["neighbors"]), "neighbor_folds": int(p["neighbor_folds"])},
+        "neighbors": {"neighbors": neighbor_values[0], "neighbor_folds": int(p["neighbor_folds"])},
     }
-    config, steps = ablation(
-        split_train,
-        imputer=imputer,
-        base=base,
-        candidates=candidates,
-        folds=int(p["cv_folds"]),
-        seed=seed,
-        min_gain_pct=float(p["min_gain_pct"]),
-    )
-    train_feat, test_feat, fitted = feature_tables(train, test, config, seed=seed)
+    config, steps = ablation(score, base, candidates)
+    neighbors_table = None
+    if config.neighbors:
+        n, neighbors_table = choose_setting(score, config, "neighbors", neighbor_values)
+        config = dataclasses.replace(config, neighbors=n)
+    k, k_table = choose_setting(score, config, "n_clusters", k_values)
+    config = dataclasses.replace(config, n_clusters=k)
+    logger.info("chose K=%d, neighbours=%d, rotations=%s", k, config.neighbors, config.rotations)
 
-    write_parquet(TRAIN_OUT, train_feat)
-    write_parquet(TEST_OUT, test_feat)
-    write_bytes(FEATURIZER, dumps_model(fitted))
-    write_csv(SILHOUETTE_PLOT, curve)
     write_csv(ABLATION_PLOT, steps)
+    write_csv(K_PLOT, k_table.rename(columns={"n_clusters": "k"}))
+    # Header only when the group was dropped: the plot exists either way.
+    empty = pd.DataFrame(columns=["neighbors", "cv_rmse", "cv_rmse_std", "within_one_se", "chosen"])
+    write_csv(NEIGHBORS_PLOT, empty if neighbors_table is None else neighbors_table)
     write_json(
         REPORT,
         {
-            "k": k,
-            "silhouette": round(float(curve.silhouette.max()), 4),
             "config": config.to_dict(),
-            "n_features": len(train_feat.columns) - 1,
-            "ablation": {r.step: round(float(r.cv_rmse), 2) for r in steps.itertuples()},
+            "probe": "HistGradientBoostingRegressor(max_iter=300, learning_rate=0.1)",
+            "cv_folds": int(p["cv_folds"]),
+            "rule": "one paired standard error, toward the simpler",
+            "k": k,
+            "k_search": _table_dict(k_table, "n_clusters"),
+            "neighbors_search": (
+                None if neighbors_table is None else _table_dict(neighbors_table, "neighbors")
+            ),
+            "ablation": {
+                r.step: {"cv_rmse": round(r.cv_rmse, 2), "kept": bool(r.kept)}
+                for r in steps.itertuples()
+            },
         },
     )
+
+
+def _table_dict(table: pd.DataFrame, field: str) -> dict[str, dict[str, Any]]:
+    return {
+        str(getattr(r, field)): {
+            "cv_rmse": round(r.cv_rmse, 2),
+            "cv_rmse_std": round(r.cv_rmse_std, 2),
+            "within_one_se": bool(r.within_one_se),
+        }
+        for r in table.itertuples()
+    }
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import pandas as pd
 from housing import stage
 from housing.io import write_csv, write_json, write_yaml
 from housing.sweep import SweepConfigError, SweepResult, SweepRunError, run_sweep
-from housing.tuning import plan_sweep
+from housing.tuning import at_bounds, plan_sweep, rounds_fitted
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,32 @@ def main() -> None:
     write_csv(TRIALS, history)
     write_csv(HISTORY, history[["trial", "value", "best_so_far", "state"]])
     write_yaml(BEST_PARAMS, {"family": family, "params": dict(result.best_params)})
-    write_json(SUMMARY, {**result.summary(), "family": family, "cv_folds": int(p["cv_folds"])})
+    walls = at_bounds(plan.spec, result.best_params)
+    for name, side in walls.items():
+        logger.warning(
+            "best %s=%s is at the %s of its range: widen it", name, result.best_params[name], side
+        )
+    cost = rounds_fitted(
+        result.trials, family, step=int(p["resource_step"]), n_folds=int(p["cv_folds"])
+    )
+    if cost:
+        logger.info(
+            "pruning: %d of %d boosting rounds fitted (%.0f%% saved)",
+            cost["rounds_fitted"],
+            cost["rounds_without_pruning"],
+            100 * cost["rounds_saved_share"],
+        )
+    write_json(
+        SUMMARY,
+        {
+            **result.summary(),
+            "family": family,
+            "cv_folds": int(p["cv_folds"]),
+            "fold_seed": int(p["seed"]),
+            "at_bound": walls,
+            **cost,
+        },
+    )
     logger.info(
         "sweep %s: best cv_rmse %.0f after %d trials (%d pruned)",
         result.sweep_id,

@@ -32,17 +32,13 @@ class Replace(dict):
 # Small but real: the whole data set, fewer candidates, folds and trials (about a minute).
 FAST_PARAMS: dict[str, Any] = {
     "preprocess": {"imputers": ["median", "mean"], "cv_folds": 2},
-    "featurize": {"k_min": 4, "k_max": 8, "k_step": 2, "silhouette_sample": 2000, "cv_folds": 2},
-    "select": {
-        "cv_folds": 3,
-        "families": Replace(
-            linear={"alpha": 1.0},
-            lightgbm={"n_estimators": 120, "num_leaves": 31, "learning_rate": 0.1},
-        ),
-    },
+    "featurize": {"k_values": [0, 4, 8], "k_start": 4, "neighbor_values": [4, 8], "cv_folds": 2},
+    "select": {"cv_folds": 3, "n_trials": 2, "families": ["linear", "lightgbm"]},
     "sweep": {
         "n_trials": 4,
         "cv_folds": 3,
+        "resource_step": 40,
+        "config": {"early_terminate": {"min_iter": 40}},
         "spaces": Replace(
             lightgbm={
                 "n_estimators": {"distribution": "int_uniform", "min": 80, "max": 160},

@@ -7,7 +7,7 @@ trials reuse the cached fold matrices: only the regressor is fitted per trial.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,3 +62,38 @@ def cv_rmse(folds: list[Fold], make_regressor: Callable[[], object]) -> tuple[fl
     """Mean and standard deviation of the per-fold RMSE."""
     scores = np.array(list(fold_scores(folds, make_regressor)))
     return float(scores.mean()), float(scores.std())
+
+
+def paired_se(a: np.ndarray, b: np.ndarray) -> float:
+    """Standard error of the mean per-fold difference ``a - b`` (same folds, paired)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.size < 2:
+        raise ValueError("a paired standard error needs at least two folds")
+    return float(d.std(ddof=1) / np.sqrt(d.size))
+
+
+def within_one_se(per_fold: Mapping[str, Sequence[float]]) -> list[str]:
+    """The candidates whose CV RMSE is within one paired standard error of the best one.
+
+    ``per_fold`` maps a candidate to its per-fold RMSE, every candidate on the same folds.
+    Candidate ``c`` is within one SE of the best ``b`` when ``mean(c - b) <= SE(c - b)``:
+    their difference is indistinguishable from fold noise. Order follows ``per_fold``.
+    """
+    if not per_fold:
+        raise ValueError("no candidates to choose from")
+    scores = {name: np.asarray(v, dtype=float) for name, v in per_fold.items()}
+    sizes = {s.size for s in scores.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"candidates were scored on different numbers of folds: {sorted(sizes)}")
+    best = min(scores, key=lambda name: float(scores[name].mean()))
+    return [
+        name
+        for name, s in scores.items()
+        if name == best or float((s - scores[best]).mean()) <= paired_se(s, scores[best])
+    ]
+
+
+def one_se_choice(per_fold: Mapping[str, Sequence[float]]) -> str:
+    """The simplest candidate within one paired SE of the best: ``per_fold`` is ordered
+    simplest first (the 1-SE rule: prefer the simpler model unless the data say otherwise)."""
+    return within_one_se(per_fold)[0]

@@ -108,7 +108,8 @@ def build_regressor(family: str, params: Mapping[str, Any], *, seed: int) -> Reg
     if family == "random_forest":
         return RandomForestRegressor(random_state=seed, n_jobs=1, **params)
     if family == "hist_gradient_boosting":
-        return HistGradientBoostingRegressor(random_state=seed, **params)
+        # No internal early stopping: the number of rounds is a tuned choice (its CV resource).
+        return HistGradientBoostingRegressor(random_state=seed, early_stopping=False, **params)
     if family == "lightgbm":
         from lightgbm import LGBMRegressor
 

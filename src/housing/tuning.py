@@ -1,14 +1,17 @@
-"""The sweep's objective, built from the sweep's params section and the training split.
+"""Hyperparameter search objectives, built from a params section and the training split.
 
-One place builds it, so the sweep stage and a ``housing-sweep worker`` on another machine
-(same repository, same data) search the same function: the chosen family's space, the
-upstream choices (imputer, features) read from their reports, and leak-free CV folds on
-train. The test split is never read here.
+One place builds them, so the select stage (a short search of every family), the sweep
+stage (the winner's long search) and a ``housing-sweep worker`` on another machine (same
+repository, same data) search the same functions. The test split is never read here.
+
+The objective trains every CV fold in lockstep and reports the running mean validation RMSE
+after every ``resource_step`` boosting rounds (trees for a random forest), so a trial that
+Hyperband prunes really stops training: its remaining rounds are never fitted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,28 +24,114 @@ from housing.metrics import rmse
 from housing.model import build_preprocessor, build_regressor
 from housing.sweep import Objective, Reporter, SweepConfigError, SweepSpec, parse_sweep_config
 
+# The parameter that counts each family's rounds (its Hyperband resource).
+RESOURCE = {
+    "lightgbm": "n_estimators",
+    "hist_gradient_boosting": "max_iter",
+    "random_forest": "n_estimators",
+}
 
-def sweep_declaration(p: Mapping[str, Any], family: str) -> dict[str, Any]:
+
+def sweep_declaration(
+    config: Mapping[str, Any], spaces: Mapping[str, Any], family: str
+) -> dict[str, Any]:
     """The W&B sweep dict for ``family``: shared keys plus that family's parameter space."""
-    spaces = p["spaces"]
     if family not in spaces:
-        raise SweepConfigError(f"sweep.spaces has no search space for the chosen family {family!r}")
-    return {**p["config"], "parameters": spaces[family]}
+        raise SweepConfigError(f"sweep.spaces has no search space for the family {family!r}")
+    return {**config, "parameters": spaces[family]}
 
 
-def make_objective(folds: list[Fold], family: str, *, seed: int) -> Objective:
-    """Objective: mean validation RMSE over folds, reported after each fold for pruning."""
+def _checkpoints(total: int, step: int) -> list[int]:
+    if total < 1 or step < 1:
+        raise ValueError(f"rounds and resource_step must be positive, got {total} and {step}")
+    return sorted({*range(step, total, step), total})
+
+
+def _lightgbm_stages(
+    params: Mapping[str, Any], fold: Fold, *, seed: int, step: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    import lightgbm as lgb
+
+    reg = build_regressor("lightgbm", params, seed=seed)
+    raw = reg.get_params()
+    total = int(raw.pop("n_estimators"))
+    for key in ("importance_type", "class_weight"):
+        raw.pop(key, None)
+    raw["objective"] = raw.get("objective") or "regression"
+    train = lgb.Dataset(fold.X_fit, label=fold.y_fit_log, params=raw)
+    booster = lgb.Booster(params=raw, train_set=train)
+    done = 0
+    for checkpoint in _checkpoints(total, step):
+        while done < checkpoint:
+            booster.update()
+            done += 1
+        yield checkpoint, booster.predict(fold.X_val)
+
+
+def _warm_start_stages(
+    family: str, params: Mapping[str, Any], fold: Fold, *, seed: int, step: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    key = RESOURCE[family]
+    total = int(params[key])
+    reg = build_regressor(family, {**params, key: min(step, total)}, seed=seed)
+    reg.set_params(warm_start=True)
+    for checkpoint in _checkpoints(total, step):
+        reg.set_params(**{key: checkpoint})
+        reg.fit(fold.X_fit, fold.y_fit_log)
+        yield checkpoint, reg.predict(fold.X_val)
+
+
+def staged_predictions(
+    family: str, params: Mapping[str, Any], fold: Fold, *, seed: int, step: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(rounds, log-price predictions on fold.X_val)`` every ``step`` rounds and at
+    the last; the last equals a one-shot fit of ``build_regressor(family, params)``."""
+    if family == "lightgbm":
+        return _lightgbm_stages(params, fold, seed=seed, step=step)
+    if family in RESOURCE:
+        return _warm_start_stages(family, params, fold, seed=seed, step=step)
+    reg = build_regressor(family, params, seed=seed).fit(fold.X_fit, fold.y_fit_log)
+    return iter([(1, reg.predict(fold.X_val))])
+
+
+def make_objective(folds: Sequence[Fold], family: str, *, seed: int, step: int) -> Objective:
+    """Objective: mean validation RMSE over the folds, trained in lockstep and reported to
+    the pruner after every ``step`` rounds (the step number is the rounds trained)."""
 
     def objective(params: dict[str, Any], reporter: Reporter) -> float:
-        scores = []
-        for step, fold in enumerate(folds):
-            reg = build_regressor(family, params, seed=seed)
-            reg.fit(fold.X_fit, fold.y_fit_log)
-            scores.append(rmse(fold.y_val, np.exp(reg.predict(fold.X_val))))
-            reporter.report(step, float(np.mean(scores)))
-        return float(np.mean(scores))
+        stages = [staged_predictions(family, params, f, seed=seed, step=step) for f in folds]
+        value = float("nan")
+        for checkpoint in zip(*stages, strict=True):
+            rounds = checkpoint[0][0]
+            value = float(
+                np.mean(
+                    [
+                        rmse(f.y_val, np.exp(pred))
+                        for f, (_, pred) in zip(folds, checkpoint, strict=True)
+                    ]
+                )
+            )
+            reporter.report(int(rounds), value)
+        return value
 
     return objective
+
+
+def fold_rmse(
+    folds: Sequence[Fold], family: str, params: Mapping[str, Any], *, seed: int
+) -> list[float]:
+    """Per-fold validation RMSE (dollars) of one configuration, fitted in one shot."""
+    out = []
+    for fold in folds:
+        reg = build_regressor(family, params, seed=seed).fit(fold.X_fit, fold.y_fit_log)
+        out.append(float(rmse(fold.y_val, np.exp(reg.predict(fold.X_val)))))
+    return out
+
+
+def choice_folds(train: pd.DataFrame, *, n_splits: int, seed: int) -> list[Fold]:
+    """CV folds of ``train`` with the upstream choices' preprocessing refitted in each."""
+    pre = build_preprocessor(choices.imputer(), choices.features(), seed=seed)
+    return make_folds(train, pre, n_splits=n_splits, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -55,13 +144,59 @@ class SweepPlan:
 
 
 def plan_sweep(p: Mapping[str, Any], train: pd.DataFrame) -> SweepPlan:
-    """The sweep of the ``sweep`` params section ``p`` over ``train`` (the split's train rows).
+    """The sweep of the ``sweep`` params section ``p`` over ``train`` (the split's train rows):
+    the family the select stage chose, on folds seeded ``p["seed"]``, which must differ from
+    the select stage's so the sweep's best score is not measured on the folds that chose it.
 
     Reads the upstream choices from their reports (relative to the working directory).
     """
     seed = int(p["seed"])
     family = choices.family()
-    spec = parse_sweep_config(sweep_declaration(p, family))
-    pre = build_preprocessor(choices.imputer(), choices.features(), seed=seed)
-    folds = make_folds(train, pre, n_splits=int(p["cv_folds"]), seed=seed)
-    return SweepPlan(family=family, spec=spec, objective=make_objective(folds, family, seed=seed))
+    spec = parse_sweep_config(sweep_declaration(p["config"], p["spaces"], family))
+    folds = choice_folds(train, n_splits=int(p["cv_folds"]), seed=seed)
+    objective = make_objective(folds, family, seed=seed, step=int(p["resource_step"]))
+    return SweepPlan(family=family, spec=spec, objective=objective)
+
+
+def at_bounds(
+    spec: SweepSpec, params: Mapping[str, Any], *, within: float = 0.02
+) -> dict[str, str]:
+    """The parameters whose value in ``params`` lies within ``within`` (a share of the
+    searched range, measured on the log scale for log distributions) of a bound of its
+    range: ``{"n_estimators": "max"}``. A search whose optimum sits on a wall has not
+    found the optimum; widen the range there."""
+    flags = {}
+    for name, p in spec.parameters.items():
+        dist = p.to_optuna()
+        low, high = getattr(dist, "low", None), getattr(dist, "high", None)
+        if low is None or high is None or name not in params or high <= low:
+            continue
+        value = float(params[name])
+        if getattr(dist, "log", False):
+            low, high, value = np.log(low), np.log(high), np.log(value)
+        share = (value - low) / (high - low)
+        if share <= within:
+            flags[name] = "min"
+        elif share >= 1 - within:
+            flags[name] = "max"
+    return flags
+
+
+def rounds_fitted(
+    trials: Sequence[Any], family: str, *, step: int, n_folds: int
+) -> dict[str, int | float]:
+    """Boosting rounds (trees) fitted across all trials and folds, against the rounds the
+    same trials would have fitted without pruning: training time is proportional to them."""
+    key = RESOURCE.get(family)
+    if key is None:
+        return {}
+    fitted = planned = 0
+    for t in trials:
+        total = int(t.params[key])
+        planned += total
+        fitted += total if t.state == "complete" else min(total, len(t.intermediate) * step)
+    return {
+        "rounds_fitted": fitted * n_folds,
+        "rounds_without_pruning": planned * n_folds,
+        "rounds_saved_share": round(1 - fitted / planned, 4) if planned else 0.0,
+    }

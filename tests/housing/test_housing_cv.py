@@ -9,7 +9,16 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
 from housing.contract import TARGET
-from housing.cv import Fold, cv_rmse, fold_scores, kfold, make_folds
+from housing.cv import (
+    Fold,
+    cv_rmse,
+    fold_scores,
+    kfold,
+    make_folds,
+    one_se_choice,
+    paired_se,
+    within_one_se,
+)
 from housing.features import BEDROOMS, NeighborPrice, RawEncoder, _geo_coords
 from housing.metrics import rmse
 from housing.model import build_imputer
@@ -95,3 +104,30 @@ def test_fold_scores_and_cv_rmse():
     ]
     assert scores == pytest.approx(expected)
     assert cv_rmse(folds, LinearRegression) == pytest.approx((np.mean(scores), np.std(scores)))
+
+
+def test_within_one_se_keeps_what_fold_noise_cannot_separate():
+    best = [100.0, 110.0, 90.0, 105.0, 95.0]
+    noisy_tie = [101.0, 108.0, 93.0, 104.0, 96.0]  # +0.4 on average, SE ~0.9
+    clearly_worse = [120.0, 130.0, 110.0, 125.0, 115.0]  # +20 on every fold
+    per_fold = {"simple": noisy_tie, "worse": clearly_worse, "complex": best}
+    assert within_one_se(per_fold) == ["simple", "complex"]
+    assert one_se_choice(per_fold) == "simple"
+
+
+def test_one_se_choice_takes_the_best_when_it_wins_on_every_fold():
+    per_fold = {"simple": [101.0, 102.0, 103.0], "complex": [100.0, 100.5, 101.0]}
+    assert one_se_choice(per_fold) == "complex"
+
+
+def test_paired_se_is_of_the_difference_not_of_each_score():
+    a = np.array([100.0, 200.0, 300.0])
+    # Large spread across folds, constant difference: the paired SE is zero.
+    assert paired_se(a + 5, a) == 0.0
+    with pytest.raises(ValueError, match="at least two folds"):
+        paired_se(np.array([1.0]), np.array([2.0]))
+
+
+def test_within_one_se_refuses_candidates_on_different_folds():
+    with pytest.raises(ValueError, match="different numbers of folds"):
+        within_one_se({"a": [1.0, 2.0], "b": [1.0, 2.0, 3.0]})
