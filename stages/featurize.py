@@ -7,7 +7,9 @@ each fold, and by the one-standard-error rule toward the simpler option
 
 1. each further group beyond ratios and clusters (rotated coordinates, out-of-fold
    neighbour prices) is kept only if it lowers CV RMSE by more than one paired SE;
-2. the neighbour count, if that group is kept, fewest neighbours first;
+2. the neighbour count, if that group is kept, fewest neighbours first, and then wider
+   neighbourhoods as a further group (the mean price of the 16 and 64 nearest as well),
+   kept by the same rule as in 1;
 3. K, the number of KMeans clusters on (lat, lon), fewest clusters first (0 = none), with
    the groups kept.
 
@@ -59,13 +61,18 @@ class Scorer:
 
 
 def ablation(
-    score: Scorer, base: FeatureConfig, candidates: Mapping[str, Mapping[str, Any]]
+    score: Scorer,
+    base: FeatureConfig,
+    candidates: Mapping[str, Mapping[str, Any]],
+    *,
+    base_step: str | None = "ratios+clusters",
 ) -> tuple[FeatureConfig, pd.DataFrame]:
     """Greedy forward selection: keep a group only if the configuration without it is not
-    within one paired SE of the one with it (the simpler wins ties)."""
+    within one paired SE of the one with it (the simpler wins ties). ``base_step`` names
+    the base configuration's row of the table (None: no row for it)."""
     current, current_scores = base, score(base)
-    rows = [_row("ratios+clusters", current_scores, kept=True)]
-    logger.info("features ratios+clusters: cv_rmse %.0f", np.mean(current_scores))
+    rows = [] if base_step is None else [_row(base_step, current_scores, kept=True)]
+    logger.info("features %s: cv_rmse %.0f", base_step or "base", np.mean(current_scores))
     for group, change in candidates.items():
         trial = dataclasses.replace(current, **change)
         trial_scores = score(trial)
@@ -146,6 +153,12 @@ def main() -> None:
     if config.neighbors:
         n, neighbors_table = choose_setting(score, config, "neighbors", neighbor_values)
         config = dataclasses.replace(config, neighbors=n)
+        wider = tuple(int(k) for k in p["neighbor_scales"] if int(k) > n)
+        if wider:
+            config, more = ablation(
+                score, config, {"neighbor_scales": {"neighbor_scales": wider}}, base_step=None
+            )
+            steps = pd.concat([steps, more], ignore_index=True)
     k, k_table = choose_setting(score, config, "n_clusters", k_values)
     config = dataclasses.replace(config, n_clusters=k)
     logger.info("chose K=%d, neighbours=%d, rotations=%s", k, config.neighbors, config.rotations)

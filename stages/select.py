@@ -25,7 +25,7 @@ from housing.cv import Fold, one_se_choice, within_one_se
 from housing.io import write_csv, write_json
 from housing.model import FAMILIES
 from housing.sweep import SweepConfigError, SweepRunError, parse_sweep_config, run_sweep
-from housing.tuning import choice_folds, fold_rmse, make_objective, sweep_declaration
+from housing.tuning import choice_folds, make_objective, params_key, sweep_declaration
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +54,16 @@ def search_families(
             )
         spec = parse_sweep_config(sweep_declaration(config, spaces, family))
         start = time.perf_counter()
+        scores: dict[str, list[float]] = {}
         result = run_sweep(
             spec,
-            make_objective(folds, family, seed=seed, step=step),
+            make_objective(folds, family, seed=seed, step=step, per_fold=scores),
             n_trials=n_trials,
             seed=seed,
             wandb_mode="disabled",
             show_progress=False,
         )
-        per_fold = fold_rmse(folds, family, result.best_params, seed=seed)
+        per_fold = scores[params_key(result.best_params)]
         out[family] = {
             "params": dict(result.best_params),
             "per_fold": per_fold,

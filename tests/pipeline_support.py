@@ -32,7 +32,13 @@ class Replace(dict):
 # Small but real: the whole data set, fewer candidates, folds and trials (about a minute).
 FAST_PARAMS: dict[str, Any] = {
     "preprocess": {"imputers": ["median", "mean"], "cv_folds": 2},
-    "featurize": {"k_values": [0, 4, 8], "k_start": 4, "neighbor_values": [4, 8], "cv_folds": 2},
+    "featurize": {
+        "k_values": [0, 4, 8],
+        "k_start": 4,
+        "neighbor_values": [4, 8],
+        "neighbor_scales": [16],
+        "cv_folds": 2,
+    },
     "select": {"cv_folds": 3, "n_trials": 2, "families": ["linear", "lightgbm"]},
     "sweep": {
         "n_trials": 4,

@@ -19,7 +19,7 @@ from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from housing.contract import CATEGORICAL_FEATURE, NUMERIC_FEATURES, normalize_category
-from housing.serving.neighbors import build_tree, mean_target
+from housing.serving.neighbors import build_tree, mean_targets
 from housing.serving.transforms import (  # noqa: F401  (re-exported names)
     AGE,
     BEDROOMS,
@@ -131,7 +131,9 @@ def _finite_coords(X: np.ndarray) -> np.ndarray:
 
 
 class NeighborPrice(TransformerMixin, BaseEstimator):
-    """Append the mean target of the ``n_neighbors`` nearest training districts.
+    """Append the mean target of the ``n_neighbors`` nearest training districts, and of
+    the ``scales`` nearest for each further count in ``scales`` (several neighbourhood
+    sizes: a wider one averages more of the market around a district).
 
     Target-derived, so leak-free by construction: ``fit_transform`` on training rows
     returns out-of-fold values (each row sees only neighbours from other folds), while
@@ -141,10 +143,20 @@ class NeighborPrice(TransformerMixin, BaseEstimator):
     KD-tree is a cache rebuilt from ``train_coords_``, never serialised.
     """
 
-    def __init__(self, n_neighbors: int = 8, n_folds: int = 5, random_state: int = 42) -> None:
+    def __init__(
+        self,
+        n_neighbors: int = 8,
+        n_folds: int = 5,
+        random_state: int = 42,
+        scales: Sequence[int] = (),
+    ) -> None:
         self.n_neighbors = n_neighbors
         self.n_folds = n_folds
         self.random_state = random_state
+        self.scales = scales
+
+    def _ks(self) -> tuple[int, ...]:
+        return (int(self.n_neighbors), *(int(k) for k in self.scales))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -182,7 +194,7 @@ class NeighborPrice(TransformerMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
         if not self.n_neighbors:
             return X
-        feat = mean_target(self._tree(), self.train_target_, _finite_coords(X), self.n_neighbors)
+        feat = mean_targets(self._tree(), self.train_target_, _finite_coords(X), self._ks())
         return np.column_stack([X, feat])
 
     def fit_transform(self, X: np.ndarray, y: np.ndarray | None = None, **_: object) -> np.ndarray:
@@ -192,14 +204,14 @@ class NeighborPrice(TransformerMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float64)
         if not self.n_neighbors:
             return X
-        oof = np.empty(len(X))
+        oof = np.empty((len(X), len(self._ks())))
         folds = KFold(self.n_folds, shuffle=True, random_state=self.random_state)
         for fit_idx, out_idx in folds.split(X):
             # Ascending, so a tie broken by local index is broken by training-row index.
             fit_idx = np.sort(fit_idx)
             tree = build_tree(self.train_coords_[fit_idx])
-            oof[out_idx] = mean_target(
-                tree, self.train_target_[fit_idx], self.train_coords_[out_idx], self.n_neighbors
+            oof[out_idx] = mean_targets(
+                tree, self.train_target_[fit_idx], self.train_coords_[out_idx], self._ks()
             )
         return np.column_stack([X, oof])
 
@@ -211,5 +223,5 @@ class NeighborPrice(TransformerMixin, BaseEstimator):
             else [f"x{i}" for i in range(self.n_features_in_)]
         )
         if self.n_neighbors:
-            names.append(f"neighbor_{self.n_neighbors}_mean_log_price")
+            names += [f"neighbor_{k}_mean_log_price" for k in self._ks()]
         return np.array(names, dtype=object)

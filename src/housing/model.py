@@ -37,11 +37,13 @@ class FeatureConfig:
     rotations: tuple[float, ...] = ()
     neighbors: int = 0
     neighbor_folds: int = 5
+    neighbor_scales: tuple[int, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureConfig:
         data = dict(data)
         data["rotations"] = tuple(float(a) for a in data.get("rotations", ()))
+        data["neighbor_scales"] = tuple(int(k) for k in data.get("neighbor_scales", ()))
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +54,7 @@ class FeatureConfig:
             "rotations": [float(a) for a in self.rotations],
             "neighbors": int(self.neighbors),
             "neighbor_folds": int(self.neighbor_folds),
+            "neighbor_scales": [int(k) for k in self.neighbor_scales],
         }
 
 
@@ -94,6 +97,7 @@ def build_preprocessor(
                     n_neighbors=features.neighbors,
                     n_folds=features.neighbor_folds,
                     random_state=seed,
+                    scales=features.neighbor_scales,
                 ),
             ),
         ]

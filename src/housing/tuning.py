@@ -11,6 +11,7 @@ Hyperband prunes really stops training: its remaining rounds are never fitted.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,25 +95,39 @@ def staged_predictions(
     return iter([(1, reg.predict(fold.X_val))])
 
 
-def make_objective(folds: Sequence[Fold], family: str, *, seed: int, step: int) -> Objective:
+def params_key(params: Mapping[str, Any]) -> str:
+    """A stable key for one configuration (its params as sorted JSON)."""
+    return json.dumps(dict(params), sort_keys=True, default=repr)
+
+
+def make_objective(
+    folds: Sequence[Fold],
+    family: str,
+    *,
+    seed: int,
+    step: int,
+    per_fold: dict[str, list[float]] | None = None,
+) -> Objective:
     """Objective: mean validation RMSE over the folds, trained in lockstep and reported to
-    the pruner after every ``step`` rounds (the step number is the rounds trained)."""
+    the pruner after every ``step`` rounds (the step number is the rounds trained).
+
+    With ``per_fold``, each completed trial's per-fold RMSE is kept there under
+    :func:`params_key` of its params (for rules that compare folds, like the 1-SE rule).
+    """
 
     def objective(params: dict[str, Any], reporter: Reporter) -> float:
         stages = [staged_predictions(family, params, f, seed=seed, step=step) for f in folds]
-        value = float("nan")
+        scores: list[float] = []
         for checkpoint in zip(*stages, strict=True):
             rounds = checkpoint[0][0]
-            value = float(
-                np.mean(
-                    [
-                        rmse(f.y_val, np.exp(pred))
-                        for f, (_, pred) in zip(folds, checkpoint, strict=True)
-                    ]
-                )
-            )
-            reporter.report(int(rounds), value)
-        return value
+            scores = [
+                float(rmse(f.y_val, np.exp(pred)))
+                for f, (_, pred) in zip(folds, checkpoint, strict=True)
+            ]
+            reporter.report(int(rounds), float(np.mean(scores)))
+        if per_fold is not None:
+            per_fold[params_key(params)] = scores
+        return float(np.mean(scores))
 
     return objective
 

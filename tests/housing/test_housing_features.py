@@ -156,6 +156,26 @@ def test_neighbor_price_mean_of_k_nearest_for_new_rows():
     assert nb.get_feature_names_out()[-1] == "neighbor_4_mean_log_price"
 
 
+def test_neighbor_price_scales_add_one_mean_per_neighbourhood_size():
+    X, y = distinct_grid()
+    nb = NeighborPrice(n_neighbors=2, n_folds=3, scales=(5, 9)).fit(X, y)
+    new = X[:5] + 0.001
+    coords, train = _geo_coords(new), _geo_coords(X)
+    order = np.argsort(((coords[:, None, :] - train[None, :, :]) ** 2).sum(axis=2), axis=1)
+    out = nb.transform(new)
+    for column, k in zip((-3, -2, -1), (2, 5, 9), strict=True):
+        np.testing.assert_allclose(out[:, column], y[order[:, :k]].mean(axis=1))
+    assert list(nb.get_feature_names_out()[-3:]) == [
+        "neighbor_2_mean_log_price",
+        "neighbor_5_mean_log_price",
+        "neighbor_9_mean_log_price",
+    ]
+    # Out of fold too: each size is the same fold's mean, wider ones from more rows.
+    oof = NeighborPrice(n_neighbors=2, n_folds=3, scales=(5,)).fit_transform(X, y)
+    single = NeighborPrice(n_neighbors=5, n_folds=3).fit_transform(X, y)
+    np.testing.assert_array_equal(oof[:, -1], single[:, -1])
+
+
 def test_neighbor_price_off_and_without_target():
     X, y = distinct_grid()
     off = NeighborPrice(n_neighbors=0)

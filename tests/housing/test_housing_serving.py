@@ -30,6 +30,7 @@ FEATURE_VARIANTS = {
     "no-ratios": FeatureConfig(ratios=False, n_clusters=6, rotations=(30.0,), neighbors=8),
     "no-clusters": FeatureConfig(n_clusters=0, rotations=(30.0,), neighbors=8),
     "no-rotations": FeatureConfig(n_clusters=6, neighbors=8),
+    "wider-neighbourhoods": FeatureConfig(n_clusters=6, neighbors=4, neighbor_scales=(16, 64)),
     "no-neighbours": FeatureConfig(n_clusters=6, rotations=(30.0,), neighbors=0),
     "bare": FeatureConfig(ratios=False, n_clusters=0, neighbors=0),
 }

@@ -13,6 +13,7 @@ from housing.tuning import (
     at_bounds,
     fold_rmse,
     make_objective,
+    params_key,
     rounds_fitted,
     staged_predictions,
     sweep_declaration,
@@ -93,6 +94,15 @@ def test_objective_reports_the_fold_mean_after_every_step_of_rounds():
         partial = {**params, "n_estimators": rounds}
         assert reported == pytest.approx(np.mean(fold_rmse(folds, "lightgbm", partial, seed=0)))
     assert value == recorder.reports[-1][1]
+
+
+def test_objective_keeps_the_per_fold_scores_of_completed_trials():
+    folds = make_folds()
+    kept: dict[str, list[float]] = {}
+    objective = make_objective(folds, "linear", seed=0, step=10, per_fold=kept)
+    value = objective({"alpha": 1.0}, Recorder())
+    assert kept == {params_key({"alpha": 1.0}): fold_rmse(folds, "linear", {"alpha": 1.0}, seed=0)}
+    assert value == pytest.approx(np.mean(kept[params_key({"alpha": 1.0})]))
 
 
 def test_a_pruned_trial_stops_training():

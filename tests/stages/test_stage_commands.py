@@ -20,8 +20,6 @@ from housing.contract import TARGET
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPLIT_OUTS = ("data/split/train.parquet", "data/split/test.parquet")
 PREPROCESS_OUTS = (
-    "data/preprocessed/train.parquet",
-    "data/preprocessed/test.parquet",
     "data/contract.json",
     "reports/preprocess/imputation.json",
     "reports/preprocess/imputation.csv",
@@ -126,30 +124,42 @@ def test_split_refuses_a_broken_csv(workdir, housing_df, breakage, expected):
 
 
 @pytest.mark.slow
-def test_preprocess_reports_every_violation_of_both_splits(workdir, housing_df):
+def test_preprocess_reports_every_violation_of_the_train_split(workdir, housing_df):
     rows = housing_df.sample(400, random_state=0).reset_index(drop=True)
     train, test = rows.iloc[:300].copy(), rows.iloc[300:].reset_index(drop=True)
     train.loc[7, "population"] = -10.0  # counts are never negative, whatever the data says
-    test.loc[2, "latitude"] = 80.0  # far outside the training range
-    test.loc[4, "ocean_proximity"] = "on the moon"
-    test = test.drop(columns=["households"])
+    train.loc[2, "latitude"] = 80.0  # far outside California
+    train.loc[4, ["total_rooms", "total_bedrooms"]] = (500.0, 600.0)
     write_splits(workdir, train, test)
 
     proc = run_stage(workdir, "preprocess")
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     [line] = error_lines(proc.stderr)
-    assert line.endswith("split data breaks the data contract (4 violation(s)):")
+    assert line.endswith("train split breaks the data contract (3 violation(s)):")
     detail = proc.stderr[proc.stderr.index(line) + len(line) :]
     report = [entry.strip() for entry in detail.strip().splitlines()]
-    assert len(report) == 4 and all(entry.startswith("- ") for entry in report)
-    assert report[0].startswith("- train: population: 1 row(s) outside [1, ")
-    assert report[0].endswith("(e.g. row 7: -10)")
-    assert report[1] == "- test: missing column(s): households"
-    assert report[2].startswith("- test: latitude: 1 row(s) outside [")
-    assert report[2].endswith("(e.g. row 2: 80)")
-    assert report[3].startswith("- test: ocean_proximity: 1 row(s) with unknown category ('ON THE")
+    assert len(report) == 3 and all(entry.startswith("- ") for entry in report)
+    assert report[0].startswith("- latitude: 1 row(s) outside [")
+    assert report[0].endswith("(e.g. row 2: 80)")
+    assert report[1].startswith("- population: 1 row(s) outside [1, ")
+    assert report[1].endswith("(e.g. row 7: -10)")
+    assert report[2].startswith("- total_bedrooms > total_rooms: 1 row(s) (e.g. row 4: 600 > 500)")
     assert_nothing_written(workdir, PREPROCESS_OUTS)
+
+
+@pytest.mark.slow
+def test_preprocess_never_reads_the_test_split(workdir, housing_df):
+    """The test split is the register stage's alone: preprocess runs without one."""
+    rows = housing_df.sample(300, random_state=0).reset_index(drop=True)
+    (workdir / "data/split").mkdir(parents=True)
+    rows.to_parquet(workdir / SPLIT_OUTS[0], index=False)
+
+    proc = run_stage(workdir, "preprocess")
+    assert proc.returncode == 0, proc.stderr
+    for out in PREPROCESS_OUTS:
+        assert (workdir / out).is_file(), out
+    assert not (workdir / SPLIT_OUTS[1]).exists()
 
 
 @pytest.mark.slow

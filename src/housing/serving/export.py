@@ -118,12 +118,17 @@ def serving_files(model: Any, contract: Mapping[str, Any]) -> dict[str, bytes]:
     if len(centers):
         blobs["cluster_centers.npy"] = _npy(centers)
     k = int(neighbors.n_neighbors)
+    scales = [int(s) for s in neighbors.scales] if k else []
     if k:
         blobs["neighbor_coords.npy"] = _npy(np.asarray(neighbors.train_coords_, dtype=np.float64))
         blobs["neighbor_target.npy"] = _npy(np.asarray(neighbors.train_target_, dtype=np.float64))
     booster = regressor.booster_
     n_features = (
-        n_columns + (3 if geo.ratios else 0) + len(centers) + len(geo.rotations) + (1 if k else 0)
+        n_columns
+        + (3 if geo.ratios else 0)
+        + len(centers)
+        + len(geo.rotations)
+        + (1 + len(scales) if k else 0)
     )
     if booster.num_feature() != n_features:
         raise ExportError(f"booster has {booster.num_feature()} features, expected {n_features}")
@@ -138,7 +143,7 @@ def serving_files(model: Any, contract: Mapping[str, Any]) -> dict[str, bytes]:
             "gamma": float(geo.gamma),
             "rotations": [float(a) for a in geo.rotations],
         },
-        "neighbors": {"k": k, "rule": "distance, then training-row index"},
+        "neighbors": {"k": k, "scales": scales, "rule": "distance, then training-row index"},
         "n_features": n_features,
         "feature_names": [str(n) for n in model.regressor_[:-1].get_feature_names_out()],
         "booster": {"family": "lightgbm", "num_trees": int(booster.num_trees()), "output": "raw"},

@@ -36,7 +36,7 @@ from housing.serving import (
     transforms,
 )
 from housing.serving.lgbm import Booster, LightGBMError
-from housing.serving.neighbors import build_tree, mean_target
+from housing.serving.neighbors import build_tree, mean_targets
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +194,8 @@ class ServingModel:
             _array(blobs, "cluster_centers.npy") if geo["n_clusters"] else np.empty((0, 2))
         )
         self._k = int(config["neighbors"]["k"])
+        # Further neighbourhood sizes (absent in bundles written before they existed).
+        self._ks = (self._k, *(int(k) for k in config["neighbors"].get("scales", ())))
         if self._k:
             self._nb_coords = _array(blobs, "neighbor_coords.npy")
             self._nb_target = _array(blobs, "neighbor_target.npy")
@@ -240,7 +242,7 @@ class ServingModel:
         )
         if self._k:
             coords = transforms.geo_coords(X)
-            X = np.column_stack([X, mean_target(self._tree, self._nb_target, coords, self._k)])
+            X = np.column_stack([X, mean_targets(self._tree, self._nb_target, coords, self._ks)])
         return X
 
     def predict_raw(self, X: np.ndarray) -> np.ndarray:

@@ -56,3 +56,16 @@ def nearest(tree: cKDTree, coords: np.ndarray, k: int) -> np.ndarray:
 def mean_target(tree: cKDTree, target: np.ndarray, coords: np.ndarray, k: int) -> np.ndarray:
     """Mean training target of each row's k nearest training rows (the tie rule above)."""
     return target[nearest(tree, coords, k)].mean(axis=1)
+
+
+def mean_targets(
+    tree: cKDTree, target: np.ndarray, coords: np.ndarray, ks: tuple[int, ...]
+) -> np.ndarray:
+    """``mean_target`` for each k in ``ks`` (rows, len(ks)), from one neighbour query.
+
+    The (distance, row index) order is total, so the k nearest are the first k of the
+    ``max(ks)`` nearest, in the same order: each column equals ``mean_target(..., k)``.
+    """
+    idx = nearest(tree, coords, max(ks))
+    values = target[idx]
+    return np.column_stack([values[:, : min(int(k), tree.n)].mean(axis=1) for k in ks])
