@@ -46,18 +46,22 @@ ABLATION_PLOT = Path("reports/featurize/ablation.csv")
 
 
 class Scorer:
-    """Per-fold CV RMSE of the probe model for a feature configuration, on fixed folds."""
+    """Per-fold CV RMSE of the probe model for a feature configuration, on fixed folds
+    (each configuration scored once: later steps reuse earlier scores)."""
 
     def __init__(self, train: pd.DataFrame, *, imputer: str, folds: int, seed: int) -> None:
         self.train, self.imputer, self.folds, self.seed = train, imputer, folds, seed
         self.model = HistGradientBoostingRegressor(
             max_iter=300, learning_rate=0.1, random_state=seed
         )
+        self._done: dict[FeatureConfig, list[float]] = {}
 
     def __call__(self, config: FeatureConfig) -> list[float]:
-        pre = build_preprocessor(self.imputer, config, seed=self.seed)
-        folds = make_folds(self.train, pre, n_splits=self.folds, seed=self.seed)
-        return [float(s) for s in fold_scores(folds, lambda: clone(self.model))]
+        if config not in self._done:
+            pre = build_preprocessor(self.imputer, config, seed=self.seed)
+            folds = make_folds(self.train, pre, n_splits=self.folds, seed=self.seed)
+            self._done[config] = [float(s) for s in fold_scores(folds, lambda: clone(self.model))]
+        return list(self._done[config])
 
 
 def ablation(

@@ -49,7 +49,7 @@ def test_forced_repro_rebuilds_identical_outputs(pipeline_repo, mirror_csv, tmp_
     assert set(after) == set(before)
     changed = {path for path in before if before[path] != after[path]}
     assert changed == NON_DETERMINISTIC, "only the registry ids may differ"
-    for out in ("data/raw/housing.csv", "models/model.skops", "models/featurizer.skops"):
+    for out in ("data/raw/housing.csv", "data/contract.json", "models/model.skops"):
         assert out in before
 
 
