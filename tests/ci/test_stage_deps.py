@@ -1,0 +1,332 @@
+"""Each stage's code deps in dvc.yaml are exactly the repository modules it imports.
+
+The import graph of ``python -m stages.<name>`` is computed statically (``ast``) over the
+repository's own modules: every ``import``/``from … import`` anywhere in a module (a function
+body too: it may run), each package ``__init__.py`` Python executes on the way, a submodule
+named in ``from package import name``, and a package's PEP 562 ``__getattr__`` imports when
+a name is taken from it that the package does not bind. ``if TYPE_CHECKING:`` blocks never
+run. A missing dep lets ``dvc repro`` report "up to date" over outputs built by other code;
+an extra one re-runs the stage for nothing. A directory dep covers the files under it, and
+counts as extra unless the stage imports every module in it.
+
+The model stages also depend on requirements/pipeline-libraries.txt, the pinned versions of
+the libraries that compute their outputs (scripts/pipeline_libraries.py says which and why).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib.metadata
+import json
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from ci_tools import REPO_ROOT
+
+from scripts.pipeline_libraries import AFFECTS_OUTPUTS, NO_EFFECT, normalize
+
+# `python -m stages.<name>` from the repository root puts the root first on sys.path; the
+# `housing` package is installed from src/ (editable).
+SEARCH_PATH = (REPO_ROOT, REPO_ROOT / "src")
+LIBRARIES = "requirements/pipeline-libraries.txt"
+# Stages whose outputs no library version can change, and why.
+LIBRARY_INDEPENDENT = {"download": "its output is pinned by params download.sha256"}
+
+
+def stages() -> dict[str, dict]:
+    return yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+
+
+@functools.cache
+def module_file(name: str) -> Path | None:
+    """The file Python runs for the repository module ``name``; None for any other module."""
+    head, *rest = name.split(".")
+    for root in SEARCH_PATH:
+        if (root / head / "__init__.py").is_file() or (root / f"{head}.py").is_file():
+            base = root.joinpath(head, *rest)
+            if (base / "__init__.py").is_file():
+                return base / "__init__.py"
+            return base.with_suffix(".py") if base.with_suffix(".py").is_file() else None
+    return None
+
+
+def module_name(path: Path) -> str:
+    for root in SEARCH_PATH:
+        if path.is_relative_to(root) and module_file(path.relative_to(root).parts[0]):
+            parts = path.relative_to(root).with_suffix("").parts
+            return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    raise ValueError(f"{path} is not a repository module")
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+@dataclass
+class ModuleImports:
+    """What one module imports: (module, names taken from it) pairs, and its own bindings."""
+
+    imports: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    lazy: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # in __getattr__
+    binds: set[str] = field(default_factory=set)
+
+
+def _walk(nodes: list[ast.stmt]) -> Iterator[ast.AST]:
+    """Every node under ``nodes``, skipping ``if TYPE_CHECKING:`` bodies."""
+    stack: list[ast.AST] = list(reversed(nodes))
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            stack.extend(reversed(node.orelse))
+            continue
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+
+def _import(node: ast.AST, package: str) -> tuple[str, tuple[str, ...]] | None:
+    if isinstance(node, ast.ImportFrom):
+        if node.level:
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            target = ".".join([*base, node.module] if node.module else base)
+        else:
+            target = node.module or ""
+        return target, tuple(alias.name for alias in node.names)
+    return None
+
+
+@functools.cache
+def parse(path: Path) -> ModuleImports:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = ModuleImports()
+    for stmt in tree.body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            out.binds.add(stmt.name)
+        elif isinstance(stmt, ast.Assign | ast.AnnAssign):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            out.binds |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(stmt, ast.Import | ast.ImportFrom):
+            out.binds |= {(a.asname or a.name).split(".")[0] for a in stmt.names}
+    lazy_nodes: set[int] = set()
+    for stmt in tree.body:
+        if isinstance(stmt, ast.FunctionDef) and stmt.name == "__getattr__":
+            for node in _walk(stmt.body):
+                if (found := _import(node, package)) is not None:
+                    out.lazy.append(found)
+                    lazy_nodes.add(id(node))
+    for node in _walk(tree.body):
+        if id(node) in lazy_nodes:
+            continue
+        if isinstance(node, ast.Import):
+            out.imports.extend((alias.name, ()) for alias in node.names)
+        elif (found := _import(node, package)) is not None:
+            out.imports.append(found)
+    return out
+
+
+def _executed(target: str, names: tuple[str, ...]) -> Iterator[str]:
+    """Modules Python runs for ``from target import names`` (or ``import target``)."""
+    parts = target.split(".")
+    yield from (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    yield from (f"{target}.{n}" for n in names if n != "*" and module_file(f"{target}.{n}"))
+
+
+@dataclass(frozen=True)
+class Graph:
+    files: frozenset[Path]  # repository module files the stage runs
+    external: frozenset[str]  # top-level names of the other modules they import
+
+
+@functools.cache
+def import_graph(entry: str) -> Graph:
+    """The transitive imports of the repository module ``entry`` (``stages.<name>``)."""
+    files: set[Path] = set()
+    external: set[str] = set()
+    queue = list(_executed(entry, ()))
+    while queue:
+        name = queue.pop()
+        path = module_file(name)
+        if path is None:
+            external.add(name.split(".")[0])
+            continue
+        if path in files:
+            continue
+        files.add(path)
+        found = parse(path)
+        for target, names in found.imports:
+            queue.extend(_executed(target, names))
+            if module_file(target) and module_file(target).name == "__init__.py":
+                # A name the package does not bind comes from its __getattr__.
+                package = parse(module_file(target))
+                if any(n not in package.binds and not module_file(f"{target}.{n}") for n in names):
+                    for lazy_target, lazy_names in package.lazy:
+                        queue.extend(_executed(lazy_target, lazy_names))
+    return Graph(frozenset(files), frozenset(external))
+
+
+def dep_paths(stage: dict) -> list[str]:
+    return [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
+
+
+def code_deps(stage: dict) -> list[str]:
+    """The deps of a stage that are source code: under stages/ or src/, or a .py file."""
+    return [
+        d for d in dep_paths(stage) if d.split("/")[0] in {"stages", "src"} or d.endswith(".py")
+    ]
+
+
+def covered(dep: str) -> set[Path]:
+    """The module files a dep covers: the file, or every .py file under the directory."""
+    path = REPO_ROOT / dep
+    if path.is_dir():
+        return {p for p in path.rglob("*.py") if "__pycache__" not in p.parts}
+    return {path}
+
+
+def rel(paths: set[Path]) -> list[str]:
+    return sorted(p.relative_to(REPO_ROOT).as_posix() for p in paths)
+
+
+def entry_module(name: str, stage: dict) -> str:
+    cmd = stage["cmd"]
+    assert cmd == f"python -m stages.{name}", f"stage {name!r}: cmd is {cmd!r}"
+    return f"stages.{name}"
+
+
+STAGES = stages()
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_code_deps_are_the_stages_import_graph(name: str) -> None:
+    stage = STAGES[name]
+    graph = import_graph(entry_module(name, stage)).files
+    deps = code_deps(stage)
+    missing = graph - set().union(*(covered(d) for d in deps))
+    extra = {}
+    for dep in deps:
+        not_imported = covered(dep) - graph
+        if not_imported:
+            extra[dep] = rel(not_imported) if (REPO_ROOT / dep).is_dir() else []
+    problems = []
+    if missing:
+        problems.append(f"imported but in no dep: {rel(missing)}")
+    for dep, files in sorted(extra.items()):
+        what = f" (the stage does not import {files})" if files else ""
+        problems.append(f"dep {dep} is not imported{what}")
+    assert not problems, f"stage {name!r} in dvc.yaml: " + "; ".join(problems)
+
+
+def test_graph_follows_submodules_packages_and_lazy_attributes() -> None:
+    """The resolver on this repository's own shapes, so a broken walker cannot pass vacuously."""
+    graph = rel(set(import_graph("stages.sweep").files))
+    # `python -m stages.sweep` runs stages/__init__.py; `from housing import stage` is a
+    # submodule; `from housing.sweep import run_sweep` runs the package's __init__.
+    for path in ("stages/__init__.py", "src/housing/__init__.py", "src/housing/stage.py"):
+        assert path in graph
+    assert "src/housing/sweep/__init__.py" in graph and "src/housing/sweep/engine.py" in graph
+    # housing.serving loads its loader only through __getattr__, for names it does not bind.
+    assert "src/housing/serving/loader.py" not in rel(set(import_graph("stages.split").files))
+    assert {"numpy", "pandas"} <= import_graph("stages.split").external
+
+
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def distributions_of(top_level: str) -> frozenset[str]:
+    """The installed distributions that provide the top-level module ``top_level``."""
+    return frozenset(normalize(d) for d in _distributions().get(top_level, []))
+
+
+def library_stages() -> list[str]:
+    """Stages whose import graph reaches a library that can change outputs."""
+    out = []
+    for name, stage in STAGES.items():
+        external = import_graph(entry_module(name, stage)).external
+        dists = set().union(*(distributions_of(m) for m in external))
+        if dists & set(AFFECTS_OUTPUTS) and name not in LIBRARY_INDEPENDENT:
+            out.append(name)
+    return sorted(out)
+
+
+def test_model_stages_depend_on_the_pipeline_libraries() -> None:
+    listing = {name: LIBRARIES in dep_paths(stage) for name, stage in STAGES.items()}
+    model_stages = library_stages()
+    assert set(model_stages) >= {"split", "preprocess", "featurize", "select", "sweep", "register"}
+    missing = [name for name in model_stages if not listing[name]]
+    assert not missing, f"stages computed by the libraries of {LIBRARIES} do not list it: {missing}"
+    extra = [name for name in LIBRARY_INDEPENDENT if listing.get(name)]
+    assert not extra, f"{extra} list {LIBRARIES} but no library version changes their outputs"
+
+
+def test_every_library_the_pipeline_uses_is_classified() -> None:
+    """A new third-party import in a stage, or a new dependency of a listed library, must be
+    put in AFFECTS_OUTPUTS or NO_EFFECT (scripts/pipeline_libraries.py), with its reason."""
+    classified = set(AFFECTS_OUTPUTS) | set(NO_EFFECT)
+    assert not set(AFFECTS_OUTPUTS) & set(NO_EFFECT)
+    unclassified: dict[str, set[str]] = {}
+    for name, stage in STAGES.items():
+        for module in import_graph(entry_module(name, stage)).external:
+            if module in sys.stdlib_module_names or module == "__future__":
+                continue
+            dists = distributions_of(module)
+            assert dists, f"stage {name!r} imports {module!r}, which no installed package provides"
+            for dist in dists - classified:
+                unclassified.setdefault(dist, set()).add(f"imported by stage {name}")
+    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text(encoding="utf-8"))
+    for package in lock["package"]:
+        if package["name"] in AFFECTS_OUTPUTS:
+            for dep in package.get("dependencies", []):
+                if normalize(dep["name"]) not in classified:
+                    unclassified.setdefault(normalize(dep["name"]), set()).add(
+                        f"a dependency of {package['name']}"
+                    )
+    assert not unclassified, "classify in scripts/pipeline_libraries.py: " + "; ".join(
+        f"{dist} ({', '.join(sorted(why))})" for dist, why in sorted(unclassified.items())
+    )
+
+
+# Imports the stage module (its main() does not run) and lists the repository files loaded.
+_LOADED = """
+import importlib, json, sys
+from pathlib import Path
+sys.path.insert(0, ".")
+importlib.import_module(sys.argv[1])
+root = Path.cwd().resolve()
+modules = list(sys.modules.values())
+files = {Path(m.__file__).resolve() for m in modules if getattr(m, "__file__", None)}
+ours = [str(f) for f in files if f.is_relative_to(root) and ".venv" not in f.parts]
+sys.stdout.write(json.dumps(sorted(ours)))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_static_graph_holds_what_python_loads(name: str) -> None:
+    """The walker checked against Python: every repository module that importing the stage
+    loads is in its static graph (which adds the function-level imports on top)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADED, f"stages.{name}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = {Path(p) for p in json.loads(done.stdout)}
+    static = {p.resolve() for p in import_graph(f"stages.{name}").files}
+    assert loaded, "nothing loaded: the check itself is broken"
+    assert not loaded - static, (
+        f"stage {name!r}: the walker missed {sorted(map(str, loaded - static))}"
+    )
