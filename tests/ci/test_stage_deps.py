@@ -3,11 +3,12 @@
 The import graph of ``python -m stages.<name>`` is computed statically (``ast``) over the
 repository's own modules: every ``import``/``from … import`` anywhere in a module (a function
 body too: it may run), each package ``__init__.py`` Python executes on the way, a submodule
-named in ``from package import name``, and a package's PEP 562 ``__getattr__`` imports when
-a name is taken from it that the package does not bind. ``if TYPE_CHECKING:`` blocks never
-run. A missing dep lets ``dvc repro`` report "up to date" over outputs built by other code;
-an extra one re-runs the stage for nothing. A directory dep covers the files under it, and
-counts as extra unless the stage imports every module in it.
+named in ``from package import name``, and the imports of a package's PEP 562 ``__getattr__``
+when it may be called (see ``_lazy_imports``). ``if TYPE_CHECKING:`` blocks never run.
+Dynamic imports (``importlib``) are not seen: a slow-tier test checks the graph against the
+modules Python loads. A missing dep lets ``dvc repro`` report "up to date" over outputs built
+by other code; an extra one re-runs the stage for nothing. A directory dep covers the files
+under it, and counts as extra unless the stage imports every module in it.
 
 The model stages also depend on requirements/pipeline-libraries.txt, the pinned versions of
 the libraries that compute their outputs (scripts/pipeline_libraries.py says which and why).
@@ -92,7 +93,8 @@ def _walk(nodes: list[ast.stmt]) -> Iterator[ast.AST]:
         stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
 
-def _import(node: ast.AST, package: str) -> tuple[str, tuple[str, ...]] | None:
+def _import_from(node: ast.AST, package: str) -> tuple[str, tuple[str, ...]] | None:
+    """(absolute module, names) of a ``from … import`` in ``package``; None for other nodes."""
     if isinstance(node, ast.ImportFrom):
         if node.level:
             base = package.split(".")[: len(package.split(".")) - node.level + 1]
@@ -121,7 +123,7 @@ def parse(path: Path) -> ModuleImports:
     for stmt in tree.body:
         if isinstance(stmt, ast.FunctionDef) and stmt.name == "__getattr__":
             for node in _walk(stmt.body):
-                if (found := _import(node, package)) is not None:
+                if (found := _import_from(node, package)) is not None:
                     out.lazy.append(found)
                     lazy_nodes.add(id(node))
     for node in _walk(tree.body):
@@ -129,7 +131,7 @@ def parse(path: Path) -> ModuleImports:
             continue
         if isinstance(node, ast.Import):
             out.imports.extend((alias.name, ()) for alias in node.names)
-        elif (found := _import(node, package)) is not None:
+        elif (found := _import_from(node, package)) is not None:
             out.imports.append(found)
     return out
 
@@ -147,6 +149,28 @@ class Graph:
     external: frozenset[str]  # top-level names of the other modules they import
 
 
+def _lazy_imports(target: str, names: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """The imports in PEP 562 ``__getattr__`` functions this import may call.
+
+    ``from package import name`` calls the package's ``__getattr__`` for a name the package
+    neither binds nor has as a submodule; a module bound whole (``import package``, or a
+    submodule taken by ``from``) may have any attribute read later, so its own
+    ``__getattr__`` counts too.
+    """
+    whole = [target] if not names else [f"{target}.{n}" for n in names]
+    out = []
+    for module in whole:
+        path = module_file(module)
+        if path is not None and path.name == "__init__.py":
+            out.extend(parse(path).lazy)
+    path = module_file(target)
+    if names and path is not None and path.name == "__init__.py":
+        package = parse(path)
+        if any(n not in package.binds and not module_file(f"{target}.{n}") for n in names):
+            out.extend(package.lazy)
+    return out
+
+
 @functools.cache
 def import_graph(entry: str) -> Graph:
     """The transitive imports of the repository module ``entry`` (``stages.<name>``)."""
@@ -157,20 +181,17 @@ def import_graph(entry: str) -> Graph:
         name = queue.pop()
         path = module_file(name)
         if path is None:
-            external.add(name.split(".")[0])
+            head = name.split(".")[0]
+            assert module_file(head) is None, f"{name} is imported but no repository file"
+            external.add(head)
             continue
         if path in files:
             continue
         files.add(path)
-        found = parse(path)
-        for target, names in found.imports:
+        for target, names in parse(path).imports:
             queue.extend(_executed(target, names))
-            if module_file(target) and module_file(target).name == "__init__.py":
-                # A name the package does not bind comes from its __getattr__.
-                package = parse(module_file(target))
-                if any(n not in package.binds and not module_file(f"{target}.{n}") for n in names):
-                    for lazy_target, lazy_names in package.lazy:
-                        queue.extend(_executed(lazy_target, lazy_names))
+            for lazy_target, lazy_names in _lazy_imports(target, names):
+                queue.extend(_executed(lazy_target, lazy_names))
     return Graph(frozenset(files), frozenset(external))
 
 
@@ -237,6 +258,64 @@ def test_graph_follows_submodules_packages_and_lazy_attributes() -> None:
     # housing.serving loads its loader only through __getattr__, for names it does not bind.
     assert "src/housing/serving/loader.py" not in rel(set(import_graph("stages.split").files))
     assert {"numpy", "pandas"} <= import_graph("stages.split").external
+
+
+@pytest.fixture
+def tiny_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A throw-away repository layout (stages/, src/pkg/) the walker resolves instead."""
+    files = {
+        "stages/__init__.py": "",
+        "stages/one.py": (
+            "from typing import TYPE_CHECKING\n"
+            "from pkg import sub, NAME, made_lazily\n"
+            "import pkg.other.deep\n"
+            "if TYPE_CHECKING:\n"
+            "    from pkg import typing_only\n"
+            "def main():\n"
+            "    from pkg.inner import late\n"
+        ),
+        "stages/two.py": "from pkg import NAME\n",
+        "src/pkg/__init__.py": (
+            "NAME = 1\ndef __getattr__(name):\n    from pkg import lazy\n    return lazy\n"
+        ),
+        "src/pkg/sub.py": "from . import rel\n",
+        "src/pkg/rel.py": "",
+        "src/pkg/lazy.py": "",
+        "src/pkg/typing_only.py": "",
+        "src/pkg/unused.py": "",
+        "src/pkg/inner.py": "from .other import deep\nlate = 1\n",
+        "src/pkg/other/__init__.py": "",
+        "src/pkg/other/deep.py": "import numpy\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    caches = (module_file, parse, import_graph)
+    for cached in caches:
+        cached.cache_clear()
+    monkeypatch.setattr(sys.modules[__name__], "SEARCH_PATH", (tmp_path, tmp_path / "src"))
+    yield tmp_path
+    for cached in caches:
+        cached.cache_clear()
+
+
+def test_walker_on_every_import_shape(tiny_repo: Path) -> None:
+    graph = import_graph("stages.one")
+    assert sorted(p.relative_to(tiny_repo).as_posix() for p in graph.files) == [
+        "src/pkg/__init__.py",
+        "src/pkg/inner.py",  # imported in a function: it may run
+        "src/pkg/lazy.py",  # made_lazily is not bound: pkg.__getattr__ imports it
+        "src/pkg/other/__init__.py",
+        "src/pkg/other/deep.py",
+        "src/pkg/rel.py",  # relative import
+        "src/pkg/sub.py",
+        "stages/__init__.py",
+        "stages/one.py",
+    ]  # not typing_only (TYPE_CHECKING) nor unused
+    assert graph.external == {"typing", "numpy"}
+    # A bound name does not call __getattr__.
+    two = import_graph("stages.two").files
+    assert {p.name for p in two} == {"__init__.py", "two.py"} and len(two) == 3
 
 
 @functools.cache
