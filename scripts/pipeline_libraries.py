@@ -24,7 +24,8 @@ AFFECTS_OUTPUTS: dict[str, str] = {
     "joblib": "scikit-learn runs its n_jobs loops (forest fits and predictions, CV) "
     "through it; the order in which workers' results are summed changes float bits",
     "lightgbm": "the booster: split finding, histogram binning, the trees",
-    "narwhals": "scikit-learn and LightGBM read pandas frames through it (names, dtypes)",
+    "narwhals": "scikit-learn (ColumnTransformer, input validation) and LightGBM index and "
+    "convert pandas frames through it",
     "numpy": "every array operation; its wheel bundles OpenBLAS, whose kernels round "
     "differently from version to version (see stages/__init__.py)",
     "optuna": "the sweep's TPE sampler and Hyperband pruner decide which trials run "
