@@ -129,8 +129,14 @@ def test_exp_show_lists_experiments_with_params_cv_and_test_metrics(lab, experim
     assert "best_value" in table
 
 
-def test_the_choosing_table_ranks_by_cv_and_hides_test_metrics(lab, experiments, mirror_csv):
-    columns, ranked = choose_on_cv(lab, mirror_csv, {"trials2", "kmin6"})
+@pytest.fixture(scope="module")
+def cv_choice(lab, experiments, mirror_csv) -> tuple[list[str], list[str]]:
+    """The choosing table of the two experiments, read before any is applied."""
+    return choose_on_cv(lab, mirror_csv, {"trials2", "kmin6"})
+
+
+def test_the_choosing_table_ranks_by_cv_and_hides_test_metrics(lab, cv_choice, mirror_csv):
+    columns, ranked = cv_choice
     assert set(columns) == {
         "Experiment",
         "best_value",
@@ -143,13 +149,12 @@ def test_the_choosing_table_ranks_by_cv_and_hides_test_metrics(lab, experiments,
     assert ranked == sorted(cv, key=cv.__getitem__)
 
 
-def test_diff_apply_best_commit_push_and_a_colleague_pulls_it(
-    lab, experiments, pushed, mirror_csv, tmp_path
+def test_diff_apply_the_cv_choice_commit_push_and_a_colleague_pulls_it(
+    lab, experiments, cv_choice, pushed, mirror_csv, tmp_path
 ):
     """The full loop: choose on CV, diff, apply, commit, push; a clone gets it exactly."""
     shown = exp_show(lab, mirror_csv)
-    _, ranked = choose_on_cv(lab, mirror_csv, {"trials2", "kmin6"})
-    best = ranked[0]
+    best = cv_choice[1][0]
     # The choice is the lowest CV RMSE, whatever the test RMSEs say.
     assert best == min(("trials2", "kmin6"), key=lambda n: shown[n]["metrics"][SWEEP]["best_value"])
     diff = json.loads(run(lab, mirror_csv, "exp", "diff", experiments["baseline"], best, "--json"))
