@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Export the pinned requirements of each container image from uv.lock.
+# Export the pinned requirements of each container image from uv.lock, and the pipeline's
+# output-affecting libraries (requirements/pipeline-libraries.txt, a dvc.yaml dep).
 # Usage: scripts/export_requirements.sh [OUTPUT_ROOT]   (default: the repository root)
 # tests/ci/test_requirements.py runs this into a temporary directory and compares,
 # so the committed files cannot drift from uv.lock.
@@ -24,3 +25,7 @@ export_extra serve/requirements.txt --extra serve
 export_extra app/requirements.txt --extra app --prune scikit-learn --prune lightgbm --prune skops
 # Pipeline image: model stack + pipeline extra (dvc[gs], mlflow, optuna, wandb).
 export_extra requirements/pipeline.txt --extra pipeline
+# The subset of the pipeline's pins that can change its outputs: a dvc.yaml dep of the stages
+# those libraries compute (the list and its reasons: scripts/pipeline_libraries.py).
+python3 scripts/pipeline_libraries.py "$out/requirements/pipeline.txt" \
+    "$out/requirements/pipeline-libraries.txt"

@@ -1,15 +1,29 @@
-"""Per-image requirements files are exactly what uv.lock exports, and the API's stays lean."""
+"""Per-image requirements files are exactly what uv.lock exports, and the API's stays lean.
+
+requirements/pipeline-libraries.txt, the pinned libraries that compute the pipeline's
+outputs (a dvc.yaml dep of the stages they compute), is exported with them and so is
+checked the same way.
+"""
 
 from __future__ import annotations
 
 import re
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
 from ci_tools import REPO_ROOT, run
 
-EXPORTS = ["serve/requirements.txt", "app/requirements.txt", "requirements/pipeline.txt"]
+from scripts.pipeline_libraries import AFFECTS_OUTPUTS, select_pins
+
+LIBRARIES = "requirements/pipeline-libraries.txt"
+EXPORTS = [
+    "serve/requirements.txt",
+    "app/requirements.txt",
+    "requirements/pipeline.txt",
+    LIBRARIES,
+]
 
 
 def _names(path: Path) -> set[str]:
@@ -53,3 +67,32 @@ def test_app_image_has_no_model_stack() -> None:
 def test_pipeline_image_has_dvc_with_gcs() -> None:
     names = _names(REPO_ROOT / "requirements/pipeline.txt")
     assert {"dvc", "dvc-gs", "mlflow", "optuna", "lightgbm"} <= names
+
+
+def test_pipeline_libraries_are_the_sorted_uv_lock_pins() -> None:
+    """Read against uv.lock itself, not through uv: the exact version of each listed library."""
+    lock = {
+        p["name"]: p["version"]
+        for p in tomllib.loads((REPO_ROOT / "uv.lock").read_text())["package"]
+    }
+    lines = [
+        line
+        for line in (REPO_ROOT / LIBRARIES).read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert lines == sorted(lines)
+    assert lines == [f"{name}=={lock[name]}" for name in sorted(AFFECTS_OUTPUTS)]
+    assert {"numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "skops"} <= set(
+        AFFECTS_OUTPUTS
+    )
+    assert {"optuna", "threadpoolctl"} <= set(AFFECTS_OUTPUTS)
+
+
+def test_pipeline_libraries_export_fails_on_a_library_the_lock_lost() -> None:
+    exported = "numpy==2.0.0\n    # via pandas\npandas==2.2.0 ; python_full_version < '3.12'\n"
+    assert select_pins(exported, {"pandas", "numpy"}) == [
+        "numpy==2.0.0",
+        "pandas==2.2.0 ; python_full_version < '3.12'",
+    ]
+    with pytest.raises(ValueError, match="lightgbm"):
+        select_pins(exported, {"numpy", "lightgbm"})

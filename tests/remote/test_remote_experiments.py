@@ -1,13 +1,16 @@
 """The experiment workflows of docs/experiments.md, run for real on a pipeline copy.
 
 `dvc exp run --set-param` re-runs exactly the affected stages; `exp show`/`exp diff` list the
-params and test metrics; the best experiment is applied, committed and pushed; a colleague's
-clone pulls it exactly, and the pushed run cache spares them any recompute; queued
-experiments run with one worker.
+params, the sweep's CV score and the test metrics; the experiment with the best CV score
+(never the best test RMSE) is chosen with the documented `exp show` command, applied,
+committed and pushed; a colleague's clone pulls it exactly, and the pushed run cache spares
+them any recompute; queued experiments run with one worker.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -31,7 +34,20 @@ pytestmark = pytest.mark.slow
 
 DOWNSTREAM_OF_FEATURIZE = ["select", "sweep", "register"]
 FEATURES = "reports/featurize/features.json"
-METRICS = "reports/register/metrics.json"
+METRICS = "reports/register/metrics.json"  # test metrics: the final report, never a choice
+SWEEP = "reports/sweep/summary.json"  # its best_value: the sweep's best CV RMSE on train
+# docs/experiments.md's choosing command: CV score and knobs, lowest CV RMSE first, no test
+# metric.
+CHOOSE = (
+    "exp",
+    "show",
+    "--sort-by",
+    f"{SWEEP}:best_value",
+    "--drop",
+    ".*",
+    "--keep",
+    "Experiment|best_value|sweep.n_trials|featurize.k_m",
+)
 
 
 def run(repo: Path, mirror: Path, *args: str) -> str:
@@ -51,6 +67,12 @@ def exp_show(repo: Path, mirror: Path) -> dict[str, dict[str, Any]]:
                     "status": data.get("status"),
                 }
     return out
+
+
+def choose_on_cv(repo: Path, mirror: Path, candidates: set[str]) -> tuple[list[str], list[str]]:
+    """The documented choosing table as CSV: (its columns, the candidates best CV first)."""
+    table = list(csv.DictReader(io.StringIO(run(repo, mirror, *CHOOSE, "--csv"))))
+    return list(table[0]), [row["Experiment"] for row in table if row["Experiment"] in candidates]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +113,7 @@ def test_set_param_reruns_exactly_the_affected_stages(lab, experiments, mirror_c
     assert head(lab) == experiments["baseline"]
 
 
-def test_exp_show_lists_experiments_with_params_and_test_metrics(lab, experiments, mirror_csv):
+def test_exp_show_lists_experiments_with_params_cv_and_test_metrics(lab, experiments, mirror_csv):
     shown = exp_show(lab, mirror_csv)
     assert {"trials2", "kmin6"} <= set(shown)
     assert shown["trials2"]["params"]["sweep"]["n_trials"] == 2
@@ -99,23 +121,49 @@ def test_exp_show_lists_experiments_with_params_and_test_metrics(lab, experiment
     assert shown["kmin6"]["params"]["featurize"]["k_min"] == 6
     assert shown["kmin6"]["params"]["sweep"]["n_trials"] != 2
     for name in ("trials2", "kmin6"):
+        assert shown[name]["metrics"][SWEEP]["best_value"] > 0
         metrics = shown[name]["metrics"][METRICS]
         assert metrics["rmse"] > 0 and 0 < metrics["r2"] <= 1
     table = run(lab, mirror_csv, "exp", "show", "--md")
     assert "trials2" in table and "kmin6" in table and "sweep.n_trials" in table
+    assert "best_value" in table
 
 
-def test_diff_apply_best_commit_push_and_a_colleague_pulls_it(
-    lab, experiments, pushed, mirror_csv, tmp_path
-):
-    """The full loop: diff, apply the lowest test RMSE, commit, push; a clone gets it exactly."""
+@pytest.fixture(scope="module")
+def cv_choice(lab, experiments, mirror_csv) -> tuple[list[str], list[str]]:
+    """The choosing table of the two experiments, read before any is applied."""
+    return choose_on_cv(lab, mirror_csv, {"trials2", "kmin6"})
+
+
+def test_the_choosing_table_ranks_by_cv_and_hides_test_metrics(lab, cv_choice, mirror_csv):
+    columns, ranked = cv_choice
+    assert set(columns) == {
+        "Experiment",
+        "best_value",
+        "sweep.n_trials",
+        "featurize.k_min",
+        "featurize.k_max",
+    }
     shown = exp_show(lab, mirror_csv)
-    best = min(("trials2", "kmin6"), key=lambda n: shown[n]["metrics"][METRICS]["rmse"])
+    cv = {name: shown[name]["metrics"][SWEEP]["best_value"] for name in ("trials2", "kmin6")}
+    assert ranked == sorted(cv, key=cv.__getitem__)
+
+
+def test_diff_apply_the_cv_choice_commit_push_and_a_colleague_pulls_it(
+    lab, experiments, cv_choice, pushed, mirror_csv, tmp_path
+):
+    """The full loop: choose on CV, diff, apply, commit, push; a clone gets it exactly."""
+    shown = exp_show(lab, mirror_csv)
+    best = cv_choice[1][0]
+    # The choice is the lowest CV RMSE, whatever the test RMSEs say.
+    assert best == min(("trials2", "kmin6"), key=lambda n: shown[n]["metrics"][SWEEP]["best_value"])
     diff = json.loads(run(lab, mirror_csv, "exp", "diff", experiments["baseline"], best, "--json"))
-    assert "rmse" in diff["metrics"][METRICS]
+    assert "best_value" in diff["metrics"][SWEEP]
+    assert "rmse" in diff["metrics"][METRICS]  # the final report of the change
     assert diff["params"]["params.yaml"]  # the changed knob is listed
 
     run(lab, mirror_csv, "exp", "apply", best)
+    assert json.loads((lab / SWEEP).read_text()) == shown[best]["metrics"][SWEEP]
     assert json.loads((lab / METRICS).read_text()) == shown[best]["metrics"][METRICS]
     git(lab, "add", "-A")
     git(lab, "commit", "-q", "-m", f"Adopt experiment {best}")
