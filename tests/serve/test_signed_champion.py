@@ -222,4 +222,6 @@ def test_a_consistently_forged_interval_is_refused_by_the_signature(served, tmp_
     _swap_in(bad, live)
     assert client.post("/api/v1/admin/reload", headers=AUTH).json()["reloaded"] is False
     _still_signed_and_pricing(client)
-    _refused_at_start(live, verify_pem, "serving/interval.json was modified")
+    # The refusal names the first modified file (model.json) and counts the other two.
+    _refused_at_start(live, verify_pem, "model.json was modified")
+    _refused_at_start(live, verify_pem, "(and 2 more)")
