@@ -24,6 +24,7 @@ import logging
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,66 @@ def cv_metrics(scores: list[float], *, seed: int) -> dict[str, Any]:
         "cv_folds": len(values),
         "cv_seed": seed,
     }
+
+
+@dataclass(frozen=True)
+class Trained:
+    """The final model fitted on all of train, its interval, and its honest CV scores."""
+
+    model: Any
+    interval: intervals.Interval
+    cv: dict[str, Any]
+
+
+def fit_final(
+    spec: ModelSpec,
+    train: pd.DataFrame,
+    *,
+    categories: tuple[str, ...] | None,
+    level: float,
+    cv_folds: int,
+    cv_seed: int,
+) -> Trained:
+    """Cross-validate ``spec`` on train (folds of ``cv_seed``), calibrate the interval at
+    ``level`` on its out-of-fold predictions, then fit the one served model on all of train.
+
+    Raises ``ValueError`` when train is too small for the level (see housing.intervals).
+    """
+    oof, scores = out_of_fold(spec, train, n_splits=cv_folds, seed=cv_seed, categories=categories)
+    cv = cv_metrics(scores, seed=cv_seed)
+    logger.info("honest CV RMSE %.0f ± %.0f", cv["cv_rmse"], cv["cv_rmse_std"])
+    interval = intervals.calibrate(train[TARGET].to_numpy(float), oof, level)
+    model = build_model(spec, categories=categories)
+    model.fit(train.drop(columns=[TARGET]), train[TARGET])
+    return Trained(model=model, interval=interval, cv=cv)
+
+
+@dataclass(frozen=True)
+class FinalReport:
+    """Everything the stage reports about the final model: metrics.json and the plots."""
+
+    metrics: dict[str, Any]
+    predictions: pd.DataFrame
+    bands: pd.DataFrame
+    interval_bands: pd.DataFrame
+    importance: pd.DataFrame
+
+
+def report_on_test(
+    trained: Trained, test: pd.DataFrame, *, n_resamples: int, seed: int
+) -> FinalReport:
+    """Test metrics (the honest CV score and the interval's coverage included) and plots."""
+    y_test = test[TARGET].to_numpy(float)
+    y_pred = trained.model.predict(test.drop(columns=[TARGET]))
+    metrics = evaluate(y_test, y_pred, n_resamples=n_resamples, seed=seed)
+    interval_metrics, interval_bands = interval_report(y_test, y_pred, trained.interval)
+    return FinalReport(
+        metrics={**metrics, **trained.cv, **interval_metrics},
+        predictions=pd.DataFrame({"actual": y_test, "predicted": y_pred}),
+        bands=residuals_by_band(y_test, y_pred),
+        interval_bands=interval_bands,
+        importance=feature_importance(trained.model),
+    )
 
 
 def _band_masks(y_true: np.ndarray) -> list[tuple[str, np.ndarray]]:
@@ -293,37 +354,35 @@ def main() -> None:
         seed=seed,
     )
     train = pd.read_parquet(TRAIN)
-    oof, fold_scores = out_of_fold(
-        spec, train, n_splits=cv_folds, seed=cv_seed, categories=contract.categories
-    )
-    cv = cv_metrics(fold_scores, seed=cv_seed)
-    logger.info("honest CV RMSE %.0f ± %.0f", cv["cv_rmse"], cv["cv_rmse_std"])
     try:
-        interval = intervals.calibrate(train[TARGET].to_numpy(float), oof, level)
+        trained = fit_final(
+            spec,
+            train,
+            categories=contract.categories,
+            level=level,
+            cv_folds=cv_folds,
+            cv_seed=cv_seed,
+        )
     except ValueError as exc:
         raise stage.StageError(f"cannot calibrate the prediction interval: {exc}") from exc
-    model = build_model(spec, categories=contract.categories)
-    model.fit(train.drop(columns=[TARGET]), train[TARGET])
+    model, interval = trained.model, trained.interval
 
     test = pd.read_parquet(TEST)  # the one read of the test split
+    report = report_on_test(trained, test, n_resamples=int(p["bootstrap_resamples"]), seed=seed)
+    metrics = report.metrics
     y_test = test[TARGET].to_numpy(float)
-    y_pred = model.predict(test.drop(columns=[TARGET]))
-    metrics = evaluate(y_test, y_pred, n_resamples=int(p["bootstrap_resamples"]), seed=seed)
-    interval_metrics, interval_bands = interval_report(y_test, y_pred, interval)
-    metrics.update(cv)
-    metrics.update(interval_metrics)
     logger.info(
-        "%.0f%% interval: test coverage %.3f, mean width %.0f",
-        100 * level,
-        interval_metrics["interval_coverage"],
-        interval_metrics["interval_mean_width"],
+        "%s interval: test coverage %.3f, mean width %.0f",
+        f"{level:.0%}",
+        metrics["interval_coverage"],
+        metrics["interval_mean_width"],
     )
 
     write_json(METRICS, metrics)
-    write_csv(PRED_PLOT, pd.DataFrame({"actual": y_test, "predicted": y_pred}))
-    write_csv(BAND_PLOT, residuals_by_band(y_test, y_pred))
-    write_csv(INTERVAL_PLOT, interval_bands)
-    write_csv(IMPORTANCE_PLOT, feature_importance(model))
+    write_csv(PRED_PLOT, report.predictions)
+    write_csv(BAND_PLOT, report.bands)
+    write_csv(INTERVAL_PLOT, report.interval_bands)
+    write_csv(IMPORTANCE_PLOT, report.importance)
 
     sweep = read_json(SWEEP_SUMMARY)
     data_md5 = raw_data_md5()
