@@ -20,7 +20,6 @@ MANIFEST = "manifest.json"  # serving/manifest.json: every serving file's sha256
 CONFIG = "config.json"
 BOOSTER = "booster.txt"
 CONTRACT = "contract.json"  # the data contract the API validates requests against
-INTERVAL = "interval.json"  # the conformal prediction interval (docs/intervals.md)
 
 _LOADER_NAMES = {
     "BundleError",
@@ -34,16 +33,7 @@ _LOADER_NAMES = {
 
 __all__ = sorted(
     _LOADER_NAMES
-    | {
-        "MODEL_FILE",
-        "META_FILE",
-        "SERVING_DIR",
-        "MANIFEST",
-        "CONFIG",
-        "BOOSTER",
-        "CONTRACT",
-        "INTERVAL",
-    }
+    | {"MODEL_FILE", "META_FILE", "SERVING_DIR", "MANIFEST", "CONFIG", "BOOSTER", "CONTRACT"}
 )
 
 

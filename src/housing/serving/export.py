@@ -20,8 +20,8 @@ import numpy as np
 
 from housing.intervals import Interval
 from housing.io import replace_dir
-from housing.serving import BOOSTER, CONFIG, CONTRACT, INTERVAL, MANIFEST
-from housing.serving.loader import FORMAT, FORMAT_VERSION, N_NUMERIC, sha256_hex
+from housing.serving import BOOSTER, CONFIG, CONTRACT, MANIFEST
+from housing.serving.loader import FORMAT, FORMAT_VERSION, INTERVAL, N_NUMERIC, sha256_hex
 
 
 class ExportError(ValueError):
