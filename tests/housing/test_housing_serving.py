@@ -197,7 +197,10 @@ def test_another_format_version_is_refused(version, small_model, contract, tmp_p
     manifest["format_version"] = version
     manifest_path.write_text(json.dumps(manifest))
     sha = serving_loader.sha256_hex(manifest_path.read_bytes())
-    with pytest.raises(BundleError, match=rf"format version {version}; this code reads version 3"):
+    with pytest.raises(
+        serving_loader.FormatVersionError,
+        match=rf"format version {version}; this code reads version 3",
+    ):
         load_serving(bundle, expected_sha256=sha)
 
 

@@ -57,6 +57,11 @@ class BundleError(RuntimeError):
     """The serving bundle is missing, tampered with, or not of a format we read."""
 
 
+class FormatVersionError(BundleError):
+    """The bundle's manifest (hash verified) is of another format version: a caller holding
+    the version's skops model (the registry's champion scorer) may fall back to it."""
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -89,7 +94,7 @@ def read_verified(
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"{manifest_path} is not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(
+        raise FormatVersionError(
             f"{manifest_path} has format version {manifest.get('format_version')!r}; "
             f"this code reads version {FORMAT_VERSION} only: re-export the bundle "
             "(dvc repro register) with this code"
