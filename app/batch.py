@@ -10,11 +10,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from app.client import prediction_interval
 from app.inputs import CrossRule, FieldSpec, normalize_category
 
 MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none"})
 PROBLEM_COLUMNS = ["row", "column", "value", "problem"]
 PRICE_COLUMN = "predicted_price"
+# The prediction interval's ends (its level is the served model's: the app says which).
+LOW_COLUMN = "interval_low"
+HIGH_COLUMN = "interval_high"
 
 
 class BatchFileError(ValueError):
@@ -153,6 +157,28 @@ def summarize(prices: pd.Series) -> dict[str, float]:
     }
 
 
+def priced_columns(predictions: Sequence[Any]) -> pd.DataFrame:
+    """``predicted_price``, ``interval_low`` and ``interval_high`` of each prediction, in order
+    (the interval columns empty where the API answered no interval)."""
+    rows = []
+    for prediction in predictions:
+        interval = prediction_interval(prediction)
+        rows.append(
+            {
+                PRICE_COLUMN: float(prediction["predicted_price"]),
+                LOW_COLUMN: interval.low if interval else np.nan,
+                HIGH_COLUMN: interval.high if interval else np.nan,
+            }
+        )
+    return pd.DataFrame(rows, columns=[PRICE_COLUMN, LOW_COLUMN, HIGH_COLUMN], dtype="float64")
+
+
+def interval_levels(predictions: Sequence[Any]) -> set[float]:
+    """The distinct interval levels in an answer (one per served model)."""
+    return {i.level for i in map(prediction_interval, predictions) if i is not None}
+
+
 def results_csv(frame: pd.DataFrame) -> bytes:
-    """The uploaded rows with a ``predicted_price`` column, as UTF-8 CSV bytes."""
+    """The uploaded rows with ``predicted_price``, ``interval_low`` and ``interval_high``
+    columns, as UTF-8 CSV bytes."""
     return frame.to_csv(index=False).encode("utf-8")

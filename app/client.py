@@ -45,6 +45,30 @@ class FieldError:
         return tuple(part for part in re.split(r"[,+&\s]+", self.name) if part)
 
 
+@dataclass(frozen=True)
+class PriceInterval:
+    """A prediction's interval as the API answers it: ``low <= price <= high`` at ``level``."""
+
+    low: float
+    high: float
+    level: float
+
+
+def prediction_interval(prediction: Any) -> PriceInterval | None:
+    """The ``interval`` of one element of ``predictions``, or None if absent or malformed
+    (an older API answers prices only; the price is still shown)."""
+    interval = prediction.get("interval") if isinstance(prediction, Mapping) else None
+    if not isinstance(interval, Mapping):
+        return None
+    try:
+        low, high, level = (float(interval[k]) for k in ("low", "high", "level"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high and 0 < level < 1):
+        return None
+    return PriceInterval(low, high, level)
+
+
 class ApiError(Exception):
     """Base class of every failure talking to the API; ``message`` is one line for people."""
 

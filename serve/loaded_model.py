@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from housing.contract import RAW_FEATURES, Contract
+from housing.intervals import Interval
 from serve.validation import RequestValidator
 
 
@@ -58,6 +59,7 @@ class LoadedModel:
     context_points: list[dict[str, float]] | None
     context_total: int
     loaded_at: str
+    interval: Interval  # the bundle's hashed interval.json (docs/intervals.md)
 
     @property
     def serving(self) -> Any:
@@ -65,6 +67,14 @@ class LoadedModel:
 
     def predict(self, numeric: np.ndarray, categories: list[int]) -> np.ndarray:
         return self.predictor.predict(numeric, categories)
+
+    def predict_interval(
+        self, numeric: np.ndarray, categories: list[int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Prices and their interval's low and high ends at ``interval.level`` (USD)."""
+        prices = self.predictor.predict(numeric, categories)
+        low, high = self.interval.bounds(prices)
+        return prices, low, high
 
 
 def load_directory(
@@ -105,8 +115,9 @@ def load_directory(
 def assemble(serving: Any, identity: ModelIdentity, *, context_limit: int = 2000) -> LoadedModel:
     """Build everything a request needs from a verified serving model (off the request path).
 
-    The contract (request bounds, categories, example) comes from the serving bundle's
-    hashed ``contract.json``, never from ``model.json``, which nothing verifies.
+    The contract (request bounds, categories, example) and the prediction interval come from
+    the serving bundle's hashed ``contract.json`` and ``interval.json``, never from
+    ``model.json``, which nothing verifies.
     """
     contract = Contract.from_dict(serving.contract)
     index = {c: i for i, c in enumerate(serving.categories)}
@@ -125,6 +136,7 @@ def assemble(serving: Any, identity: ModelIdentity, *, context_limit: int = 2000
         context_points=points,
         context_total=total,
         loaded_at=utc_now_iso(),
+        interval=serving.interval,
     )
 
 

@@ -56,11 +56,50 @@ class PredictRequest(BaseModel):
     instances: list[InstanceCreate] = Field(..., min_length=1)
 
 
+class IntervalPublic(BaseModel):
+    """A conformal prediction interval around one price (docs/intervals.md)."""
+
+    low: float = Field(..., description="Low end, USD.", examples=[338529.73])
+    high: float = Field(..., description="High end, USD.", examples=[555006.51])
+    level: float = Field(
+        ...,
+        gt=0,
+        lt=1,
+        description="Share of districts whose value such an interval contains (0.9 = 90 %), "
+        "calibrated on out-of-fold residuals; the model's, not the request's.",
+        examples=[0.9],
+    )
+
+
 class PredictionPublic(BaseModel):
-    predicted_price: float = Field(..., description="Predicted median house value, USD.")
+    predicted_price: float = Field(
+        ..., description="Predicted median house value, USD.", examples=[431632.99]
+    )
+    interval: IntervalPublic = Field(
+        ..., description="low <= predicted_price <= high; the width grows with the price."
+    )
 
 
 class PredictResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "predictions": [
+                        {
+                            "predicted_price": 431632.99,
+                            "interval": {"low": 338529.73, "high": 555006.51, "level": 0.9},
+                        }
+                    ],
+                    "model_name": "housing_price_model",
+                    "model_version": "1",
+                    "model_alias": "champion",
+                    "request_id": "75abb17c625a40e089133b44d872c745",
+                }
+            ]
+        }
+    )
+
     predictions: list[PredictionPublic]
     model_name: str
     model_version: str

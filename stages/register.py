@@ -1,9 +1,16 @@
 """Stage ``register``: fit the final model on train, evaluate it once on test, register it.
 
+Before the one fit on all of train, the final configuration is cross-validated on train
+on folds of its own seed (``cv_folds``, ``cv_seed``), never those the choices were made on:
+the pipeline's honest CV score. The same out-of-fold predictions calibrate the conformal
+prediction interval (``interval_level``; docs/intervals.md) that the served model answers
+with every price.
+
 The only stage that reads the test split. Writes the model bundle (``models/model.skops``
 + ``models/model.json``, deterministic) and its serving export (``models/serving/``: plain
-arrays and LightGBM model text that the API loads without scikit-learn; format in
-docs/serving-bundle.md), test metrics and plots for DVC, then logs the run
+arrays and LightGBM model text that the API loads without scikit-learn, and the interval;
+format in docs/serving-bundle.md), test metrics (interval coverage included) and plots for
+DVC, then logs the run
 to MLflow, registers a version of ``housing_price_model`` as ``challenger`` and moves
 ``champion`` to it only if the promotion gates pass (every move is signed: docs/signing.md).
 The candidate in ``models/`` is never served: the registry's champion is exported, signed, to
@@ -16,15 +23,19 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
+from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from housing import choices, stage
+from housing import choices, intervals, stage
 from housing.artifact import META_FILE, MODEL_FILE, TRUSTED_TYPES, save_bundle
 from housing.contract import TARGET, Contract
+from housing.cv import kfold
 from housing.io import read_json, read_yaml, write_csv, write_json
 from housing.metrics import PRICE_CAP, bootstrap_rmse_ci, regression_report, rmse
 from housing.model import ModelSpec, build_model
@@ -43,6 +54,7 @@ METRICS = Path("reports/register/metrics.json")
 PRED_PLOT = Path("reports/register/predicted_vs_actual.csv")
 BAND_PLOT = Path("reports/register/residuals_by_band.csv")
 IMPORTANCE_PLOT = Path("reports/register/feature_importance.csv")
+INTERVAL_PLOT = Path("reports/register/intervals_by_band.csv")
 REGISTRATION = Path("reports/register/registration.json")
 # The registry's champion, signed: what `make serve` and the GCS publisher serve. Not a stage
 # output (it depends on the registry's state and on a randomised signature): docs/governance.md.
@@ -50,6 +62,185 @@ CHAMPION_DIR = Path("champion")
 DVC_LOCK = Path("dvc.lock")
 RAW_DATA = "data/raw/housing.csv"
 PRICE_BANDS = (0, 100_000, 200_000, 300_000, 400_000, 500_000, np.inf)
+CAPPED_BAND = "capped (500,001)"
+
+
+def check_params(p: dict[str, Any]) -> tuple[float, int, int]:
+    """``(interval_level, cv_folds, cv_seed)``, or a one-line ``StageError`` naming the key."""
+    try:
+        level = intervals.check_level(p.get("interval_level"))
+    except ValueError as exc:
+        raise stage.StageError(f"params.yaml register.interval_level: {exc}") from None
+    folds, seed = p.get("cv_folds"), p.get("cv_seed")
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise stage.StageError(
+            f"params.yaml register.cv_folds must be an integer >= 2; got {folds!r}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise stage.StageError(
+            f"params.yaml register.cv_seed must be an integer >= 0; got {seed!r}"
+        )
+    return level, folds, seed
+
+
+def out_of_fold(
+    spec: ModelSpec,
+    train: pd.DataFrame,
+    *,
+    n_splits: int,
+    seed: int,
+    categories: tuple[str, ...] | None = None,
+) -> tuple[np.ndarray, list[float]]:
+    """Every training row's out-of-fold price and each fold's RMSE, for the model ``spec``.
+
+    The whole model (``build_model``: preprocessing included) is refitted on each fold's
+    other rows, so no validation row shapes the features it is scored with. The folds come
+    from ``seed`` alone: pass one no choice was made on, and the mean RMSE is honest.
+    """
+    X = train.drop(columns=[TARGET])
+    y = train[TARGET].to_numpy(float)
+    oof = np.full(len(y), np.nan)
+    scores: list[float] = []
+    for number, (fit_idx, val_idx) in enumerate(kfold(n_splits, seed).split(X), start=1):
+        start = time.perf_counter()
+        model = build_model(spec, categories=categories).fit(X.iloc[fit_idx], y[fit_idx])
+        oof[val_idx] = model.predict(X.iloc[val_idx])
+        scores.append(rmse(y[val_idx], oof[val_idx]))
+        logger.info(
+            "CV fold %d/%d: RMSE %.0f (%.1f s)",
+            number,
+            n_splits,
+            scores[-1],
+            time.perf_counter() - start,
+        )
+    return oof, scores
+
+
+def cv_metrics(scores: list[float]) -> dict[str, Any]:
+    """The honest CV score: mean and standard deviation (ddof 0, as housing.cv) of folds.
+
+    (The folds' count and seed are params, which dvc.lock records: not repeated here.)
+    """
+    values = np.asarray(scores, float)
+    return {
+        "cv_rmse": round(float(values.mean()), 6),
+        "cv_rmse_std": round(float(values.std()), 6),
+        "cv_rmse_folds": [round(float(v), 6) for v in values],
+    }
+
+
+@dataclass(frozen=True)
+class Trained:
+    """The final model fitted on all of train, its interval, and its honest CV scores."""
+
+    model: Any
+    interval: intervals.Interval
+    cv: dict[str, Any]
+
+
+def fit_final(
+    spec: ModelSpec,
+    train: pd.DataFrame,
+    *,
+    categories: tuple[str, ...] | None,
+    level: float,
+    cv_folds: int,
+    cv_seed: int,
+) -> Trained:
+    """Cross-validate ``spec`` on train (folds of ``cv_seed``), calibrate the interval at
+    ``level`` on its out-of-fold predictions, then fit the one served model on all of train.
+
+    Raises ``ValueError`` when train is too small for the level (see housing.intervals).
+    """
+    oof, scores = out_of_fold(spec, train, n_splits=cv_folds, seed=cv_seed, categories=categories)
+    cv = cv_metrics(scores)
+    logger.info("honest CV RMSE %.0f ± %.0f", cv["cv_rmse"], cv["cv_rmse_std"])
+    interval = intervals.calibrate(train[TARGET].to_numpy(float), oof, level)
+    model = build_model(spec, categories=categories)
+    model.fit(train.drop(columns=[TARGET]), train[TARGET])
+    return Trained(model=model, interval=interval, cv=cv)
+
+
+@dataclass(frozen=True)
+class FinalReport:
+    """Everything the stage reports about the final model: metrics.json and the plots."""
+
+    metrics: dict[str, Any]
+    predictions: pd.DataFrame
+    bands: pd.DataFrame
+    interval_bands: pd.DataFrame
+    importance: pd.DataFrame
+
+
+def report_on_test(
+    trained: Trained, test: pd.DataFrame, *, n_resamples: int, seed: int
+) -> FinalReport:
+    """Test metrics (the honest CV score and the interval's coverage included) and plots."""
+    y_test = test[TARGET].to_numpy(float)
+    y_pred = trained.model.predict(test.drop(columns=[TARGET]))
+    metrics = evaluate(y_test, y_pred, n_resamples=n_resamples, seed=seed)
+    interval_metrics, interval_bands = interval_report(y_test, y_pred, trained.interval)
+    return FinalReport(
+        metrics={**metrics, **trained.cv, **interval_metrics},
+        predictions=pd.DataFrame({"actual": y_test, "predicted": y_pred}),
+        bands=residuals_by_band(y_test, y_pred),
+        interval_bands=interval_bands,
+        importance=feature_importance(trained.model),
+    )
+
+
+def _band_masks(y_true: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The price bands of ``residuals_by_band``, the districts capped at 500,001 on their own."""
+    capped = y_true >= PRICE_CAP
+    out = []
+    for left, right in pairwise(PRICE_BANDS):
+        mask = (y_true >= left) & (y_true < right) & ~capped
+        if mask.any():
+            upper = "cap" if np.isinf(right) else f"{right / 1000:.0f}k"
+            out.append((f"{left / 1000:.0f}k-{upper}", mask))
+    if capped.any():
+        out.append((CAPPED_BAND, capped))
+    return out
+
+
+def interval_report(
+    y_true: np.ndarray, y_pred: np.ndarray, interval: intervals.Interval
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Coverage and width of ``interval`` around ``y_pred`` on ``y_true``, overall and by band.
+
+    The capped districts' recorded value is the census cap, not their price (which is at
+    least that): their coverage says whether the interval reaches the cap.
+    """
+    low, high = interval.bounds(y_pred)
+    width = high - low
+    capped = y_true >= PRICE_CAP
+    metrics: dict[str, Any] = {
+        "interval_level": interval.level,
+        "interval_coverage": intervals.coverage(y_true, low, high),
+        "interval_mean_width": float(width.mean()),
+        "interval_median_width": float(np.median(width)),
+        "interval_relative_width": interval.relative_width,
+        "interval_log_low": interval.log_low,
+        "interval_log_high": interval.log_high,
+        "interval_coverage_capped": (
+            intervals.coverage(y_true[capped], low[capped], high[capped]) if capped.any() else None
+        ),
+        "interval_n_calibration": interval.n_calibration,
+    }
+    rows = [
+        {
+            "band": band,
+            "coverage": intervals.coverage(y_true[mask], low[mask], high[mask]),
+            "nominal": interval.level,
+            "mean_width": float(width[mask].mean()),
+            "below": float(np.mean(y_true[mask] < low[mask])),
+            "above": float(np.mean(y_true[mask] > high[mask])),
+            "n": int(mask.sum()),
+        }
+        for band, mask in _band_masks(y_true)
+    ]
+    rounded = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+    return rounded, pd.DataFrame(rows)
 
 
 def evaluate(
@@ -126,9 +317,14 @@ def description(spec: ModelSpec, metrics: dict[str, Any], sweep: dict[str, Any])
             f"- sweep `{sweep.get('sweep_id')}` ({sweep.get('engine')}): "
             f"{sweep.get('n_trials')} trials, {sweep.get('n_pruned')} pruned, "
             f"best CV RMSE {sweep.get('best_value', float('nan')):,.0f}",
+            f"- honest CV RMSE **{metrics['cv_rmse']:,.0f}** ± {metrics['cv_rmse_std']:,.0f} "
+            f"({len(metrics['cv_rmse_folds'])} folds no choice was made on)",
             f"- test RMSE **{metrics['rmse']:,.0f}** "
             f"(95% CI {metrics['rmse_ci95_low']:,.0f} to {metrics['rmse_ci95_high']:,.0f}), "
             f"R² **{metrics['r2']:.3f}**, MAE {metrics['mae']:,.0f}",
+            f"- {metrics['interval_level']:.0%} prediction interval: test coverage "
+            f"**{metrics['interval_coverage']:.1%}**, mean width "
+            f"{metrics['interval_mean_width']:,.0f}",
             "- trained on the stratified train split only; test split read once, here.",
         ]
     )
@@ -147,6 +343,7 @@ def _register(**kwargs: Any) -> Any:
 
 def main() -> None:
     p = stage.params("register")
+    level, cv_folds, cv_seed = check_params(p)
     seed = int(p["seed"])
     best = read_yaml(BEST_PARAMS)
     contract = Contract.from_dict(read_json(CONTRACT))
@@ -158,18 +355,35 @@ def main() -> None:
         seed=seed,
     )
     train = pd.read_parquet(TRAIN)
-    model = build_model(spec, categories=contract.categories)
-    model.fit(train.drop(columns=[TARGET]), train[TARGET])
+    try:
+        trained = fit_final(
+            spec,
+            train,
+            categories=contract.categories,
+            level=level,
+            cv_folds=cv_folds,
+            cv_seed=cv_seed,
+        )
+    except ValueError as exc:
+        raise stage.StageError(f"cannot calibrate the prediction interval: {exc}") from exc
+    model, interval = trained.model, trained.interval
 
     test = pd.read_parquet(TEST)  # the one read of the test split
+    report = report_on_test(trained, test, n_resamples=int(p["bootstrap_resamples"]), seed=seed)
+    metrics = report.metrics
     y_test = test[TARGET].to_numpy(float)
-    y_pred = model.predict(test.drop(columns=[TARGET]))
-    metrics = evaluate(y_test, y_pred, n_resamples=int(p["bootstrap_resamples"]), seed=seed)
+    logger.info(
+        "%s interval: test coverage %.3f, mean width %.0f",
+        f"{level:.0%}",
+        metrics["interval_coverage"],
+        metrics["interval_mean_width"],
+    )
 
     write_json(METRICS, metrics)
-    write_csv(PRED_PLOT, pd.DataFrame({"actual": y_test, "predicted": y_pred}))
-    write_csv(BAND_PLOT, residuals_by_band(y_test, y_pred))
-    write_csv(IMPORTANCE_PLOT, feature_importance(model))
+    write_csv(PRED_PLOT, report.predictions)
+    write_csv(BAND_PLOT, report.bands)
+    write_csv(INTERVAL_PLOT, report.interval_bands)
+    write_csv(IMPORTANCE_PLOT, report.importance)
 
     sweep = read_json(SWEEP_SUMMARY)
     data_md5 = raw_data_md5()
@@ -189,7 +403,9 @@ def main() -> None:
         "sweep_engine": sweep.get("engine"),
     }
     try:
-        serving_sha = write_serving(BUNDLE_DIR / SERVING_DIR, model, contract=contract.to_dict())
+        serving_sha = write_serving(
+            BUNDLE_DIR / SERVING_DIR, model, contract=contract.to_dict(), interval=interval
+        )
     except ExportError as exc:
         raise stage.StageError(f"cannot write the serving bundle: {exc}") from exc
     meta["serving_sha256"] = serving_sha
@@ -231,7 +447,7 @@ def main() -> None:
                 "model_family": spec.family,
                 SERVING_SHA_TAG: serving_sha,
             },
-            plots=[PRED_PLOT, BAND_PLOT, IMPORTANCE_PLOT, METRICS],
+            plots=[PRED_PLOT, BAND_PLOT, INTERVAL_PLOT, IMPORTANCE_PLOT, METRICS],
             description=description(spec, metrics, sweep),
             input_example=test.drop(columns=[TARGET]).head(5),
             gates=GateConfig.from_mapping(

@@ -62,11 +62,23 @@ def train_small_model(train: pd.DataFrame, *, family: str = "lightgbm", seed: in
     return spec, model
 
 
+def small_interval(train: pd.DataFrame, spec, *, level: float = 0.9, folds: int = 3):
+    """The conformal interval of ``spec`` on ``train``, calibrated as the register stage does
+    (out-of-fold residuals of the whole model; 3 folds of the stage's seed 2027, for speed)."""
+    from housing.contract import TARGET
+    from housing.intervals import calibrate
+    from stages.register import out_of_fold
+
+    oof, _ = out_of_fold(spec, train, n_splits=folds, seed=2027)
+    return calibrate(train[TARGET].to_numpy(float), oof, level)
+
+
 def write_bundle(directory: Path, train: pd.DataFrame, *, seed: int = 42) -> Path:
     """Train a small real model and save it as the register stage does.
 
     ``model.skops`` + ``model.json`` + the serving bundle ``serving/`` (written by the same
-    functions as stages/register.py: ``write_serving`` then ``save_bundle``).
+    functions as stages/register.py: ``out_of_fold`` and ``calibrate`` for its prediction
+    interval, ``write_serving`` then ``save_bundle``).
     """
     from housing.artifact import save_bundle
     from housing.contract import TARGET, derive_contract
@@ -75,6 +87,7 @@ def write_bundle(directory: Path, train: pd.DataFrame, *, seed: int = 42) -> Pat
     from housing.serving.export import write_serving
 
     spec, model = train_small_model(train, seed=seed)
+    interval = small_interval(train, spec)
     contract = derive_contract(train, margin=0.25)
     y = train[TARGET].to_numpy()
     meta = {
@@ -91,7 +104,7 @@ def write_bundle(directory: Path, train: pd.DataFrame, *, seed: int = 42) -> Pat
         "data_md5": "test-fixture",
     }
     meta["serving_sha256"] = write_serving(
-        Path(directory) / SERVING_DIR, model, contract=contract.to_dict()
+        Path(directory) / SERVING_DIR, model, contract=contract.to_dict(), interval=interval
     )
     save_bundle(directory, model, meta)
     return directory

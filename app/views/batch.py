@@ -11,9 +11,13 @@ import pandas as pd
 import streamlit as st
 
 from app.batch import (
+    HIGH_COLUMN,
+    LOW_COLUMN,
     PRICE_COLUMN,
     BatchFileError,
     chunk_bounds,
+    interval_levels,
+    priced_columns,
     read_csv,
     results_csv,
     summarize,
@@ -23,7 +27,7 @@ from app.batch import (
 from app.client import ApiClient, ApiRejectedError, ApiUnavailableError
 from app.inputs import CrossRule, FieldSpec
 from app.settings import AppSettings
-from app.views.common import money, show_unavailable
+from app.views.common import money, percent, show_unavailable
 
 MAX_PROBLEMS_SHOWN = 1000
 
@@ -109,20 +113,30 @@ def render_batch(
         st.session_state.pop("batch_result", None)
         priced = _price_in_chunks(client, validation.instances[send_mask], size)
         if priced is not None:
+            columns, levels = priced
             out = frame[send_mask].copy()
-            out[PRICE_COLUMN] = priced.to_numpy()
-            st.session_state["batch_result"] = {"key": key, "frame": out, "name": upload.name}
+            for column in (PRICE_COLUMN, LOW_COLUMN, HIGH_COLUMN):
+                out[column] = columns[column].to_numpy()
+            st.session_state["batch_result"] = {
+                "key": key,
+                "frame": out,
+                "name": upload.name,
+                "levels": sorted(levels),
+            }
     result = st.session_state.get("batch_result")
     if result and result["key"] == key:
-        _show_batch_results(result["frame"], result["name"])
+        _show_batch_results(result["frame"], result["name"], result["levels"])
 
 
-def _price_in_chunks(client: ApiClient, instances: pd.DataFrame, size: int) -> pd.Series | None:
-    """Send rows chunk by chunk with a progress bar; None (after saying why) on any failure."""
+def _price_in_chunks(
+    client: ApiClient, instances: pd.DataFrame, size: int
+) -> tuple[pd.DataFrame, set[float]] | None:
+    """Send rows chunk by chunk with a progress bar: prices and interval ends by row, and
+    the interval levels seen; None (after saying why) on any failure."""
     records = to_records(instances)
     bounds = chunk_bounds(len(records), size)
     progress = st.progress(0.0, text=f"Pricing {len(records):,} rows in {len(bounds)} request(s)")
-    prices: list[float] = []
+    predictions: list[dict[str, Any]] = []
     for number, (start, stop) in enumerate(bounds, start=1):
         try:
             body = client.predict(records[start:stop])
@@ -135,11 +149,12 @@ def _price_in_chunks(client: ApiClient, instances: pd.DataFrame, size: int) -> p
             st.warning(f"Stopped after {start:,} of {len(records):,} rows; no results were kept.")
             show_unavailable(exc, key="retry_batch")
             return None
-        prices.extend(float(p["predicted_price"]) for p in body["predictions"])
+        predictions.extend(body["predictions"])
         text = f"Request {number}/{len(bounds)}: {stop:,} rows"
         progress.progress(stop / len(records), text=text)
     progress.empty()
-    return pd.Series(prices, index=instances.index, name=PRICE_COLUMN)
+    columns = priced_columns(predictions).set_index(instances.index)
+    return columns, interval_levels(predictions)
 
 
 def _show_batch_rejection(exc: ApiRejectedError, chunk_index: pd.Index) -> None:
@@ -154,9 +169,27 @@ def _show_batch_rejection(exc: ApiRejectedError, chunk_index: pd.Index) -> None:
         st.dataframe(pd.DataFrame(rows, columns=["row", "column", "problem"]), hide_index=True)
 
 
-def _show_batch_results(frame: pd.DataFrame, name: str) -> None:
+def _interval_note(frame: pd.DataFrame, levels: Sequence[float]) -> str:
+    """What the two interval columns hold, in one line."""
+    missing = int(frame[LOW_COLUMN].isna().sum())
+    if missing == len(frame):
+        return "The API answered no prediction intervals: `interval_low`/`interval_high` are empty."
+    shown = " and ".join(percent(level) for level in levels)
+    note = (
+        f"`{LOW_COLUMN}` and `{HIGH_COLUMN}`: the model's {shown} prediction interval "
+        "(a district's value falls inside such an interval that share of the time)."
+    )
+    if len(levels) > 1:
+        note += " The model changed during the batch, so the level differs between rows."
+    if missing:
+        note += f" {missing:,} rows came without an interval."
+    return note
+
+
+def _show_batch_results(frame: pd.DataFrame, name: str, levels: Sequence[float] = ()) -> None:
     stats = summarize(frame[PRICE_COLUMN])
     st.success(f"Priced {int(stats['count']):,} rows.")
+    st.caption(_interval_note(frame, levels))
     cols = st.columns(5)
     for col, (label, key) in zip(
         cols,

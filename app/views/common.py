@@ -13,6 +13,11 @@ def money(value: float) -> str:
     return f"${value:,.0f}"
 
 
+def percent(share: float) -> str:
+    """0.9 -> '90%', 0.975 -> '97.5%' (an interval's level, without spurious rounding)."""
+    return f"{share * 100:g}%"
+
+
 def show_unavailable(exc: ApiError, *, key: str) -> None:
     """One clear message and a retry button; never a traceback."""
     suffix = f" (request id {exc.request_id})" if exc.request_id else ""

@@ -7,11 +7,17 @@ from typing import Any
 
 import streamlit as st
 
-from app.client import ApiClient, ApiRejectedError, ApiUnavailableError, FieldError
+from app.client import (
+    ApiClient,
+    ApiRejectedError,
+    ApiUnavailableError,
+    FieldError,
+    prediction_interval,
+)
 from app.geo import build_deck
 from app.inputs import FieldSpec
 from app.session import cached_context
-from app.views.common import money, show_unavailable
+from app.views.common import money, percent, show_unavailable
 
 
 def _number_input(spec: FieldSpec) -> float | None:
@@ -75,8 +81,23 @@ def render_single(client: ApiClient, specs: Sequence[FieldSpec]) -> None:
     result = st.session_state.get("single_result")
     if result:
         body = result["body"]
-        price = float(body["predictions"][0]["predicted_price"])
-        st.metric("Predicted median house value", money(price))
+        prediction = body["predictions"][0]
+        price = float(prediction["predicted_price"])
+        interval = prediction_interval(prediction)
+        price_col, interval_col = st.columns(2)
+        price_col.metric("Predicted median house value", money(price))
+        if interval is None:
+            interval_col.caption("The API answered no prediction interval for this price.")
+        else:
+            interval_col.metric(
+                f"{percent(interval.level)} prediction interval",
+                f"{money(interval.low)} to {money(interval.high)}",
+                help=(
+                    "A district's value falls inside such an interval "
+                    f"{percent(interval.level)} of the time (calibrated on training districts "
+                    "the model did not see); it widens with the price."
+                ),
+            )
         st.markdown(
             f"Priced by **{body.get('model_name', '?')}** version "
             f"`{body.get('model_version', '?')}` (alias `{body.get('model_alias') or 'none'}`, "

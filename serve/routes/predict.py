@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import numpy as np
@@ -47,26 +47,39 @@ def _scoring_limiter() -> anyio.CapacityLimiter:
     return _limiter
 
 
-def score(
-    raw: bytes, model: LoadedModel, max_batch: int
-) -> tuple[list[float], float, tuple[float, float]]:
-    """Parse, check and price a body: (prices rounded to cents, mean, min..max as a pair)."""
+class Scored(NamedTuple):
+    """A priced body: per-instance prices and interval ends rounded to cents, and the
+    prices' mean, min and max for the prediction log."""
+
+    prices: list[float]
+    lows: list[float]
+    highs: list[float]
+    mean: float
+    min: float
+    max: float
+
+
+def score(raw: bytes, model: LoadedModel, max_batch: int) -> Scored:
+    """Parse, check and price a body, with each price's interval."""
     instances = parse_instances(raw, max_batch)
     numeric, categories = model.validator.to_arrays(instances, max_batch=max_batch)
     try:
-        prices = model.predict(numeric, categories)
+        prices, low, high = model.predict_interval(numeric, categories)
     except Exception:
         logger.exception("model failed on %d instance(s)", len(categories))
         raise _model_error("the model failed") from None
-    values = prices.round(2).tolist()
+    # Rounding is monotone, so low <= price <= high still holds in cents.
+    values, lows, highs = prices.round(2).tolist(), low.round(2).tolist(), high.round(2).tolist()
     if len(values) == 1:
         value = values[0]
-        if not math.isfinite(value):
+        if not (math.isfinite(value) and math.isfinite(highs[0])):
             raise _non_finite(1)
-        return values, value, (value, value)
-    if not np.isfinite(prices).all():
-        raise _non_finite(int((~np.isfinite(prices)).sum()))
-    return values, float(prices.mean()), (float(prices.min()), float(prices.max()))
+        return Scored(values, lows, highs, value, value, value)
+    if not (np.isfinite(prices).all() and np.isfinite(high).all()):
+        raise _non_finite(int((~(np.isfinite(prices) & np.isfinite(high))).sum()))
+    return Scored(
+        values, lows, highs, float(prices.mean()), float(prices.min()), float(prices.max())
+    )
 
 
 def _model_error(what: str) -> ApiError:
@@ -92,20 +105,26 @@ async def handle_predict(request: Request) -> Response:
     raw = await request.body()
     max_batch = state.settings.max_batch
     if len(raw) <= INLINE_MAX_BYTES:
-        prices, mean, (low, high) = score(raw, model, max_batch)
+        scored = score(raw, model, max_batch)
     else:
-        prices, mean, (low, high) = await anyio.to_thread.run_sync(
+        scored = await anyio.to_thread.run_sync(
             score, raw, model, max_batch, limiter=_scoring_limiter()
         )
     ident = model.identity
-    count = len(prices)
+    count = len(scored.prices)
     state.metrics.count_predictions(ident.version, count)
     if state.prediction_log is not None:
         latency_ms = (time.perf_counter() - start) * 1000
-        state.prediction_log.record(PredictionRecord(count, mean, low, high, latency_ms))
+        state.prediction_log.record(
+            PredictionRecord(count, scored.mean, scored.min, scored.max, latency_ms)
+        )
+    level = model.interval.level
     return OrjsonResponse(
         {
-            "predictions": [{"predicted_price": p} for p in prices],
+            "predictions": [
+                {"predicted_price": p, "interval": {"low": lo, "high": hi, "level": level}}
+                for p, lo, hi in zip(scored.prices, scored.lows, scored.highs, strict=True)
+            ],
             "model_name": ident.name,
             "model_version": ident.version,
             "model_alias": ident.alias,

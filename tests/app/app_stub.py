@@ -73,6 +73,12 @@ def stub_price(instance: dict[str, Any]) -> float:
     )
 
 
+def stub_interval(instance: dict[str, Any]) -> dict[str, float]:
+    """The stub's 90 % interval, shaped like the real API's (a constant band in log space)."""
+    price = stub_price(instance)
+    return {"low": round(price * 0.8, 2), "high": round(price * 1.25, 2), "level": 0.9}
+
+
 def error_body(status: int, code: str, message: str, fields: list[dict] | None = None) -> dict:
     """An error in the contract's shape."""
     return {
@@ -107,7 +113,9 @@ def _predict(body: Any) -> tuple[int, Any]:
     if not isinstance(instances, list) or not instances:
         return 422, error_body(422, "validation_error", "no instances", [])
     return 200, {
-        "predictions": [{"predicted_price": stub_price(i)} for i in instances],
+        "predictions": [
+            {"predicted_price": stub_price(i), "interval": stub_interval(i)} for i in instances
+        ],
         "model_name": "housing_price_model",
         "model_version": "3",
         "model_alias": "champion",

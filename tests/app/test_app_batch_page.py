@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from app_stub import CONTRACT, MODEL, error_body, stub_price
+from app_stub import CONTRACT, MODEL, error_body, stub_interval, stub_price
 
 NAMES = list(CONTRACT["features"])
 
@@ -50,7 +50,11 @@ def test_valid_upload_is_priced_in_chunks_with_summary_histogram_and_download(st
     table = next(d.value for d in tab.dataframe if "predicted_price" in d.value.columns)
     expected = [stub_price(r) for r in rows]
     assert table["predicted_price"].tolist() == pytest.approx(expected)
+    assert table["interval_low"].tolist() == [stub_interval(r)["low"] for r in rows]
+    assert table["interval_high"].tolist() == [stub_interval(r)["high"] for r in rows]
+    assert list(table.columns[-3:]) == ["predicted_price", "interval_low", "interval_high"]
     assert table["district_id"].tolist() == [r["district_id"] for r in rows]
+    assert any("90% prediction interval" in c.value for c in tab.caption)
     metrics = {m.label: m.value for m in tab.metric}
     assert metrics["Rows"] == "10"
     assert metrics["Max"] == f"${max(expected):,.0f}"
@@ -162,3 +166,20 @@ def test_an_api_without_max_batch_gets_a_clear_notice_and_app_chunks(stub, make_
     assert not at.exception
     sizes = [len(c.body["instances"]) for c in stub.calls("POST", "/api/v1/predict")]
     assert sizes == [4, 1]
+
+
+def test_an_answer_without_intervals_leaves_the_interval_columns_empty(stub, make_app):
+    """Stub only: an older API answers prices without intervals; the prices are kept."""
+
+    def prices_only(body):
+        return 200, {"predictions": [{"predicted_price": 5.0}] * len(body["instances"])}
+
+    stub.set("POST", "/api/v1/predict", handler=prices_only)
+    at = _upload(make_app(stub.url).run(), _csv(_rows(3)))
+    at.button(key="batch_go").click().run()
+    assert not at.exception
+    tab = _batch(at)
+    table = next(d.value for d in tab.dataframe if "predicted_price" in d.value.columns)
+    assert table["predicted_price"].tolist() == [5.0] * 3
+    assert table["interval_low"].isna().all() and table["interval_high"].isna().all()
+    assert any("answered no prediction intervals" in c.value for c in tab.caption)

@@ -68,6 +68,8 @@ def test_browser_fills_the_form_and_reads_the_price(champion_dir, tmp_path):
                 value = metric.get_by_test_id("stMetricValue")
                 expect(value).to_have_text(re.compile(r"^\$[\d,]+$"), timeout=60_000)
                 shown = value.inner_text()
+                band = page.get_by_test_id("stMetric").filter(has_text="prediction interval")
+                shown_interval = band.get_by_test_id("stMetricValue").inner_text()
                 # The map draws after the price; wait for its canvas so the screenshot shows it.
                 page.get_by_test_id("stDeckGlJsonChart").locator("canvas").first.wait_for(
                     timeout=30_000
@@ -81,6 +83,8 @@ def test_browser_fills_the_form_and_reads_the_price(champion_dir, tmp_path):
         ).json()
         expected = direct["predictions"][0]["predicted_price"]
         assert shown == f"${expected:,.0f}"
+        interval = direct["predictions"][0]["interval"]
+        assert shown_interval == f"${interval['low']:,.0f} to ${interval['high']:,.0f}"
         low, high = contract["target_range"]["min"], contract["target_range"]["max"]
         assert low * 0.5 <= float(shown.strip("$").replace(",", "")) <= high * 1.5
     assert (shots / "app_e2e.png").stat().st_size > 10_000

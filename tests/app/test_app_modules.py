@@ -23,7 +23,13 @@ from app.batch import (
     to_records,
     validate,
 )
-from app.client import ApiClient, ApiRejectedError, ApiUnavailableError, FieldError
+from app.client import (
+    ApiClient,
+    ApiRejectedError,
+    ApiUnavailableError,
+    FieldError,
+    prediction_interval,
+)
 from app.geo import build_deck, value_colours
 from app.inputs import ContractError, CrossRule, cross_rules, field_specs, normalize_category
 from app.settings import AppSettings, SettingsError
@@ -218,6 +224,35 @@ def test_summary_and_csv_round_trip():
     pd.testing.assert_frame_equal(back, frame)
 
 
+def test_priced_columns_carry_each_interval_and_tolerate_its_absence():
+    from app.batch import interval_levels, priced_columns
+
+    predictions = [
+        {"predicted_price": 100.0, "interval": {"low": 80.0, "high": 125.0, "level": 0.9}},
+        {"predicted_price": 200.0},  # an older API: no interval
+        {"predicted_price": 300.0, "interval": {"low": 240.0, "high": 375.0, "level": 0.9}},
+        {"predicted_price": 400.0, "interval": {"low": "x", "high": 1.0, "level": 0.9}},
+        {"predicted_price": 500.0, "interval": {"low": 2.0, "high": 1.0, "level": 0.9}},
+        {"predicted_price": 600.0, "interval": {"low": 1.0, "high": 2.0, "level": 1.0}},
+    ]
+    columns = priced_columns(predictions)
+    assert list(columns.columns) == ["predicted_price", "interval_low", "interval_high"]
+    assert columns["predicted_price"].tolist() == [100.0, 200.0, 300.0, 400.0, 500.0, 600.0]
+    assert columns.loc[[0, 2], "interval_low"].tolist() == [80.0, 240.0]
+    assert columns["interval_high"].isna().tolist() == [False, True, False, True, True, True]
+    assert interval_levels(predictions) == {0.9}
+    frame = pd.concat([pd.DataFrame({"id": list("abcdef")}), columns], axis=1)
+    back = pd.read_csv(pd.io.common.BytesIO(results_csv(frame)))
+    assert list(back.columns) == ["id", "predicted_price", "interval_low", "interval_high"]
+    assert back["interval_high"].tolist()[:1] == [125.0]
+
+
+def test_the_level_is_shown_without_spurious_rounding():
+    from app.views.common import percent
+
+    assert [percent(x) for x in (0.9, 0.95, 0.975, 0.5)] == ["90%", "95%", "97.5%", "50%"]
+
+
 # --- client over real HTTP --------------------------------------------------------------------
 
 
@@ -230,6 +265,9 @@ def test_client_reads_every_endpoint(stub):
     instance = dict(CONTRACT["example"], total_bedrooms=math.nan)
     body = client.predict([instance])
     assert body["predictions"][0]["predicted_price"] == stub_price(instance)
+    interval = prediction_interval(body["predictions"][0])
+    assert interval is not None and interval.level == 0.9
+    assert interval.low <= stub_price(instance) <= interval.high
     assert stub.calls("POST", "/api/v1/predict")[0].body["instances"][0]["total_bedrooms"] is None
 
 

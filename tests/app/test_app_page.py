@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from app_stub import CONTRACT, MODEL, error_body, stub_price
+from app_stub import CONTRACT, MODEL, error_body, stub_interval, stub_price
 
 
 def _deck(at) -> dict:
@@ -16,6 +16,10 @@ def _deck(at) -> dict:
 
 def _price_metric(at) -> str:
     return next(m.value for m in at.metric if m.label == "Predicted median house value")
+
+
+def _interval_metric(at):
+    return next((m for m in at.metric if m.label.endswith("prediction interval")), None)
 
 
 def _column_holding(at, key: str):
@@ -55,6 +59,10 @@ def test_submitting_the_form_shows_price_model_and_map(stub, make_app):
     assert len(sent) == 1
     assert sent[0].body == {"instances": [CONTRACT["example"]]}
     assert _price_metric(at) == f"${stub_price(CONTRACT['example']):,.0f}"
+    interval = stub_interval(CONTRACT["example"])
+    shown = _interval_metric(at)
+    assert shown.label == "90% prediction interval"
+    assert shown.value == f"${interval['low']:,.0f} to ${interval['high']:,.0f}"
     identity = next(m.value for m in at.markdown if m.value.startswith("Priced by"))
     assert "**housing_price_model** version `3` (alias `champion`" in identity
     layers = _deck(at)["layers"]
@@ -216,3 +224,25 @@ def test_model_panel_never_shows_credentials(stub, make_app):
     assert "alice:***" not in shown and "https://***@mlflow.example.com" in shown
     assert "postgresql://***@db:5432" in shown
     assert secret not in shown
+
+
+def test_an_answer_without_an_interval_still_shows_the_price(stub, make_app):
+    """Stub only: an older API answers prices without intervals."""
+
+    def prices_only(body):
+        instances = body["instances"]
+        return 200, {
+            "predictions": [{"predicted_price": stub_price(i)} for i in instances],
+            "model_name": "housing_price_model",
+            "model_version": "2",
+            "model_alias": "champion",
+            "request_id": "r",
+        }
+
+    stub.set("POST", "/api/v1/predict", handler=prices_only)
+    at = make_app(stub.url).run()
+    at.form_submit_button[0].click().run()
+    assert not at.exception
+    assert _price_metric(at) == f"${stub_price(CONTRACT['example']):,.0f}"
+    assert _interval_metric(at) is None
+    assert any("no prediction interval" in c.value for c in at.caption)

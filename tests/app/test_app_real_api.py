@@ -22,14 +22,18 @@ def _get(url: str, path: str) -> dict:
     return httpx.get(f"{url}{path}", timeout=30).raise_for_status().json()
 
 
-def _direct_prices(url: str, instances: list[dict]) -> list[float]:
+def _direct_predictions(url: str, instances: list[dict]) -> list[dict]:
     """What the API itself answers for these instances (asked in allowed batch sizes)."""
-    prices: list[float] = []
+    predictions: list[dict] = []
     for start in range(0, len(instances), REAL_API_MAX_BATCH):
         chunk = instances[start : start + REAL_API_MAX_BATCH]
         body = httpx.post(f"{url}/api/v1/predict", json={"instances": chunk}, timeout=30)
-        prices += [p["predicted_price"] for p in body.raise_for_status().json()["predictions"]]
-    return prices
+        predictions += body.raise_for_status().json()["predictions"]
+    return predictions
+
+
+def _direct_prices(url: str, instances: list[dict]) -> list[float]:
+    return [p["predicted_price"] for p in _direct_predictions(url, instances)]
 
 
 def _predict_requests(url: str) -> dict[str, float]:
@@ -71,8 +75,12 @@ def test_price_and_identity_are_the_apis_own(real_api, make_app):
     at.form_submit_button[0].click().run()
     assert not at.exception
     instance = dict(contract["example"], median_income=2.5, total_bedrooms=None)
-    (expected,) = _direct_prices(real_api, [instance])
-    assert _price_metric(at) == f"${expected:,.0f}"
+    (direct,) = _direct_predictions(real_api, [instance])
+    assert _price_metric(at) == f"${direct['predicted_price']:,.0f}"
+    low, high, level = (direct["interval"][k] for k in ("low", "high", "level"))
+    shown = next(m for m in at.metric if m.label.endswith("prediction interval"))
+    assert shown.label == f"{level * 100:g}% prediction interval"
+    assert shown.value == f"${low:,.0f} to ${high:,.0f}"
     identity = next(m.value for m in at.markdown if m.value.startswith("Priced by"))
     assert f"**{model['name']}** version `{model['version']}`" in identity
     context = _get(real_api, "/api/v1/context")
@@ -104,7 +112,12 @@ def test_batches_are_split_by_the_apis_max_batch(real_api, make_app):
     after = _predict_requests(real_api).get("200", 0.0)
     assert after - before == 3  # 7 rows at max_batch 3: 3 + 3 + 1
     table = at.tabs[1].dataframe[-1].value
-    assert table["predicted_price"].tolist() == pytest.approx(_direct_prices(real_api, rows))
+    direct = _direct_predictions(real_api, rows)
+    assert table["predicted_price"].tolist() == pytest.approx(
+        [p["predicted_price"] for p in direct]
+    )
+    assert table["interval_low"].tolist() == [p["interval"]["low"] for p in direct]
+    assert table["interval_high"].tolist() == [p["interval"]["high"] for p in direct]
 
 
 def test_real_validation_errors_reach_the_form_fields(real_api, make_app):

@@ -17,6 +17,7 @@ import pytest
 
 from housing.contract import NUMERIC_FEATURES, TARGET, derive_contract, normalize_category
 from housing.features import NeighborPrice, _geo_coords
+from housing.intervals import Interval
 from housing.io import read_yaml
 from housing.model import IMPUTERS, FeatureConfig, ModelSpec, build_model
 from housing.serving import BundleError, load_serving
@@ -25,6 +26,8 @@ from housing.serving.export import ExportError, serving_files, write_serving
 from housing.serving.neighbors import build_tree, mean_target, nearest
 
 SMALL = {"n_estimators": 60, "num_leaves": 15}
+# The bundle carries any calibrated interval; its calibration is tested in test_housing_intervals.
+INTERVAL = Interval(level=0.9, log_low=-0.2513, log_high=0.2261, n_calibration=16_512)
 ALL_GROUPS = FeatureConfig(n_clusters=6, gamma=1.0, rotations=(15.0, 45.0), neighbors=8)
 FEATURE_VARIANTS = {
     "no-ratios": FeatureConfig(ratios=False, n_clusters=6, rotations=(30.0,), neighbors=8),
@@ -55,7 +58,7 @@ def contract(housing_df: pd.DataFrame) -> dict:
 
 
 def _bundle(tmp: Path, model, contract: dict) -> Path:
-    sha = write_serving(tmp / "serving", model, contract=contract)
+    sha = write_serving(tmp / "serving", model, contract=contract, interval=INTERVAL)
     meta = {"name": "t", "serving_sha256": sha, "contract": contract}
     (tmp / "model.json").write_text(json.dumps(meta))
     return tmp
@@ -131,14 +134,15 @@ def test_bundle_bytes_are_deterministic_and_survive_the_skops_round_trip(small_m
     from housing.artifact import dumps_model, loads_model
     from housing.io import sha256_bytes
 
-    first = serving_files(small_model, contract)
-    assert serving_files(small_model, contract) == first
+    first = serving_files(small_model, contract, INTERVAL)
+    assert serving_files(small_model, contract, INTERVAL) == first
     data = dumps_model(small_model)
     reloaded = loads_model(data, expected_sha256=sha256_bytes(data))
-    assert serving_files(reloaded, contract) == first
+    assert serving_files(reloaded, contract, INTERVAL) == first
     manifest = json.loads(first["manifest.json"])
-    assert manifest["format"] == "housing-serving" and manifest["format_version"] == 2
+    assert manifest["format"] == "housing-serving" and manifest["format_version"] == 3
     assert json.loads(first["contract.json"]) == contract
+    assert json.loads(first["interval.json"]) == INTERVAL.to_dict()
     assert set(manifest["files"]) == set(first) - {"manifest.json"}
     assert not any(name.endswith(".pkl") for name in first)
 
@@ -154,7 +158,14 @@ def test_categories_normalise_like_the_contract(small_model, contract, tmp_path)
 
 @pytest.mark.parametrize(
     "name",
-    ["booster.txt", "config.json", "contract.json", "neighbor_target.npy", "iterative_coef.npy"],
+    [
+        "booster.txt",
+        "config.json",
+        "contract.json",
+        "interval.json",
+        "neighbor_target.npy",
+        "iterative_coef.npy",
+    ],
 )
 def test_one_flipped_byte_is_refused_naming_the_file(name, small_model, contract, tmp_path):
     bundle = _bundle(tmp_path, small_model, contract)
@@ -178,16 +189,19 @@ def test_tampered_manifest_missing_file_and_wrong_expected_sha(small_model, cont
         load_serving(bundle)
 
 
-@pytest.mark.parametrize("version", [1, 3])
+@pytest.mark.parametrize("version", [1, 2, 4])
 def test_another_format_version_is_refused(version, small_model, contract, tmp_path):
-    # 1 = the layout before contract.json; 3 = a future one.
+    # 1 = before contract.json; 2 = before interval.json; 4 = a future layout.
     bundle = _bundle(tmp_path, small_model, contract)
     manifest_path = bundle / "serving" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["format_version"] = version
     manifest_path.write_text(json.dumps(manifest))
     sha = serving_loader.sha256_hex(manifest_path.read_bytes())
-    with pytest.raises(BundleError, match=rf"format version {version}; this code reads version 2"):
+    with pytest.raises(
+        serving_loader.FormatVersionError,
+        match=rf"format version {version}; this code reads version 3",
+    ):
         load_serving(bundle, expected_sha256=sha)
 
 
@@ -208,20 +222,99 @@ def test_the_contract_comes_from_the_hashed_bundle_not_model_json(small_model, c
     del manifest["files"]["contract.json"]
     manifest_path.write_text(json.dumps(manifest))
     sha = serving_loader.sha256_hex(manifest_path.read_bytes())
-    with pytest.raises(BundleError, match=r"lists no config\.json, booster\.txt or contract\.json"):
+    with pytest.raises(BundleError, match=r"lists no config\.json, .*contract\.json.*required"):
         load_serving(bundle, expected_sha256=sha)
 
 
 def test_a_contract_is_required_to_export(small_model):
     with pytest.raises(ExportError, match="data contract"):
-        serving_files(small_model, {})
+        serving_files(small_model, {}, INTERVAL)
+
+
+def test_an_interval_is_required_to_export(small_model, contract):
+    with pytest.raises(ExportError, match="prediction interval"):
+        serving_files(small_model, contract, None)
+    with pytest.raises(ExportError, match="prediction interval"):
+        serving_files(small_model, contract, INTERVAL.to_dict())
+
+
+def test_the_interval_round_trips_exactly_and_is_applied_vectorised(
+    small_model, contract, housing_df, tmp_path
+):
+    serving = load_serving(_bundle(tmp_path, small_model, contract))
+    assert serving.interval == INTERVAL  # floats survive JSON exactly
+    X = housing_df.drop(columns=[TARGET]).iloc[:300]
+    prices, low, high = serving.predict_interval(*_arrays(serving, X))
+    np.testing.assert_array_equal(prices, serving.predict(*_arrays(serving, X)))
+    np.testing.assert_allclose(low, prices * np.exp(INTERVAL.log_low), rtol=1e-15)
+    np.testing.assert_allclose(high, prices * np.exp(INTERVAL.log_high), rtol=1e-15)
+    assert (low <= prices).all() and (prices <= high).all()
+    assert np.all(np.diff(high - low)[np.diff(prices) > 0] > 0)  # width grows with price
+
+
+def _rehashed(bundle: Path, edit) -> str:
+    """Rewrite interval.json with ``edit`` and re-hash the manifest (a consistent forgery)."""
+    path = bundle / "serving" / "interval.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    manifest_path = bundle / "serving" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    raw = path.read_bytes()
+    manifest["files"]["interval.json"] = {
+        "sha256": serving_loader.sha256_hex(raw),
+        "bytes": len(raw),
+    }
+    manifest_path.write_text(json.dumps(manifest))
+    return serving_loader.sha256_hex(manifest_path.read_bytes())
+
+
+def test_a_tampered_interval_is_refused(small_model, contract, tmp_path):
+    bundle = _bundle(tmp_path, small_model, contract)
+    # Narrowed and the manifest re-hashed: it no longer matches model.json's serving_sha256
+    # (the registry's tag, or the champion's signature, which covers model.json too:
+    # tests/serve/test_signed_champion.py).
+    _rehashed(bundle, lambda d: d.update(log_low=-0.01, log_high=0.01))
+    with pytest.raises(BundleError, match=r"manifest\.json sha256 mismatch"):
+        load_serving(bundle)
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (lambda d: d.update(level=1.5), "strictly between 0 and 1"),
+        (lambda d: d.update(level="0.9"), "must be a number"),
+        (lambda d: d.update(log_low=0.1), "log_low <= 0 <= log_high"),
+        (lambda d: d.pop("log_high"), r"lacks field\(s\): \['log_high'\]"),
+        (lambda d: d.update(extra=1), "unknown interval field"),
+        (lambda d: d.update(n_calibration=0), "positive count"),
+    ],
+)
+def test_a_malformed_interval_is_refused_with_one_line(
+    edit, reason, small_model, contract, tmp_path
+):
+    bundle = _bundle(tmp_path, small_model, contract)
+    sha = _rehashed(bundle, edit)
+    with pytest.raises(BundleError, match=rf"unusable interval\.json .*{reason}"):
+        load_serving(bundle, expected_sha256=sha)
+
+
+def test_a_manifest_without_the_interval_is_refused(small_model, contract, tmp_path):
+    bundle = _bundle(tmp_path, small_model, contract)
+    manifest_path = bundle / "serving" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["files"]["interval.json"]
+    manifest_path.write_text(json.dumps(manifest))
+    sha = serving_loader.sha256_hex(manifest_path.read_bytes())
+    with pytest.raises(BundleError, match=r"lists no .*interval\.json \(all required\)"):
+        load_serving(bundle, expected_sha256=sha)
 
 
 def test_only_lightgbm_is_exported(small_train):
     spec = ModelSpec("median", FeatureConfig(n_clusters=0), "linear", {"alpha": 1.0}, seed=0)
     model = build_model(spec).fit(small_train.drop(columns=[TARGET]), small_train[TARGET])
     with pytest.raises(ExportError, match="LightGBM models only"):
-        serving_files(model, derive_contract(small_train, margin=0.25).to_dict())
+        serving_files(model, derive_contract(small_train, margin=0.25).to_dict(), INTERVAL)
 
 
 def test_the_serving_loader_imports_no_sklearn_pandas_or_lightgbm_package(tmp_path):
@@ -372,7 +465,7 @@ def test_write_serving_keeps_the_old_bundle_when_the_swap_fails(
 
     monkeypatch.setattr(Path, "rename", rename)
     with pytest.raises(OSError, match="simulated"):
-        write_serving(bundle / "serving", small_model, contract=contract)
+        write_serving(bundle / "serving", small_model, contract=contract, interval=INTERVAL)
     monkeypatch.undo()
     assert (bundle / "serving" / "manifest.json").read_bytes() == before
     assert sorted(p.name for p in (tmp_path).iterdir()) == ["model.json", "serving"]

@@ -29,6 +29,50 @@ def test_prediction_matches_the_full_pipeline(client, example, full_model, small
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0.01)
 
 
+def test_every_price_comes_with_its_interval(
+    client, example, full_model, small_train, champion_dir
+):
+    interval = json.loads((champion_dir / "serving" / "interval.json").read_text())
+    rows = small_train[list(RAW_FEATURES)].head(40)
+    instances = json.loads(rows.to_json(orient="records"))
+    for batch in (instances[:1], instances):  # the single-row and the batch paths
+        response = client.post("/api/v1/predict", json={"instances": batch})
+        assert response.status_code == 200, response.text
+        predictions = response.json()["predictions"]
+        assert len(predictions) == len(batch)
+        for p in predictions:
+            assert set(p["interval"]) == {"low", "high", "level"}
+            assert p["interval"]["level"] == interval["level"] == 0.9
+            assert 0 < p["interval"]["low"] <= p["predicted_price"] <= p["interval"]["high"]
+        price = np.array([p["predicted_price"] for p in predictions])
+        low = np.array([p["interval"]["low"] for p in predictions])
+        high = np.array([p["interval"]["high"] for p in predictions])
+        expected = full_model.predict(rows.head(len(batch)))
+        np.testing.assert_allclose(low, expected * np.exp(interval["log_low"]), atol=0.01)
+        np.testing.assert_allclose(high, expected * np.exp(interval["log_high"]), atol=0.01)
+        np.testing.assert_allclose(
+            (high - low) / price,
+            np.exp(interval["log_high"]) - np.exp(interval["log_low"]),
+            rtol=1e-6,
+        )
+
+
+def test_a_large_batch_scored_in_a_worker_thread_has_intervals(client, example):
+    body = client.post("/api/v1/predict", json={"instances": [example] * 200}).json()
+    assert len(body["predictions"]) == 200
+    assert len({(p["interval"]["low"], p["interval"]["high"]) for p in body["predictions"]}) == 1
+    first = body["predictions"][0]
+    assert first["interval"]["low"] < first["predicted_price"] < first["interval"]["high"]
+
+
+def test_the_openapi_schema_documents_the_interval(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "interval" in schemas["PredictionPublic"]["required"]
+    assert set(schemas["IntervalPublic"]["required"]) == {"low", "high", "level"}
+    example = schemas["PredictResponse"]["examples"][0]["predictions"][0]
+    assert example["interval"]["low"] <= example["predicted_price"] <= example["interval"]["high"]
+
+
 def test_response_names_the_model(client, example, model_bundle_dir):
     meta = json.loads((model_bundle_dir / "model.json").read_text())
     body = client.post("/api/v1/predict", json={"instances": [example]}).json()

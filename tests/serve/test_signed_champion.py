@@ -95,7 +95,7 @@ def test_a_flipped_byte_in_the_record_is_refused(served, tmp_path):
     _refused_and_still_serving(client, "promotion.json was modified")
 
 
-@pytest.mark.parametrize("victim", ["serving/booster.txt", "model.json"])
+@pytest.mark.parametrize("victim", ["serving/booster.txt", "serving/interval.json", "model.json"])
 def test_a_flipped_byte_in_a_model_file_is_refused_naming_it(served, tmp_path, victim, verify_pem):
     """The record is unchanged, so the reload check sees the same champion and keeps the
     verified copy in memory; any fresh load (a restart) refuses the files."""
@@ -194,3 +194,34 @@ def test_a_bad_verification_key_fails_start_up_with_one_line(tmp_path):
     bad.write_text("not a key\n")
     with pytest.raises(ValidationError, match=f"public key file {bad}|{bad}: no '-----BEGIN"):
         settings_for(tmp_path, housing_verify_key_files=(str(bad),))
+
+
+def test_a_consistently_forged_interval_is_refused_by_the_signature(served, tmp_path, verify_pem):
+    """A narrower interval with the manifest and model.json re-hashed to match passes every
+    integrity check; only the signature, which covers every file, catches it."""
+    import hashlib
+    import json
+
+    client, live = served
+    bad = copy_bundle(live, tmp_path / "bad")
+    interval_path = bad / "serving" / "interval.json"
+    interval = json.loads(interval_path.read_text())
+    interval.update(log_low=-0.01, log_high=0.01)
+    interval_path.write_text(json.dumps(interval))
+    manifest_path = bad / "serving" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    raw = interval_path.read_bytes()
+    manifest["files"]["interval.json"] = {
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "bytes": len(raw),
+    }
+    manifest_path.write_text(json.dumps(manifest))
+    meta = json.loads((bad / "model.json").read_text())
+    meta["serving_sha256"] = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+    (bad / "model.json").write_text(json.dumps(meta))
+    _swap_in(bad, live)
+    assert client.post("/api/v1/admin/reload", headers=AUTH).json()["reloaded"] is False
+    _still_signed_and_pricing(client)
+    # The refusal names the first modified file (model.json) and counts the other two.
+    _refused_at_start(live, verify_pem, "model.json was modified")
+    _refused_at_start(live, verify_pem, "(and 2 more)")

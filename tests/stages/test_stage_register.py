@@ -1,4 +1,5 @@
-"""Unit tests of the register stage's core: test metrics, residual bands, importances, lineage."""
+"""Unit tests of the register stage's core: honest CV, the prediction interval and its test
+report, test metrics, residual bands, importances, lineage; bad params at the command level."""
 
 from __future__ import annotations
 
@@ -7,8 +8,23 @@ import pandas as pd
 import pytest
 import yaml
 
+from housing.intervals import Interval
+from housing.metrics import rmse
 from housing.model import FAMILIES, FeatureConfig, ModelSpec, build_model
-from stages.register import evaluate, feature_importance, raw_data_md5, residuals_by_band
+from housing.stage import StageError
+from stages.register import (
+    CAPPED_BAND,
+    check_params,
+    cv_metrics,
+    evaluate,
+    feature_importance,
+    fit_final,
+    interval_report,
+    out_of_fold,
+    raw_data_md5,
+    report_on_test,
+    residuals_by_band,
+)
 
 KEYS = {
     "rmse",
@@ -130,3 +146,168 @@ def test_feature_importance_is_a_frame_of_two_columns(make_districts):
     model = fit(spec, train)
     table = feature_importance(model)
     assert isinstance(table, pd.DataFrame) and list(table.columns) == ["feature", "importance"]
+
+
+# --- honest CV, the interval, its report --------------------------------------------------
+
+SMALL_LGBM = {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 5}
+INTERVAL_KEYS = {
+    "interval_level",
+    "interval_coverage",
+    "interval_mean_width",
+    "interval_median_width",
+    "interval_relative_width",
+    "interval_log_low",
+    "interval_log_high",
+    "interval_coverage_capped",
+    "interval_n_calibration",
+}
+CV_KEYS = {"cv_rmse", "cv_rmse_std", "cv_rmse_folds"}
+
+
+def _spec(seed: int = 0) -> ModelSpec:
+    return ModelSpec(
+        "median", FeatureConfig(n_clusters=3, neighbors=4), "lightgbm", SMALL_LGBM, seed
+    )
+
+
+def test_out_of_fold_refits_the_whole_model_on_each_folds_other_rows(make_districts):
+    from housing.cv import kfold
+
+    train = make_districts(300, seed=2, missing=5)
+    y = train["median_house_value"].to_numpy(float)
+    oof, scores = out_of_fold(_spec(), train, n_splits=4, seed=2027)
+    assert oof.shape == (300,) and np.isfinite(oof).all() and len(scores) == 4
+    folds = list(kfold(4, 2027).split(train))
+    for (fit_idx, val_idx), score in zip(folds, scores, strict=True):
+        assert score == pytest.approx(rmse(y[val_idx], oof[val_idx]))
+        # The fold's value is the model fitted on the other rows only, preprocessing included.
+        alone = fit(_spec(), train.iloc[fit_idx]).predict(
+            train.iloc[val_idx].drop(columns=["median_house_value"])
+        )
+        np.testing.assert_allclose(oof[val_idx], alone, rtol=1e-12)
+    # Held-out rows are priced worse than the rows a model was fitted on.
+    in_sample = fit(_spec(), train).predict(train.drop(columns=["median_house_value"]))
+    assert rmse(y, oof) > rmse(y, in_sample)
+    again, _ = out_of_fold(_spec(), train, n_splits=4, seed=2027)
+    np.testing.assert_array_equal(again, oof)
+    other, _ = out_of_fold(_spec(), train, n_splits=4, seed=42)
+    assert not np.allclose(other, oof)  # other folds, other out-of-fold prices
+
+
+def test_cv_metrics_are_mean_and_population_std_of_the_folds():
+    cv = cv_metrics([40_000.0, 42_000.0, 44_000.0])
+    assert cv["cv_rmse"] == 42_000.0
+    assert cv["cv_rmse_std"] == pytest.approx(np.std([40_000, 42_000, 44_000]))
+    assert cv["cv_rmse_folds"] == [40_000.0, 42_000.0, 44_000.0]
+
+
+def test_interval_report_overall_and_by_band_with_the_capped_districts_apart():
+    interval = Interval(level=0.9, log_low=np.log(0.8), log_high=np.log(1.25), n_calibration=99)
+    y_true = np.array([50_000, 95_000, 150_000, 250_000, 450_000, 500_000, 500_001, 500_001.0])
+    y_pred = np.array([60_000, 70_000, 150_000, 250_000, 400_000, 450_000, 450_000, 300_000.0])
+    metrics, bands = interval_report(y_true, y_pred, interval)
+    assert set(metrics) == INTERVAL_KEYS
+    # Inside: 50k (48k..75k), 150k, 250k, 450k (320k..500k), 500,000 and the first capped
+    # (360k..562.5k); outside: 95k > 87.5k and the second capped (> 375k).
+    assert metrics["interval_coverage"] == pytest.approx(6 / 8)
+    assert metrics["interval_coverage_capped"] == pytest.approx(0.5)
+    assert metrics["interval_mean_width"] == pytest.approx(float(np.mean(y_pred * 0.45)))
+    assert metrics["interval_relative_width"] == pytest.approx(0.45)
+    assert metrics["interval_level"] == 0.9 and metrics["interval_n_calibration"] == 99
+    assert bands["band"].tolist() == [
+        "0k-100k",
+        "100k-200k",
+        "200k-300k",
+        "400k-500k",
+        "500k-cap",
+        CAPPED_BAND,
+    ]
+    assert bands["n"].tolist() == [2, 1, 1, 1, 1, 2]
+    assert bands["coverage"].tolist() == pytest.approx([0.5, 1, 1, 1, 1, 0.5])
+    assert bands["above"].tolist() == pytest.approx([0.5, 0, 0, 0, 0, 0.5])
+    assert (bands["below"] == 0).all() and (bands["nominal"] == 0.9).all()
+    assert bands["mean_width"].iloc[0] == pytest.approx(0.45 * 65_000)
+
+
+def test_the_stage_core_reports_honest_cv_and_interval_metrics(make_districts):
+    """What main() writes to metrics.json and intervals_by_band.csv, on a small frame."""
+    train, test = make_districts(400, seed=3), make_districts(200, seed=4)
+    trained = fit_final(_spec(), train, categories=None, level=0.8, cv_folds=3, cv_seed=2027)
+    assert trained.interval.level == 0.8 and trained.interval.n_calibration == 400
+    assert trained.interval.log_low < 0 < trained.interval.log_high
+    report = report_on_test(trained, test, n_resamples=50, seed=0)
+    assert set(report.metrics) == KEYS | CV_KEYS | INTERVAL_KEYS
+    assert len(report.metrics["cv_rmse_folds"]) == 3
+    assert report.metrics["cv_rmse"] == pytest.approx(np.mean(report.metrics["cv_rmse_folds"]))
+    # Calibrated on held-out residuals, the 80 % interval covers roughly 80 % of fresh rows.
+    assert 0.7 <= report.metrics["interval_coverage"] <= 0.92
+    assert report.interval_bands["n"].sum() == len(test)
+    assert list(report.interval_bands.columns) == [
+        "band",
+        "coverage",
+        "nominal",
+        "mean_width",
+        "below",
+        "above",
+        "n",
+    ]
+    import json
+
+    json.dumps(report.metrics, allow_nan=False)  # metrics.json is strict JSON
+
+
+def test_a_train_split_too_small_for_the_level_is_a_clear_error(make_districts):
+    with pytest.raises(ValueError, match=r"too few for a 0\.99 interval: need at least 199"):
+        fit_final(_spec(), make_districts(60), categories=None, level=0.99, cv_folds=3, cv_seed=1)
+
+
+PARAMS = {"interval_level": 0.9, "cv_folds": 5, "cv_seed": 2027}
+
+
+def test_check_params_accepts_the_defaults():
+    assert check_params(PARAMS) == (0.9, 5, 2027)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"interval_level": 1.5}, "register.interval_level: .*strictly between 0 and 1"),
+        ({"interval_level": 0}, "register.interval_level: .*strictly between 0 and 1"),
+        ({"interval_level": "90%"}, "register.interval_level: .*must be a number"),
+        ({"interval_level": None}, "register.interval_level: .*must be a number"),
+        ({"cv_folds": 1}, r"register.cv_folds must be an integer >= 2; got 1"),
+        ({"cv_folds": 2.5}, r"register.cv_folds must be an integer >= 2"),
+        ({"cv_seed": -1}, r"register.cv_seed must be an integer >= 0"),
+    ],
+)
+def test_check_params_refuses_bad_values_in_one_line(change, reason):
+    with pytest.raises(StageError, match=reason) as caught:
+        check_params({**PARAMS, **change})
+    assert "\n" not in str(caught.value)
+
+
+def test_a_bad_interval_level_exits_1_with_one_line_before_any_work(tmp_path, repo_root):
+    """The real entry point in an empty directory: the params check runs before any read
+    (one value here, ~10 s of imports; the others are check_params's unit tests above)."""
+    import os
+    import subprocess
+    import sys
+
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["register"]["interval_level"] = 1.5
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run(
+        [sys.executable, "-m", "stages.register"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(repo_root), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, proc.stderr
+    assert "register.interval_level" in errors[0] and "strictly between 0 and 1" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing written

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from housing.intervals import Interval
 from housing.io import replace_dir
 from housing.serving import BOOSTER, CONFIG, CONTRACT, MANIFEST
-from housing.serving.loader import FORMAT, FORMAT_VERSION, N_NUMERIC, sha256_hex
+from housing.serving.loader import FORMAT, FORMAT_VERSION, INTERVAL, N_NUMERIC, sha256_hex
 
 
 class ExportError(ValueError):
@@ -88,14 +89,25 @@ def _imputer_state(imputer: Any, n_columns: int) -> tuple[dict[str, Any], dict[s
     raise ExportError(f"imputer {kind} is not exported to the serving bundle")
 
 
-def serving_files(model: Any, contract: Mapping[str, Any]) -> dict[str, bytes]:
+def _json_bytes(data: Mapping[str, Any]) -> bytes:
+    return (json.dumps(dict(data), indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def serving_files(model: Any, contract: Mapping[str, Any], interval: Interval) -> dict[str, bytes]:
     """Every file of the serving bundle (manifest included) for a fitted model.
 
     ``contract`` is the data contract as a dict (``Contract.to_dict()``): it is written as
     the hashed ``contract.json``, from which the API builds its request validator.
+    ``interval`` (``housing.intervals.calibrate`` on the model's out-of-fold predictions)
+    is written as the hashed ``interval.json``, from which the API answers each price's
+    prediction interval.
     """
     if not isinstance(contract, Mapping) or "features" not in contract:
         raise ExportError("write the data contract (Contract.to_dict()) into the bundle")
+    if not isinstance(interval, Interval):
+        raise ExportError(
+            "write the prediction interval (housing.intervals.calibrate) into the bundle"
+        )
     if (
         getattr(model, "inverse_func", None) is not np.exp
         or getattr(model, "func", None) is not np.log
@@ -149,10 +161,9 @@ def serving_files(model: Any, contract: Mapping[str, Any]) -> dict[str, bytes]:
         "booster": {"family": "lightgbm", "num_trees": int(booster.num_trees()), "output": "raw"},
         "link": "exp",
     }
-    blobs[CONFIG] = (json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
-    blobs[CONTRACT] = (
-        json.dumps(dict(contract), indent=2, sort_keys=True, allow_nan=False) + "\n"
-    ).encode()
+    blobs[CONFIG] = _json_bytes(config)
+    blobs[CONTRACT] = _json_bytes(contract)
+    blobs[INTERVAL] = _json_bytes(interval.to_dict())
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -166,15 +177,19 @@ def serving_files(model: Any, contract: Mapping[str, Any]) -> dict[str, bytes]:
 
 
 def write_serving(
-    directory: str | os.PathLike[str], model: Any, *, contract: Mapping[str, Any]
+    directory: str | os.PathLike[str],
+    model: Any,
+    *,
+    contract: Mapping[str, Any],
+    interval: Interval,
 ) -> str:
-    """Write the serving bundle of ``model`` and its ``contract`` to ``directory``
-    (replaced atomically).
+    """Write the serving bundle of ``model``, its ``contract`` and its prediction
+    ``interval`` to ``directory`` (replaced atomically).
 
     Returns the bundle's sha256 (that of manifest.json, which lists every file's sha256).
     """
     directory = Path(directory)
-    blobs = serving_files(model, contract)
+    blobs = serving_files(model, contract, interval)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:

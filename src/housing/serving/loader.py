@@ -3,7 +3,8 @@
 The register stage exports the fitted skops model (the source of truth) to
 ``models/serving/`` (see :mod:`housing.serving.export` and docs/serving-bundle.md): the
 booster as LightGBM model text and the fitted preprocessing state as ``.npy`` arrays and
-one ``config.json``, listed with their sha256 in ``manifest.json``. :func:`load_serving`
+one ``config.json``, the data contract and the conformal prediction interval
+(``interval.json``), listed with their sha256 in ``manifest.json``. :func:`load_serving`
 verifies every byte before parsing any of it and returns a :class:`ServingModel` whose
 prices equal the pipeline's ``model.predict`` (a test proves it on the real test split).
 
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from housing.contract import normalize_category
+from housing.intervals import Interval
 from housing.serving import (
     BOOSTER,
     CONFIG,
@@ -41,13 +43,23 @@ from housing.serving.neighbors import build_tree, mean_targets
 logger = logging.getLogger(__name__)
 
 FORMAT = "housing-serving"
-FORMAT_VERSION = 2  # 2: the data contract (request bounds) is a hashed bundle file
+# The conformal prediction interval (docs/intervals.md). Named here, not in the package's
+# light __init__ (which every training stage depends on), so adding it re-runs register only.
+INTERVAL = "interval.json"
+# 2: the data contract (request bounds) is a hashed bundle file; 3: so is the interval
+FORMAT_VERSION = 3
+_REQUIRED = (CONFIG, BOOSTER, CONTRACT, INTERVAL)
 _NAME = re.compile(r"^[a-z0-9_]+\.(npy|json|txt)$")
 N_NUMERIC = 8
 
 
 class BundleError(RuntimeError):
     """The serving bundle is missing, tampered with, or not of a format we read."""
+
+
+class FormatVersionError(BundleError):
+    """The bundle's manifest (hash verified) is of another format version: a caller holding
+    the version's skops model (the registry's champion scorer) may fall back to it."""
 
 
 def sha256_hex(data: bytes) -> str:
@@ -82,14 +94,14 @@ def read_verified(
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"{manifest_path} is not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(
+        raise FormatVersionError(
             f"{manifest_path} has format version {manifest.get('format_version')!r}; "
             f"this code reads version {FORMAT_VERSION} only: re-export the bundle "
             "(dvc repro register) with this code"
         )
     files = manifest.get("files")
-    if not isinstance(files, dict) or any(n not in files for n in (CONFIG, BOOSTER, CONTRACT)):
-        raise BundleError(f"{manifest_path} lists no {CONFIG}, {BOOSTER} or {CONTRACT}")
+    if not isinstance(files, dict) or any(n not in files for n in _REQUIRED):
+        raise BundleError(f"{manifest_path} lists no {', '.join(_REQUIRED)} (all required)")
     blobs: dict[str, bytes] = {}
     for name, entry in sorted(files.items()):
         if not isinstance(name, str) or not _NAME.match(name) or not isinstance(entry, dict):
@@ -168,6 +180,13 @@ def _imputer(config: dict[str, Any], blobs: dict[str, bytes]) -> _Imputer:
     raise BundleError(f"unknown imputer kind {kind!r} in {CONFIG}")
 
 
+def _interval(blobs: dict[str, bytes]) -> Interval:
+    try:
+        return Interval.from_dict(json.loads(blobs[INTERVAL]))
+    except (KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise BundleError(f"unusable {INTERVAL} in the serving bundle: {exc}") from exc
+
+
 class ServingModel:
     """The fitted model's arithmetic on float matrices: encode, impute, features, booster."""
 
@@ -183,6 +202,9 @@ class ServingModel:
         #: the data contract as the bundle's hashed contract.json holds it (the request
         #: validator is built from this verified copy, never from model.json)
         self.contract: dict[str, Any] = contract
+        #: the conformal prediction interval (docs/intervals.md), from the hashed
+        #: interval.json: prices [ŷ·exp(log_low), ŷ·exp(log_high)] at interval.level
+        self.interval: Interval = _interval(blobs)
         self.categories: tuple[str, ...] = tuple(str(c) for c in config["categories"])
         self._cat_index = {c: i for i, c in enumerate(self.categories)}
         self._impute = _imputer(config["imputer"], blobs)
@@ -252,6 +274,14 @@ class ServingModel:
     def predict(self, numeric: np.ndarray, category_idx: Any) -> np.ndarray:
         """Prices in USD for rows of the eight numeric fields (NaN = missing bedrooms)."""
         return np.exp(self.predict_raw(self.features(numeric, category_idx)))
+
+    def predict_interval(
+        self, numeric: np.ndarray, category_idx: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Prices and the low and high ends of their interval at ``interval.level`` (USD)."""
+        prices = self.predict(numeric, category_idx)
+        low, high = self.interval.bounds(prices)
+        return prices, low, high
 
     def context(self, limit: int) -> tuple[list[dict[str, float]] | None, int]:
         """Up to ``limit`` training districts (every k-th) with their price; None without kNN."""
