@@ -48,6 +48,7 @@ COPY --chown=pipeline:pipeline dvc.yaml params.yaml ./
 COPY --chown=pipeline:pipeline .dvc/config .dvc/.gitignore ./.dvc/
 COPY --chown=pipeline:pipeline stages/ ./stages/
 COPY --chown=pipeline:pipeline src/ ./src/
+COPY --chown=pipeline:pipeline requirements/pipeline-libraries.txt ./requirements/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

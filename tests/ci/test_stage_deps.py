@@ -385,11 +385,6 @@ def stage_outputs() -> set[str]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the pipeline image (Dockerfile) does not copy requirements/pipeline-libraries.txt "
-    "yet, so its baked-in `dvc repro` misses a dep; the Dockerfile is outside this branch",
-)
 def test_pipeline_image_holds_every_source_dep() -> None:
     """Every dep no stage produces (code, the library pins) is copied into the pipeline
     image, whose default command is ``dvc repro`` on that copy."""

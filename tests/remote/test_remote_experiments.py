@@ -46,7 +46,7 @@ CHOOSE = (
     "--drop",
     ".*",
     "--keep",
-    "Experiment|best_value|sweep.n_trials|featurize.k_m",
+    "Experiment|best_value|sweep.n_trials|featurize.k_values",
 )
 
 
@@ -91,23 +91,25 @@ def experiments(lab, mirror_csv) -> Iterator[dict[str, Any]]:
     baseline = head(lab)
     features_before = (lab / FEATURES).read_text()
     trials = run(lab, mirror_csv, "exp", "run", "--temp", "-n", "trials2", "-S", "sweep.n_trials=2")
-    kmin = run(lab, mirror_csv, "exp", "run", "--temp", "-n", "kmin6", "-S", "featurize.k_min=6")
+    kvalues = run(
+        lab, mirror_csv, "exp", "run", "--temp", "-n", "kvalues", "-S", "featurize.k_values=[4,16]"
+    )
     yield {
         "baseline": baseline,
         "features_before": features_before,
-        "output": {"trials2": trials, "kmin6": kmin},
+        "output": {"trials2": trials, "kvalues": kvalues},
     }
 
 
 def test_set_param_reruns_exactly_the_affected_stages(lab, experiments, mirror_csv):
     assert ran_stages(experiments["output"]["trials2"]) == ["sweep", "register"]
     shown = exp_show(lab, mirror_csv)
-    features_changed = shown["kmin6"]["metrics"][FEATURES] != json.loads(
+    features_changed = shown["kvalues"]["metrics"][FEATURES] != json.loads(
         experiments["features_before"]
     )
-    assert features_changed  # K is searched from 6 up now, so the chosen K moves
+    assert features_changed  # other K candidates: the K search in the report changes
     expected = ["featurize", *DOWNSTREAM_OF_FEATURIZE]
-    assert ran_stages(experiments["output"]["kmin6"]) == expected
+    assert ran_stages(experiments["output"]["kvalues"]) == expected
     # --temp leaves the workspace on the commit.
     assert git(lab, "status", "--porcelain") == ""
     assert head(lab) == experiments["baseline"]
@@ -115,24 +117,24 @@ def test_set_param_reruns_exactly_the_affected_stages(lab, experiments, mirror_c
 
 def test_exp_show_lists_experiments_with_params_cv_and_test_metrics(lab, experiments, mirror_csv):
     shown = exp_show(lab, mirror_csv)
-    assert {"trials2", "kmin6"} <= set(shown)
+    assert {"trials2", "kvalues"} <= set(shown)
     assert shown["trials2"]["params"]["sweep"]["n_trials"] == 2
-    assert shown["trials2"]["params"]["featurize"]["k_min"] == 4
-    assert shown["kmin6"]["params"]["featurize"]["k_min"] == 6
-    assert shown["kmin6"]["params"]["sweep"]["n_trials"] != 2
-    for name in ("trials2", "kmin6"):
+    assert shown["trials2"]["params"]["featurize"]["k_values"] == [0, 4, 8]
+    assert shown["kvalues"]["params"]["featurize"]["k_values"] == [4, 16]
+    assert shown["kvalues"]["params"]["sweep"]["n_trials"] != 2
+    for name in ("trials2", "kvalues"):
         assert shown[name]["metrics"][SWEEP]["best_value"] > 0
         metrics = shown[name]["metrics"][METRICS]
         assert metrics["rmse"] > 0 and 0 < metrics["r2"] <= 1
     table = run(lab, mirror_csv, "exp", "show", "--md")
-    assert "trials2" in table and "kmin6" in table and "sweep.n_trials" in table
+    assert "trials2" in table and "kvalues" in table and "sweep.n_trials" in table
     assert "best_value" in table
 
 
 @pytest.fixture(scope="module")
 def cv_choice(lab, experiments, mirror_csv) -> tuple[list[str], list[str]]:
     """The choosing table of the two experiments, read before any is applied."""
-    return choose_on_cv(lab, mirror_csv, {"trials2", "kmin6"})
+    return choose_on_cv(lab, mirror_csv, {"trials2", "kvalues"})
 
 
 def test_the_choosing_table_ranks_by_cv_and_hides_test_metrics(lab, cv_choice, mirror_csv):
@@ -141,11 +143,10 @@ def test_the_choosing_table_ranks_by_cv_and_hides_test_metrics(lab, cv_choice, m
         "Experiment",
         "best_value",
         "sweep.n_trials",
-        "featurize.k_min",
-        "featurize.k_max",
+        "featurize.k_values",
     }
     shown = exp_show(lab, mirror_csv)
-    cv = {name: shown[name]["metrics"][SWEEP]["best_value"] for name in ("trials2", "kmin6")}
+    cv = {name: shown[name]["metrics"][SWEEP]["best_value"] for name in ("trials2", "kvalues")}
     assert ranked == sorted(cv, key=cv.__getitem__)
 
 
@@ -156,7 +157,9 @@ def test_diff_apply_the_cv_choice_commit_push_and_a_colleague_pulls_it(
     shown = exp_show(lab, mirror_csv)
     best = cv_choice[1][0]
     # The choice is the lowest CV RMSE, whatever the test RMSEs say.
-    assert best == min(("trials2", "kmin6"), key=lambda n: shown[n]["metrics"][SWEEP]["best_value"])
+    assert best == min(
+        ("trials2", "kvalues"), key=lambda n: shown[n]["metrics"][SWEEP]["best_value"]
+    )
     diff = json.loads(run(lab, mirror_csv, "exp", "diff", experiments["baseline"], best, "--json"))
     assert "best_value" in diff["metrics"][SWEEP]
     assert "rmse" in diff["metrics"][METRICS]  # the final report of the change
