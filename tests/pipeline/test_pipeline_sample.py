@@ -15,17 +15,29 @@ from housing.io import read_json
 pytestmark = pytest.mark.slow
 
 METRIC_KEYS = {
-    "rmse",
+    "cv_rmse",
+    "cv_rmse_folds",
+    "cv_rmse_std",
+    "interval_coverage",
+    "interval_coverage_capped",
+    "interval_level",
+    "interval_log_high",
+    "interval_log_low",
+    "interval_mean_width",
+    "interval_median_width",
+    "interval_n_calibration",
+    "interval_relative_width",
     "mae",
-    "r2",
     "mape",
-    "wmape",
-    "within_10pct",
-    "rmse_ci95_low",
-    "rmse_ci95_high",
-    "rmse_capped",
     "n_capped",
     "n_test",
+    "r2",
+    "rmse",
+    "rmse_capped",
+    "rmse_ci95_high",
+    "rmse_ci95_low",
+    "within_10pct",
+    "wmape",
 }
 
 
