@@ -39,6 +39,15 @@ FEATURE_VARIANTS = {
 }
 
 
+def _drop_from_manifest(bundle: Path, name: str) -> str:
+    """Remove ``name`` from the bundle's manifest (a hand-made bundle); the new manifest sha."""
+    manifest_path = bundle / "serving" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["files"][name]
+    manifest_path.write_text(json.dumps(manifest))
+    return serving_loader.sha256_hex(manifest_path.read_bytes())
+
+
 @pytest.fixture(scope="module")
 def real_split(housing_df: pd.DataFrame, repo_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     from stages.split import split
@@ -217,11 +226,7 @@ def test_the_contract_comes_from_the_hashed_bundle_not_model_json(small_model, c
     assert serving.contract == contract  # the verified copy; model.json's is not read
     assert serving.contract["features"][name]["max"] != 1e12
     # A manifest without contract.json (a hand-made bundle) is refused.
-    manifest_path = bundle / "serving" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    del manifest["files"]["contract.json"]
-    manifest_path.write_text(json.dumps(manifest))
-    sha = serving_loader.sha256_hex(manifest_path.read_bytes())
+    sha = _drop_from_manifest(bundle, "contract.json")
     with pytest.raises(BundleError, match=r"lists no config\.json, .*contract\.json.*required"):
         load_serving(bundle, expected_sha256=sha)
 
@@ -301,11 +306,7 @@ def test_a_malformed_interval_is_refused_with_one_line(
 
 def test_a_manifest_without_the_interval_is_refused(small_model, contract, tmp_path):
     bundle = _bundle(tmp_path, small_model, contract)
-    manifest_path = bundle / "serving" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    del manifest["files"]["interval.json"]
-    manifest_path.write_text(json.dumps(manifest))
-    sha = serving_loader.sha256_hex(manifest_path.read_bytes())
+    sha = _drop_from_manifest(bundle, "interval.json")
     with pytest.raises(BundleError, match=r"lists no .*interval\.json \(all required\)"):
         load_serving(bundle, expected_sha256=sha)
 
