@@ -18,6 +18,8 @@ from serve.schemas import PredictRequest, PredictResponse
 
 READY = {"status": "ready"}
 FLOOR_PRICE = 200_000.0
+# Every price carries its interval (docs/intervals.md); the floor answers a constant one.
+FLOOR_INTERVAL = {"low": 150_000.0, "high": 270_000.0, "level": 0.9}
 
 
 def make_floor_app() -> Any:
@@ -33,7 +35,8 @@ def make_floor_app() -> Any:
     @app.post("/api/v1/predict", response_model=PredictResponse)
     async def predict(body: PredictRequest) -> dict[str, Any]:
         return {
-            "predictions": [{"predicted_price": FLOOR_PRICE}] * len(body.instances),
+            "predictions": [{"predicted_price": FLOOR_PRICE, "interval": FLOOR_INTERVAL}]
+            * len(body.instances),
             "model_name": "floor",
             "model_version": "0",
             "model_alias": None,
@@ -45,13 +48,21 @@ def make_floor_app() -> Any:
 
 def make_skops_app() -> Any:
     """The skops pipeline (pandas, scikit-learn, LightGBM's sklearn API) behind FastAPI."""
+    import json
+
     import pandas as pd
     from fastapi import FastAPI
 
     from housing.artifact import load_bundle
     from housing.contract import RAW_FEATURES
+    from housing.intervals import Interval
+    from housing.serving import SERVING_DIR
+    from housing.serving.loader import INTERVAL
 
-    model = load_bundle(Path(os.environ["BENCH_MODEL_DIR"])).model
+    model_dir = Path(os.environ["BENCH_MODEL_DIR"])
+    model = load_bundle(model_dir).model
+    # The same interval the API serves: the bundle's conformal offsets around each price.
+    interval = Interval.from_dict(json.loads((model_dir / SERVING_DIR / INTERVAL).read_text()))
     columns = list(RAW_FEATURES)
     app = FastAPI()
 
@@ -63,8 +74,15 @@ def make_skops_app() -> Any:
     async def predict(body: PredictRequest) -> dict[str, Any]:
         frame = pd.DataFrame([i.model_dump() for i in body.instances], columns=columns)
         prices = model.predict(frame)
+        lows, highs = interval.bounds(prices)
         return {
-            "predictions": [{"predicted_price": float(p)} for p in prices],
+            "predictions": [
+                {
+                    "predicted_price": float(p),
+                    "interval": {"low": float(lo), "high": float(hi), "level": interval.level},
+                }
+                for p, lo, hi in zip(prices, lows, highs, strict=True)
+            ],
             "model_name": "skops-pipeline",
             "model_version": "0",
             "model_alias": None,

@@ -168,10 +168,12 @@ def _bundle(root: Path, housing_df) -> tuple[Path, Path, Path]:
     """A real small LightGBM bundle (model.skops, model.json, serving/), its test split, params."""
     from housing.artifact import save_bundle
     from housing.contract import TARGET, derive_contract
+    from housing.intervals import calibrate
     from housing.metrics import regression_report
     from housing.model import FeatureConfig, ModelSpec, build_model
     from housing.serving import SERVING_DIR
     from housing.serving.export import write_serving
+    from stages.register import out_of_fold
 
     sample = housing_df.dropna(subset=[TARGET]).sample(4000, random_state=11)
     train, test = sample.iloc[:3000].reset_index(drop=True), sample.iloc[3000:]
@@ -204,7 +206,12 @@ def _bundle(root: Path, housing_df) -> tuple[Path, Path, Path]:
         "metrics": {k: round(v, 6) for k, v in metrics.items()},
         "data_md5": "compose-stack-test",
     }
-    meta["serving_sha256"] = write_serving(bundle / SERVING_DIR, model, contract=contract)
+    # Calibrated as the register stage does: out-of-fold residuals of the whole model.
+    oof, _ = out_of_fold(spec, train, n_splits=3, seed=2027)
+    interval = calibrate(train[TARGET].to_numpy(float), oof, 0.9)
+    meta["serving_sha256"] = write_serving(
+        bundle / SERVING_DIR, model, contract=contract, interval=interval
+    )
     save_bundle(bundle, model, meta)
     params = root / "params.yaml"
     register = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))["register"]
