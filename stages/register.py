@@ -35,7 +35,7 @@ import pandas as pd
 from housing import choices, intervals, stage
 from housing.artifact import META_FILE, MODEL_FILE, TRUSTED_TYPES, save_bundle
 from housing.contract import TARGET, Contract
-from housing.cv import kfold
+from housing.cv import kfold, map_folds
 from housing.io import read_json, read_yaml, write_csv, write_json
 from housing.metrics import PRICE_CAP, bootstrap_rmse_ci, regression_report, rmse
 from housing.model import ModelSpec, build_model
@@ -99,20 +99,27 @@ def out_of_fold(
     """
     X = train.drop(columns=[TARGET])
     y = train[TARGET].to_numpy(float)
-    oof = np.full(len(y), np.nan)
-    scores: list[float] = []
-    for number, (fit_idx, val_idx) in enumerate(kfold(n_splits, seed).split(X), start=1):
+    splits = list(kfold(n_splits, seed).split(X))
+
+    def one(numbered: tuple[int, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        number, (fit_idx, val_idx) = numbered
         start = time.perf_counter()
         model = build_model(spec, categories=categories).fit(X.iloc[fit_idx], y[fit_idx])
-        oof[val_idx] = model.predict(X.iloc[val_idx])
-        scores.append(rmse(y[val_idx], oof[val_idx]))
+        pred = model.predict(X.iloc[val_idx])
         logger.info(
             "CV fold %d/%d: RMSE %.0f (%.1f s)",
             number,
             n_splits,
-            scores[-1],
+            rmse(y[val_idx], pred),
             time.perf_counter() - start,
         )
+        return pred
+
+    oof = np.full(len(y), np.nan)
+    scores: list[float] = []
+    for (_, val_idx), pred in zip(splits, map_folds(one, enumerate(splits, start=1)), strict=True):
+        oof[val_idx] = pred
+        scores.append(rmse(y[val_idx], pred))
     return oof, scores
 
 

@@ -3,12 +3,21 @@
 Preprocessing (imputer, clusters, neighbour prices) is refitted inside every fold, so no
 validation row influences the features it is scored with. Model comparisons and sweep
 trials reuse the cached fold matrices: only the regressor is fitted per trial.
+
+Folds are independent, so they are fitted concurrently (:func:`map_folds`): one thread per
+fold, each with single-threaded native pools, on as many cores as the process may use.
+LightGBM, scikit-learn's tree builders, KMeans and BLAS release the GIL while they compute,
+so two cores fit two folds at once; each fold's arithmetic is the same as when run alone, so
+the results do not depend on the number of workers (``HOUSING_CV_WORKERS``, a test proves it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -29,6 +38,48 @@ class Fold:
     y_val: np.ndarray
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+WORKERS_ENV = "HOUSING_CV_WORKERS"
+
+
+def cv_workers() -> int:
+    """Folds fitted at once: ``HOUSING_CV_WORKERS``, else the cores this process may use."""
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"{WORKERS_ENV} must be a positive integer, got {raw!r}")
+        return int(raw)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def map_folds(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``[fn(item) for item in items]``, in order, with up to :func:`cv_workers` threads."""
+    items = list(items)
+    workers = min(cv_workers(), len(items))
+    if workers <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fold") as pool:
+        return list(pool.map(fn, items))
+
+
+_END = object()
+
+
+def lockstep(iterators: Sequence[Iterator[T]]) -> Iterator[tuple[T, ...]]:
+    """``zip(*iterators, strict=True)``, advancing the iterators concurrently at each step
+    (:func:`map_folds`): the folds of one trial train side by side, checkpoint by checkpoint."""
+    while True:
+        step = map_folds(lambda it: next(it, _END), iterators)
+        ended = [value is _END for value in step]
+        if all(ended):
+            return
+        if any(ended):
+            raise ValueError("lockstep: the iterators have different lengths")
+        yield tuple(step)
+
+
 def kfold(n_splits: int, seed: int) -> KFold:
     """The project's fold scheme: shuffled K-fold with a fixed seed."""
     return KFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -40,22 +91,27 @@ def make_folds(
     """Fit a clone of ``preprocessor`` on each fold's training rows and transform both sides."""
     X = train.drop(columns=[TARGET])
     y = train[TARGET].to_numpy(float)
-    folds = []
-    for fit_idx, val_idx in kfold(n_splits, seed).split(X):
+
+    def one(split: tuple[np.ndarray, np.ndarray]) -> Fold:
+        fit_idx, val_idx = split
         pre = clone(preprocessor)
         y_fit_log = np.log(y[fit_idx])
         X_fit = pre.fit_transform(X.iloc[fit_idx], y_fit_log)
         X_val = pre.transform(X.iloc[val_idx])
-        folds.append(Fold(X_fit, y_fit_log, X_val, y[val_idx]))
-    return folds
+        return Fold(X_fit, y_fit_log, X_val, y[val_idx])
+
+    return map_folds(one, kfold(n_splits, seed).split(X))
 
 
 def fold_scores(folds: list[Fold], make_regressor: Callable[[], object]) -> Iterator[float]:
-    """Yield the validation RMSE (dollars) of a fresh regressor on each fold, in order."""
-    for fold in folds:
+    """The validation RMSE (dollars) of a fresh regressor on each fold, in order."""
+
+    def one(fold: Fold) -> float:
         reg = make_regressor()
         reg.fit(fold.X_fit, fold.y_fit_log)
-        yield rmse(fold.y_val, np.exp(reg.predict(fold.X_val)))
+        return rmse(fold.y_val, np.exp(reg.predict(fold.X_val)))
+
+    yield from map_folds(one, folds)
 
 
 def cv_rmse(folds: list[Fold], make_regressor: Callable[[], object]) -> tuple[float, float]:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from housing import choices
-from housing.cv import Fold, make_folds
+from housing.cv import Fold, lockstep, make_folds, map_folds
 from housing.metrics import rmse
 from housing.model import build_preprocessor, build_regressor
 from housing.sweep import Objective, Reporter, SweepConfigError, SweepSpec, parse_sweep_config
@@ -118,7 +118,7 @@ def make_objective(
     def objective(params: dict[str, Any], reporter: Reporter) -> float:
         stages = [staged_predictions(family, params, f, seed=seed, step=step) for f in folds]
         scores: list[float] = []
-        for checkpoint in zip(*stages, strict=True):
+        for checkpoint in lockstep(stages):
             rounds = checkpoint[0][0]
             scores = [
                 float(rmse(f.y_val, np.exp(pred)))
@@ -136,11 +136,12 @@ def fold_rmse(
     folds: Sequence[Fold], family: str, params: Mapping[str, Any], *, seed: int
 ) -> list[float]:
     """Per-fold validation RMSE (dollars) of one configuration, fitted in one shot."""
-    out = []
-    for fold in folds:
+
+    def one(fold: Fold) -> float:
         reg = build_regressor(family, params, seed=seed).fit(fold.X_fit, fold.y_fit_log)
-        out.append(float(rmse(fold.y_val, np.exp(reg.predict(fold.X_val)))))
-    return out
+        return float(rmse(fold.y_val, np.exp(reg.predict(fold.X_val))))
+
+    return map_folds(one, folds)
 
 
 def choice_folds(train: pd.DataFrame, *, n_splits: int, seed: int) -> list[Fold]:

@@ -12,9 +12,12 @@ from housing.contract import TARGET
 from housing.cv import (
     Fold,
     cv_rmse,
+    cv_workers,
     fold_scores,
     kfold,
+    lockstep,
     make_folds,
+    map_folds,
     one_se_choice,
     paired_se,
     within_one_se,
@@ -131,3 +134,29 @@ def test_paired_se_is_of_the_difference_not_of_each_score():
 def test_within_one_se_refuses_candidates_on_different_folds():
     with pytest.raises(ValueError, match="different numbers of folds"):
         within_one_se({"a": [1.0, 2.0], "b": [1.0, 2.0, 3.0]})
+
+
+def test_fold_preprocessing_is_the_same_whatever_the_number_of_workers(train, monkeypatch):
+    built = []
+    for workers in ("1", "2"):
+        monkeypatch.setenv("HOUSING_CV_WORKERS", workers)
+        built.append(make_folds(train, preprocessor(), n_splits=3, seed=0))
+    for one, two in zip(*built, strict=True):
+        np.testing.assert_array_equal(one.X_fit, two.X_fit)
+        np.testing.assert_array_equal(one.X_val, two.X_val)
+
+
+def test_map_folds_keeps_the_order_and_lockstep_refuses_ragged_iterators(monkeypatch):
+    monkeypatch.setenv("HOUSING_CV_WORKERS", "3")
+    assert map_folds(lambda x: x * x, range(7)) == [x * x for x in range(7)]
+    steps = list(lockstep([iter("abc"), iter("xyz")]))
+    assert steps == [("a", "x"), ("b", "y"), ("c", "z")]
+    with pytest.raises(ValueError, match="different lengths"):
+        list(lockstep([iter("ab"), iter("xyz")]))
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "two"])
+def test_cv_workers_refuses_a_bad_setting(raw, monkeypatch):
+    monkeypatch.setenv("HOUSING_CV_WORKERS", raw)
+    with pytest.raises(ValueError, match="HOUSING_CV_WORKERS"):
+        cv_workers()

@@ -149,3 +149,17 @@ def test_rounds_fitted_counts_what_pruning_saved():
         "rounds_saved_share": 0.5,
     }
     assert rounds_fitted(trials, "linear", step=100, n_folds=5) == {}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_PARAMS))
+def test_objective_is_the_same_whatever_the_number_of_fold_workers(family, monkeypatch):
+    """Folds train side by side in threads; each fold's arithmetic is its own, so one worker
+    and three give the same reports to the bit."""
+    folds = make_folds()
+    runs = []
+    for workers in ("1", "3"):
+        monkeypatch.setenv("HOUSING_CV_WORKERS", workers)
+        recorder = Recorder()
+        make_objective(folds, family, seed=0, step=10)(dict(FAMILY_PARAMS[family]), recorder)
+        runs.append(recorder.reports)
+    assert runs[0] == runs[1]
