@@ -109,7 +109,9 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "cpus": len(os.sched_getaffinity(0)),
         "load_average": os.getloadavg(),
-        "results": measure(pd.read_parquet(TRAIN), folds=args.folds, seed=args.seed, step=args.step),
+        "results": measure(
+            pd.read_parquet(TRAIN), folds=args.folds, seed=args.seed, step=args.step
+        ),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"cv_workers-{int(time.time())}.json"
