@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,6 +219,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # heartbeat_interval is "experimental" in Optuna 5.0: measured on purpose, no warning.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-sweep-storage-"))
     workdir.mkdir(parents=True, exist_ok=True)
