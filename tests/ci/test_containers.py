@@ -5,9 +5,17 @@ from __future__ import annotations
 import configparser
 import itertools
 import json
+import os
 import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -16,8 +24,9 @@ from dockerfile_support import instructions as _instructions
 
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 MLFLOW_DIR = REPO_ROOT / "docker" / "mlflow"
+POSTGRES_DIR = REPO_ROOT / "docker" / "postgres"
 # The registry stack's images (not the project's own three, which DOCKERFILES lists).
-SERVICE_DOCKERFILES = [MLFLOW_DIR / "Dockerfile", REPO_ROOT / "docker" / "postgres" / "Dockerfile"]
+SERVICE_DOCKERFILES = [MLFLOW_DIR / "Dockerfile", POSTGRES_DIR / "Dockerfile"]
 
 
 def _final_stage(path: Path) -> list[tuple[str, str]]:
@@ -103,7 +112,7 @@ def _documented() -> set[str]:
 
 def test_compose_wiring() -> None:
     services = _compose()["services"]
-    assert set(services) == {"postgres", "mlflow", "registry-users", "api", "app"}
+    assert set(services) == {"postgres", "mlflow", "registry-users", "api", "app", "sweep-worker"}
     postgres, mlflow, users = services["postgres"], services["mlflow"], services["registry-users"]
     api, app = services["api"], services["app"]
     assert postgres["image"] == "${POSTGRES_IMAGE:-postgres:15}"
@@ -125,6 +134,63 @@ def test_compose_wiring() -> None:
     assert app["build"]["dockerfile"] == "app/Dockerfile"
     assert app["environment"]["API_URL"] == "http://api:8000"
     assert app["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+def test_compose_sweep_worker_scales_on_the_pipeline_image() -> None:
+    services = _compose()["services"]
+    worker = services["sweep-worker"]
+    # `--scale sweep-worker=N`: N containers cannot share a fixed name or a published port.
+    assert "container_name" not in worker and "ports" not in worker
+    assert "network_mode" not in worker
+    # The pipeline image: the root Dockerfile, which installs the project's console scripts
+    # and requirements/pipeline.txt (the pipeline extra, psycopg included).
+    assert worker["build"] == {
+        "context": ".",
+        "dockerfile": "Dockerfile",
+        "args": {"BASE_IMAGE": "${BASE_IMAGE:-python:3.11-slim}"},
+    }
+    assert worker["image"] == "housing-pipeline:local"
+    runs = " ".join(arg for kw, arg in _instructions(REPO_ROOT / "Dockerfile") if kw == "RUN")
+    assert "uv pip install --no-deps --prefix /opt/project ." in runs
+    pipeline_pins = (REPO_ROOT / "requirements" / "pipeline.txt").read_text(encoding="utf-8")
+    assert re.search(r"^psycopg-binary==", pipeline_pins, flags=re.MULTILINE)
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert scripts["project"]["scripts"]["housing-sweep"] == "housing.sweep.cli:main"
+    command = worker["command"]
+    assert command[:2] == ["housing-sweep", "worker"]
+    options = dict(zip(command[2::2], command[3::2], strict=True))
+    assert set(options) == {"--storage", "--study"}
+    url = urlsplit(options["--storage"])
+    assert url.scheme == "postgresql+psycopg" and url.password is None
+    assert (url.username, url.hostname, url.port, url.path) == (
+        "optuna",
+        "postgres",
+        5432,
+        "/optuna",
+    )
+    assert options["--study"].startswith("${SWEEP_STUDY:?")
+    # Its own database user: the password PostgreSQL's init script gives `optuna`, as PGPASSWORD.
+    assert worker["environment"]["PGPASSWORD"].startswith("${OPTUNA_DB_PASSWORD:?")
+    postgres = services["postgres"]["environment"]
+    assert postgres["OPTUNA_DB_PASSWORD"] == worker["environment"]["PGPASSWORD"]
+    assert "POSTGRES_PASSWORD" not in json.dumps(worker) and "MLFLOW" not in json.dumps(worker)
+    assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # Started when named: a bare `up` runs the registry stack only.
+    assert worker["profiles"] == ["sweep"]
+    assert any(v.startswith(".:/workspace") and v.endswith(":ro") for v in worker["volumes"])
+
+
+def test_postgres_init_script_creates_optuna_without_a_password_literal() -> None:
+    script = (POSTGRES_DIR / "initdb" / "20-optuna.sql").read_text(encoding="utf-8")
+    assert "\\getenv optuna_password OPTUNA_DB_PASSWORD" in script
+    assert "CREATE ROLE optuna LOGIN PASSWORD :'optuna_password';" in script
+    assert "CREATE DATABASE optuna OWNER optuna;" in script
+    assert not re.search(r"PASSWORD\s+'", script), "a password literal"
+    # Run after 10-mlflow-auth.sql, whose database it closes to other users.
+    assert sorted(p.name for p in (POSTGRES_DIR / "initdb").iterdir()) == [
+        "10-mlflow-auth.sql",
+        "20-optuna.sql",
+    ]
 
 
 def test_compose_publishes_every_port_on_loopback_only() -> None:
@@ -245,3 +311,140 @@ def test_mlflow_image_requirements_are_uv_lock_versions() -> None:
 def test_dockerignore_keeps_secrets_and_data_out() -> None:
     ignored = set((REPO_ROOT / ".dockerignore").read_text(encoding="utf-8").split())
     assert {".git", ".venv", ".env", ".dvc/config.local", ".dvc/cache", "data/"} <= ignored
+
+
+# --- docker/postgres's entrypoint and init scripts on Debian's PostgreSQL, without an engine ---
+
+PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+PG_START_TIMEOUT_S = 120.0
+
+
+def _pg_tool(name: str) -> str:
+    found = next((str(d / name) for d in PG_BIN if (d / name).is_file()), shutil.which(name))
+    assert found, f"PostgreSQL's {name} not found: apt-get install -y postgresql (make system-deps)"
+    return found
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _entrypoint(root: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    """The image's entrypoint as the postgres user, on a copy of docker/postgres (0700 dirs)."""
+    settings = {
+        "PATH": os.environ["PATH"],
+        "PGDATA": str(root / "data"),
+        "POSTGRES_USER": "mlflow",
+        "POSTGRES_DB": "mlflow",
+        "INITDB_DIR": str(root / "initdb"),
+        "PG_PORT": str(port),
+        "PG_LISTEN": "127.0.0.1",
+        **env,
+    }
+    return subprocess.Popen(
+        _as_postgres(["env", *[f"{k}={v}" for k, v in settings.items()], "sh", "entrypoint.sh"]),
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _stop(root: Path, process: subprocess.Popen[str]) -> str:
+    # Also stops the bootstrap server a failed init script leaves behind (socket only).
+    subprocess.run(
+        _as_postgres([_pg_tool("pg_ctl"), "-D", str(root / "data"), "-m", "fast", "-w", "stop"]),
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    try:
+        out, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+    return out
+
+
+def _pg_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="housing-pg-init-"))
+    shutil.copy(POSTGRES_DIR / "entrypoint.sh", root)
+    shutil.copytree(POSTGRES_DIR / "initdb", root / "initdb")
+    if os.geteuid() == 0:
+        for path in (root, *root.rglob("*")):
+            shutil.chown(path, "postgres", "postgres")
+    return root
+
+
+@pytest.mark.slow
+def test_postgres_init_gives_optuna_its_own_database_and_user(monkeypatch) -> None:
+    """First start of docker/postgres (its entrypoint + initdb/, no container) on Debian's
+    PostgreSQL: `optuna` logs in with OPTUNA_DB_PASSWORD only, owns database optuna, cannot
+    connect to MLflow's, and an Optuna study runs there through the compose worker's URL form
+    (no password in it; libpq's PGPASSWORD)."""
+    import optuna
+    import psycopg
+
+    root, port = _pg_root(), _free_port()
+    admin_pw, optuna_pw = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+    process = _entrypoint(
+        root, port, {"POSTGRES_PASSWORD": admin_pw, "OPTUNA_DB_PASSWORD": optuna_pw}
+    )
+    try:
+
+        def connect(user: str, password: str, dbname: str) -> psycopg.Connection:
+            return psycopg.connect(
+                host="127.0.0.1", port=port, user=user, password=password, dbname=dbname
+            )
+
+        deadline = time.monotonic() + PG_START_TIMEOUT_S
+        while True:
+            assert process.poll() is None, "the entrypoint exited during its first start"
+            try:
+                connect("mlflow", admin_pw, "mlflow").close()
+                break
+            except psycopg.OperationalError:
+                assert time.monotonic() < deadline, "PostgreSQL did not accept connections"
+                time.sleep(0.5)
+        with connect("optuna", optuna_pw, "optuna") as conn:
+            owner = conn.execute(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'optuna'"
+            ).fetchone()
+            assert owner == ("optuna",)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            connect("optuna", "wrong-" + optuna_pw, "optuna")
+        for db in ("mlflow", "mlflow_auth"):
+            with pytest.raises(psycopg.OperationalError, match="permission denied"):
+                connect("optuna", optuna_pw, db)
+
+        monkeypatch.setenv("PGPASSWORD", optuna_pw)
+        url = f"postgresql+psycopg://optuna@127.0.0.1:{port}/optuna"
+        study = optuna.create_study(study_name="init-check", storage=url)
+        study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+        again = optuna.load_study(study_name="init-check", storage=url)
+        assert [t.state.name for t in again.trials] == ["COMPLETE"] * 3
+    finally:
+        log = _stop(root, process)
+        shutil.rmtree(root, ignore_errors=True)
+    assert optuna_pw not in log and admin_pw not in log, "a password in the server's output"
+
+
+@pytest.mark.slow
+def test_postgres_init_without_optuna_password_fails_the_first_start() -> None:
+    root, port = _pg_root(), _free_port()
+    process = _entrypoint(root, port, {"POSTGRES_PASSWORD": secrets.token_urlsafe(12)})
+    try:
+        code = process.wait(timeout=PG_START_TIMEOUT_S)
+    finally:
+        log = _stop(root, process)
+        shutil.rmtree(root, ignore_errors=True)
+    assert code != 0
+    assert "OPTUNA_DB_PASSWORD is not set: cannot create the optuna user" in log

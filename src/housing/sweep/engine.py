@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -19,9 +18,9 @@ import optuna
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from housing.sweep.config import SweepSpec, wandb_sweep_config
+from housing.sweep.config import SweepSpec
 from housing.sweep.result import SweepResult, TrialRecord, best_of
-from housing.sweep.tracking import WANDB_MODES, TrialRun, TrialTracker, _WandbRun
+from housing.sweep.tracking import WANDB_MODES, TrialRun, TrialTracker
 
 logger = logging.getLogger(__name__)
 
@@ -76,17 +75,6 @@ class _OptunaReporter:
         self._run.log_step(step, value)
         if self._trial.should_prune():
             raise TrialPruned(f"trial {self._trial.number} pruned at step {step}")
-
-
-class _WandbReporter:
-    """Logs intermediate scores with ``wandb.log``; W&B's Hyperband stops runs server-side."""
-
-    def __init__(self, run: TrialRun) -> None:
-        self._run = run
-        self.steps = _StepLog()
-
-    def report(self, step: int, value: float) -> None:
-        self._run.log_step(step, self.steps.add(step, value))
 
 
 # -- shared helpers ------------------------------------------------------------------------
@@ -300,59 +288,6 @@ def _optuna_trial(
     )
 
 
-# -- W&B sweep service ---------------------------------------------------------------------
-
-
-def _run_wandb(
-    spec: SweepSpec,
-    objective: Objective,
-    n: int,
-    project: str,
-    entity: str | None,
-    mode: str,
-) -> SweepResult:
-    if not os.environ.get("WANDB_API_KEY"):
-        raise SweepRunError(
-            "engine='wandb' needs WANDB_API_KEY in the environment (the W&B sweep controller "
-            "is online); the default engine='optuna' runs offline and needs no key"
-        )
-    if mode == "disabled":
-        raise SweepRunError("engine='wandb' cannot run with wandb_mode='disabled'")
-    import wandb  # deferred: only this engine needs it at import time
-
-    sweep_id = wandb.sweep(sweep=wandb_sweep_config(spec), project=project, entity=entity)
-    records: list[TrialRecord] = []
-
-    def _trial() -> None:
-        # Under the agent, wandb.init() receives the sampled params as its config.
-        run = wandb.init(settings=wandb.Settings(silent=True, console="off"))
-        params = {k: run.config[k] for k in spec.parameters if k in run.config}
-        tracked = _WandbRun(run, spec.metric_name)
-        reporter = _WandbReporter(tracked)
-        start = time.perf_counter()
-        state, value, error = "failed", None, "interrupted"
-        try:
-            state, value, error = _call_objective(objective, params, reporter)
-        finally:
-            tracked.finish(state, value)
-        if error:
-            logger.warning("run %s failed: %s", run.id, error)
-        records.append(
-            TrialRecord(
-                number=len(records),
-                params=params,
-                value=value,
-                state=state,
-                intermediate=list(reporter.steps.values),
-                duration_s=time.perf_counter() - start,
-                error=error,
-            )
-        )
-
-    wandb.agent(sweep_id, function=_trial, project=project, entity=entity, count=n)
-    return _finish("wandb", sweep_id, spec, records)
-
-
 # -- public entry --------------------------------------------------------------------------
 
 
@@ -371,7 +306,8 @@ def run_sweep(
     """Search ``spec`` with ``objective`` for up to ``n_trials`` (capped by ``run_cap``).
 
     ``engine="optuna"`` runs in-process, seeded and offline, logging each trial as a W&B run
-    in ``wandb_mode``; ``engine="wandb"`` uses the online W&B sweep controller.
+    in ``wandb_mode``; ``engine="wandb"`` uses the online W&B sweep controller and needs
+    ``wandb_mode="online"`` (housing.sweep.wandb_engine).
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be 'optuna' or 'wandb', got {engine!r}")
@@ -379,6 +315,9 @@ def run_sweep(
         raise ValueError(f"wandb_mode must be one of {', '.join(WANDB_MODES)}, got {wandb_mode!r}")
     n = effective_n_trials(spec, n_trials)
     if engine == "wandb":
-        return _run_wandb(spec, objective, n, wandb_project, wandb_entity, wandb_mode)
+        # Deferred: wandb_engine imports this module's helpers.
+        from housing.sweep.wandb_engine import run_wandb
+
+        return run_wandb(spec, objective, n, wandb_project, wandb_entity, wandb_mode)
     tracker_kwargs = {"mode": wandb_mode, "project": wandb_project, "entity": wandb_entity}
     return _run_optuna(spec, objective, n, seed, tracker_kwargs, show_progress)
