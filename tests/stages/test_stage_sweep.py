@@ -47,6 +47,7 @@ def assert_no_outputs(workdir: Path) -> None:
         assert not (workdir / out).exists(), out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("storage", "workers", "expected"),
     [
