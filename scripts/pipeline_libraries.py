@@ -45,7 +45,7 @@ AFFECTS_OUTPUTS: dict[str, str] = {
 # Imported by a stage, or a direct dependency of a library above, yet unable to change an
 # output: listing them would re-run stages for nothing.
 NO_EFFECT: dict[str, str] = {
-    "alembic": "optuna's database storage; the sweep keeps its study in memory",
+    "alembic": "optuna's database storage (sweep.storage): where trials are kept, not which",
     "cloudpickle": "joblib ships functions to worker processes with it; no numbers",
     "colorlog": "optuna's coloured logs",
     "cryptography": "signs and verifies the exported champion, which is not a DVC output",
@@ -59,7 +59,7 @@ NO_EFFECT: dict[str, str] = {
     "packaging": "version-string parsing in skops and optuna",
     "prettytable": "skops's model-card tables; no card is written",
     "python-dateutil": "pandas's date parsing; the data has no dates",
-    "sqlalchemy": "optuna's database storage; the sweep keeps its study in memory",
+    "sqlalchemy": "optuna's database storage (sweep.storage): where trials are kept, not which",
     "tqdm": "progress bars on stderr",
     "typer": "command-line interfaces",
     "tzdata": "pandas's time zones; the data has no timestamps",

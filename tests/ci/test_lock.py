@@ -31,7 +31,7 @@ def test_directory_dependencies_count_only_tracked_files():
             ).stdout.split()
             assert dep["nfiles"] == len(tracked), (name, dep["path"], dep["nfiles"], tracked)
             checked += 1
-    assert checked >= 3  # registry, serving, signing, sweep
+    assert checked >= 2  # register's src/housing/serving, sweep's src/housing/sweep
 
 
 def test_dvcignore_leaves_out_bytecode():

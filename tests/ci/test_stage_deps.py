@@ -196,6 +196,21 @@ def import_graph(entry: str) -> Graph:
     return Graph(frozenset(files), frozenset(external))
 
 
+# Modules a stage runs in child processes (`python -m ...`), which no import shows: the sweep
+# stage's local workers. What they import computes the stage's outputs too.
+CHILD_PROCESSES = {"sweep": ("housing.sweep.__main__",)}
+
+
+def stage_graph(name: str, stage: dict) -> Graph:
+    """The stage's import graph plus those of the modules it runs as child processes."""
+    graphs = [import_graph(entry_module(name, stage))]
+    graphs += [import_graph(child) for child in CHILD_PROCESSES.get(name, ())]
+    return Graph(
+        frozenset().union(*(g.files for g in graphs)),
+        frozenset().union(*(g.external for g in graphs)),
+    )
+
+
 def dep_paths(stage: dict) -> list[str]:
     return [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
 
@@ -231,7 +246,7 @@ STAGES = stages()
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_code_deps_are_the_stages_import_graph(name: str) -> None:
     stage = STAGES[name]
-    graph = import_graph(entry_module(name, stage)).files
+    graph = stage_graph(name, stage).files
     deps = code_deps(stage)
     missing = graph - set().union(*(covered(d) for d in deps))
     extra = {}
@@ -259,6 +274,18 @@ def test_graph_follows_submodules_packages_and_lazy_attributes() -> None:
     # housing.serving loads its loader only through __getattr__, for names it does not bind.
     assert "src/housing/serving/loader.py" not in rel(set(import_graph("stages.split").files))
     assert {"numpy", "pandas"} <= import_graph("stages.split").external
+
+
+def test_the_sweep_study_digest_hashes_the_objectives_code() -> None:
+    """A shared study is named by the code its trials run (housing.sweep.inputs); a module
+    the objective imports but the digest misses would let a worker with other code join."""
+    from housing.sweep.inputs import OBJECTIVE_MODULES
+
+    hashed = {module_file(m) for m in OBJECTIVE_MODULES}
+    loop = {module_file("housing.sweep.inputs"), module_file("housing.sweep.worker")}
+    needed = set(import_graph("housing.tuning").files) | loop
+    assert not needed - hashed, f"add to OBJECTIVE_MODULES: {rel(needed - hashed)}"
+    assert not hashed - needed, f"not run by the objective: {rel(hashed - needed)}"
 
 
 @pytest.fixture
@@ -333,7 +360,7 @@ def library_stages() -> list[str]:
     """Stages whose import graph reaches a library that can change outputs."""
     out = []
     for name, stage in STAGES.items():
-        external = import_graph(entry_module(name, stage)).external
+        external = stage_graph(name, stage).external
         dists = set().union(*(distributions_of(m) for m in external))
         if dists & set(AFFECTS_OUTPUTS) and name not in LIBRARY_INDEPENDENT:
             out.append(name)
@@ -357,7 +384,7 @@ def test_every_library_the_pipeline_uses_is_classified() -> None:
     assert not set(AFFECTS_OUTPUTS) & set(NO_EFFECT)
     unclassified: dict[str, set[str]] = {}
     for name, stage in STAGES.items():
-        for module in import_graph(entry_module(name, stage)).external:
+        for module in stage_graph(name, stage).external:
             if module in sys.stdlib_module_names or module == "__future__":
                 continue
             dists = distributions_of(module)

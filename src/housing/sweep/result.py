@@ -23,6 +23,7 @@ class TrialRecord:
     intermediate: list[float] = field(default_factory=list)
     duration_s: float = 0.0
     error: str | None = None
+    worker: str | None = None  # the worker that ran it, in a shared study
 
 
 @dataclass
@@ -51,13 +52,16 @@ class SweepResult:
         return sum(t.state == "failed" for t in self.trials)
 
     def history_frame(self) -> pd.DataFrame:
-        """One row per trial: score, running best, state, step count, duration, then params.
+        """One row per trial: score, running best, state, step count, duration, the worker
+        (only when some trial records one: a shared study), then params.
 
         A parameter whose name clashes with a fixed column is prefixed ``param.``.
         """
         sign = 1.0 if self.goal == "minimize" else -1.0
         best = math.inf
         rows = []
+        with_worker = any(t.worker is not None for t in self.trials)
+        fixed = (*_FIXED_COLUMNS, "worker") if with_worker else _FIXED_COLUMNS
         for t in self.trials:
             if t.state == "complete" and t.value is not None and sign * t.value < best:
                 best = sign * t.value
@@ -69,8 +73,10 @@ class SweepResult:
                 "n_steps": len(t.intermediate),
                 "duration_s": t.duration_s,
             }
+            if with_worker:
+                row["worker"] = t.worker or ""
             for name, v in t.params.items():
-                row[f"param.{name}" if name in _FIXED_COLUMNS else name] = v
+                row[f"param.{name}" if name in fixed else name] = v
             rows.append(row)
         if not rows:
             return pd.DataFrame(columns=list(_FIXED_COLUMNS))

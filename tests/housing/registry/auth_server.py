@@ -1,8 +1,7 @@
 """A real PostgreSQL cluster and a real ``mlflow server --app-name basic-auth`` against it.
 
-Debian's ``postgresql`` package provides the binaries (``apt-get install -y postgresql``);
-as root the cluster runs as the ``postgres`` user, as anyone else as that user. Everything
-lives in one temp dir and listens on loopback ports only.
+The cluster comes from tests/postgres_support.py (Debian's ``postgresql`` package). Everything
+lives in temp dirs and listens on loopback ports only.
 """
 
 from __future__ import annotations
@@ -25,10 +24,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import postgres_support
 import pytest
+from postgres_support import as_postgres as _as_postgres
 from registry_support import free_port
 
-PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 SERVER_START_TIMEOUT_S = 300.0
 ADMIN = "admin"
 READER = "reader"
@@ -43,53 +43,11 @@ class AuthServer:
     log: Path
 
 
-def _pg_bin(name: str) -> str:
-    for directory in PG_BIN_DIRS:
-        if (directory / name).is_file():
-            return str(directory / name)
-    found = shutil.which(name)
-    if found:
-        return found
-    pytest.fail(f"PostgreSQL's {name} not found: apt-get install -y postgresql")
-
-
-def _as_postgres(cmd: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @contextlib.contextmanager
 def running_postgres() -> Iterator[tuple[int, Path]]:
     """A throw-away cluster (trust auth on 127.0.0.1) with databases mlflow and mlflow_auth."""
-    root = Path(tempfile.mkdtemp(prefix="housing-pg-"))
-    data = root / "data"
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    port = free_port()
-    log = root / "postgres.log"
-    subprocess.run(
-        _as_postgres([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    ctl = _pg_bin("pg_ctl")
-    subprocess.run(
-        _as_postgres([ctl, "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"]),
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    try:
-        for db in ("mlflow", "mlflow_auth"):
-            subprocess.run(
-                [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                 "-v", "ON_ERROR_STOP=1", "-c", f"CREATE DATABASE {db}"],
-                check=True, capture_output=True, timeout=60,
-            )  # fmt: skip
-        yield port, root
-    finally:
-        subprocess.run(
-            _as_postgres([ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
-            check=False, capture_output=True, timeout=120,
-        )  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
+    with postgres_support.running_postgres(("mlflow", "mlflow_auth")) as found:
+        yield found
 
 
 def basic_auth(user: str, password: str) -> str:
