@@ -72,6 +72,7 @@ OBJECTIVE_MODULES = (
     "housing.sweep.inputs",
     "housing.sweep.result",
     "housing.sweep.tracking",
+    "housing.sweep.wandb_engine",
     "housing.sweep.worker",
     "housing.tuning",
 )
