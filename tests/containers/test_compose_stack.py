@@ -150,7 +150,12 @@ def _write_env(path: Path, key: SigningKey, images_env: dict[str, str]) -> dict[
     """.env.example with every value generated (passwords, secret, verify key) and the images."""
     example = dotenv_values(REPO_ROOT / ".env.example")
     values = {k: v for k, v in example.items() if v is not None}
-    for name in ("POSTGRES_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "HOUSING_READER_PASSWORD"):
+    for name in (
+        "POSTGRES_PASSWORD",
+        "OPTUNA_DB_PASSWORD",
+        "MLFLOW_ADMIN_PASSWORD",
+        "HOUSING_READER_PASSWORD",
+    ):
         values[name] = secrets.token_urlsafe(18)
     values["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_urlsafe(32)
     values["HOUSING_VERIFY_KEYS"] = public_pem(key.public_key).decode().strip()
