@@ -72,7 +72,7 @@ pipeline: install
 
 ## test: install, lint, then every test tier (unit, data, model, slow, end-to-end)
 test: install system-deps lint
-	$(BIN)/python -m pytest -m "" --durations=40 --cov --cov-report=term:skip-covered --cov-report=xml
+	scripts/test_all.sh
 
 ## test-fast: the default tier only (seconds), for the edit-test loop
 test-fast: install
