@@ -109,8 +109,13 @@ def _call_objective(
     except Exception as exc:
         logger.debug("objective raised", exc_info=True)
         return "failed", None, f"{type(exc).__name__}: {exc}"
+    return as_score(raw)
+
+
+def as_score(raw: object) -> tuple[str, float | None, str | None]:
+    """An objective's return value as (state, value, error): complete if a finite number."""
     try:
-        value = float(raw)
+        value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "failed", None, f"objective returned {raw!r}, not a number"
     if not math.isfinite(value):

@@ -17,7 +17,6 @@ programming error, which ends the sweep by re-raising it (never a "failed" trial
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
@@ -25,7 +24,14 @@ from collections.abc import Callable
 from typing import Any
 
 from housing.sweep.config import SweepSpec, wandb_sweep_config
-from housing.sweep.engine import Objective, SweepRunError, TrialPruned, _finish, _StepLog
+from housing.sweep.engine import (
+    Objective,
+    SweepRunError,
+    TrialPruned,
+    _finish,
+    _StepLog,
+    as_score,
+)
 from housing.sweep.result import SweepResult, TrialRecord
 from housing.sweep.tracking import TrialRun, _WandbRun
 
@@ -129,13 +135,7 @@ class AgentTrial:
             return "pruned", None, None
         if stopped():  # the objective swallowed the agent's exception and carried on
             return "pruned", None, None
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            return "failed", None, f"objective returned {raw!r}, not a number"
-        if not math.isfinite(value):
-            return "failed", None, f"objective returned {value}"
-        return "complete", value, None
+        return as_score(raw)
 
     def result(self, sweep_id: str) -> SweepResult:
         """The sweep's result; re-raises the objective's error if a run raised one."""
