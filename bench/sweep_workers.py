@@ -123,7 +123,13 @@ def main() -> None:
     if not args.mirror.is_file():
         raise SystemExit(f"data mirror not found at {args.mirror}; pass --mirror")
 
-    results: dict[str, Any] = {"machine": machine(), "n_trials": args.n_trials, "runs": {}}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "n_trials": args.n_trials,
+        # Folds fitted at once inside each worker (unset: one per core, housing.cv).
+        "cv_workers": os.environ.get("HOUSING_CV_WORKERS", "") or "one per core",
+        "runs": {},
+    }
     workdir = Path(tempfile.mkdtemp(prefix="bench-sweep-workers-"))
     try:
         env = stage_env(args.mirror)

@@ -294,6 +294,12 @@ def feature_importance(model: Any) -> pd.DataFrame:
     names = list(pipe[:-1].get_feature_names_out())
     if hasattr(reg, "booster_"):
         values = reg.booster_.feature_importance(importance_type="gain")
+    elif hasattr(reg, "estimators_") and all(hasattr(m, "booster_") for m in reg.estimators_):
+        # A bag of boosters (VotingRegressor): the members' mean gain.
+        values = np.mean(
+            [m.booster_.feature_importance(importance_type="gain") for m in reg.estimators_],
+            axis=0,
+        )
     elif hasattr(reg, "feature_importances_"):
         values = reg.feature_importances_
     elif hasattr(reg, "named_steps") and "ridge" in reg.named_steps:
@@ -319,7 +325,8 @@ def description(spec: ModelSpec, metrics: dict[str, Any], sweep: dict[str, Any])
     return "\n".join(
         [
             "### California housing price model",
-            f"- family: **{spec.family}**, imputer: `{spec.imputer}`",
+            f"- family: **{spec.family}** (mean of {spec.bag} booster(s)), "
+            f"imputer: `{spec.imputer}`",
             f"- features: `{spec.features.to_dict()}`",
             f"- sweep `{sweep.get('sweep_id')}` ({sweep.get('engine')}): "
             f"{sweep.get('n_trials')} trials, {sweep.get('n_pruned')} pruned, "
@@ -360,6 +367,7 @@ def main() -> None:
         family=best["family"],
         params=best["params"],
         seed=seed,
+        bag=int(best["bag"]),
     )
     train = pd.read_parquet(TRAIN)
     try:
@@ -402,6 +410,7 @@ def main() -> None:
             "family": spec.family,
             "params": dict(spec.params),
             "seed": seed,
+            "bag": spec.bag,
         },
         "contract": contract.to_dict(),
         "metrics": metrics,

@@ -29,7 +29,7 @@ from housing.sweep.inputs import TRAIN, checkout_plan
 from housing.sweep.launch import run_local_workers
 from housing.sweep.shared import SharedSweep, create_study, study_result
 from housing.sweep.storage import JOURNAL, Storage, open_storage, parse_storage
-from housing.tuning import at_bounds, plan_sweep, rounds_fitted
+from housing.tuning import at_bounds, choice_folds, choose_bag, plan_sweep, rounds_fitted
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +92,39 @@ def run_shared(
     return plan.label, plan.spec, shared
 
 
+def check_bagging(p: dict[str, Any]) -> tuple[list[int], int]:
+    """``sweep.bagging`` as (sizes, max_rounds), or a one-line ``StageError`` naming the key."""
+    bagging = p.get("bagging")
+    if not isinstance(bagging, dict):
+        raise stage.StageError("params.yaml sweep.bagging must be a mapping of sizes, max_rounds")
+    sizes, max_rounds = bagging.get("sizes"), bagging.get("max_rounds")
+    if (
+        not isinstance(sizes, list)
+        or not sizes
+        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes)
+        or 1 not in sizes
+    ):
+        raise stage.StageError(
+            f"params.yaml sweep.bagging.sizes must be positive integers including 1; got {sizes!r}"
+        )
+    if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
+        raise stage.StageError(
+            f"params.yaml sweep.bagging.max_rounds must be a positive integer; got {max_rounds!r}"
+        )
+    return sorted(set(sizes)), max_rounds
+
+
 def main() -> None:
     p = stage.params("sweep")
+    sizes, max_rounds = check_bagging(p)
     storage, workers = sweep_storage(p)
     extra: dict[str, Any] = {}
     if storage.shared:
         family, spec, shared = run_shared(p, storage, workers)
         result = shared.result
+        folds = choice_folds(
+            pd.read_parquet(TRAIN), n_splits=int(p["cv_folds"]), seed=int(p["seed"])
+        )
         extra = {
             "storage": storage.kind,
             "study": result.sweep_id,
@@ -107,7 +133,7 @@ def main() -> None:
         }
     else:
         plan = plan_sweep(p, pd.read_parquet(TRAIN))
-        family, spec = plan.family, plan.spec
+        family, spec, folds = plan.family, plan.spec, plan.folds
         result = run_sweep(
             plan.spec,
             plan.objective,
@@ -120,7 +146,18 @@ def main() -> None:
     history = trial_table(result)
     write_csv(TRIALS, history)
     write_csv(HISTORY, history[["trial", "value", "best_so_far", "state"]])
-    write_yaml(BEST_PARAMS, {"family": family, "params": dict(result.best_params)})
+    bag = choose_bag(
+        folds,
+        family,
+        result.best_params,
+        seed=int(p["seed"]),
+        sizes=sizes,
+        max_rounds=max_rounds,
+    )
+    logger.info("bagging: %s booster(s) averaged (1-SE rule on the sweep's folds)", bag.chosen)
+    write_yaml(
+        BEST_PARAMS, {"family": family, "params": dict(result.best_params), "bag": bag.chosen}
+    )
     walls = at_bounds(spec, result.best_params)
     for name, side in walls.items():
         logger.warning(
@@ -144,6 +181,7 @@ def main() -> None:
             "cv_folds": int(p["cv_folds"]),
             "fold_seed": int(p["seed"]),
             "at_bound": walls,
+            "bagging": bag.report,
             **cost,
             **extra,
         },

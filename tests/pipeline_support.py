@@ -44,6 +44,8 @@ FAST_PARAMS: dict[str, Any] = {
         "n_trials": 4,
         "cv_folds": 3,
         "resource_step": 40,
+        # Exercised, but cheap: a bag of two is fitted on every fold (and by register).
+        "bagging": {"sizes": [1, 2]},
         "config": {"early_terminate": {"min_iter": 40}},
         "spaces": Replace(
             lightgbm={

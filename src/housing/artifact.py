@@ -39,6 +39,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.impute._iterative.IterativeImputer",
     "sklearn.impute._iterative._ImputerTriplet",
     "sklearn.tree._tree.Tree",
+    # A seed bag's VotingRegressor keeps its fitted members in a Bunch (a dict subclass).
+    "sklearn.utils._bunch.Bunch",
 )
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.compose import TransformedTargetRegressor
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor, VotingRegressor
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (registers the class)
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 from sklearn.linear_model import Ridge
@@ -104,8 +104,24 @@ def build_preprocessor(
     )
 
 
-def build_regressor(family: str, params: Mapping[str, Any], *, seed: int) -> RegressorMixin:
-    """A regressor of ``family`` with ``params``, single-threaded and seeded for determinism."""
+def build_regressor(
+    family: str, params: Mapping[str, Any], *, seed: int, bag: int = 1
+) -> RegressorMixin:
+    """A regressor of ``family`` with ``params``, single-threaded and seeded for determinism.
+
+    ``bag`` > 1 (LightGBM only: the serving bundle averages boosters exactly, see
+    housing.serving.export) averages that many boosters of seeds ``seed .. seed + bag - 1``:
+    a ``VotingRegressor``, whose prediction is the members' mean (of log prices here).
+    """
+    if isinstance(bag, bool) or not isinstance(bag, int) or bag < 1:
+        raise ValueError(f"bag must be a positive integer, got {bag!r}")
+    if bag > 1:
+        if family != "lightgbm":
+            raise ValueError(f"only lightgbm boosters are averaged (bag > 1), not {family!r}")
+        members = [
+            (f"seed_{seed + i}", build_regressor(family, params, seed=seed + i)) for i in range(bag)
+        ]
+        return VotingRegressor(members)
     params = dict(params)
     if family == "linear":
         return Pipeline([("scale", StandardScaler()), ("ridge", Ridge(**params))])
@@ -144,6 +160,7 @@ class ModelSpec:
     family: str
     params: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 42
+    bag: int = 1
 
 
 def build_model(spec: ModelSpec, *, categories: tuple[str, ...] | None = None) -> Any:
@@ -153,7 +170,7 @@ def build_model(spec: ModelSpec, *, categories: tuple[str, ...] | None = None) -
             *build_preprocessor(
                 spec.imputer, spec.features, seed=spec.seed, categories=categories
             ).steps,
-            ("regressor", build_regressor(spec.family, spec.params, seed=spec.seed)),
+            ("regressor", build_regressor(spec.family, spec.params, seed=spec.seed, bag=spec.bag)),
         ]
     )
     return log_target(pipe)

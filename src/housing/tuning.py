@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from housing import choices
-from housing.cv import Fold, lockstep, make_folds, map_folds
+from housing.cv import Fold, lockstep, make_folds, map_folds, paired_se, within_one_se
 from housing.metrics import rmse
 from housing.model import build_preprocessor, build_regressor
 from housing.sweep import Objective, Reporter, SweepConfigError, SweepSpec, parse_sweep_config
@@ -144,6 +144,87 @@ def fold_rmse(
     return map_folds(one, folds)
 
 
+def bag_scores(
+    folds: Sequence[Fold],
+    family: str,
+    params: Mapping[str, Any],
+    *,
+    seed: int,
+    sizes: Sequence[int],
+) -> dict[int, list[float]]:
+    """Per-fold validation RMSE (dollars) of the mean log price of the first ``n`` boosters
+    of seeds ``seed, seed + 1, ...`` for each ``n`` in ``sizes`` (the model
+    ``build_regressor(..., bag=n)`` fits): the largest bag is fitted once per fold and the
+    smaller ones are its prefixes, so every size is scored on the same members and folds."""
+    top = max(sizes)
+
+    def one(fold: Fold) -> list[float]:
+        members = [
+            build_regressor(family, params, seed=seed + i)
+            .fit(fold.X_fit, fold.y_fit_log)
+            .predict(fold.X_val)
+            for i in range(top)
+        ]
+        return [float(rmse(fold.y_val, np.exp(np.mean(members[:n], axis=0)))) for n in sizes]
+
+    rows = map_folds(one, folds)
+    return {n: [row[j] for row in rows] for j, n in enumerate(sizes)}
+
+
+@dataclass(frozen=True)
+class BagChoice:
+    """The number of boosters the served model averages, chosen by the 1-SE rule."""
+
+    chosen: int
+    report: dict[str, Any]
+
+
+def choose_bag(
+    folds: Sequence[Fold],
+    family: str,
+    params: Mapping[str, Any],
+    *,
+    seed: int,
+    sizes: Sequence[int],
+    max_rounds: int,
+) -> BagChoice:
+    """How many boosters of ``params`` to average: the fewest within one paired SE of the
+    best (:func:`housing.cv.one_se_choice`), among the ``sizes`` whose total rounds
+    (size x ``n_estimators``) stay within ``max_rounds`` (the serving latency budget).
+    Families other than LightGBM are not averaged (the bundle serves one LightGBM)."""
+    sizes = sorted({int(n) for n in sizes})
+    if not sizes or sizes[0] != 1:
+        raise ValueError(f"sweep.bagging.sizes must start at 1 (one booster); got {sizes}")
+    if family != "lightgbm":
+        return BagChoice(1, {"chosen": 1, "reason": f"{family} is not averaged"})
+    rounds = int(params["n_estimators"])
+    fits = [n for n in sizes if n * rounds <= max_rounds] or [1]
+    scores = bag_scores(folds, family, params, seed=seed, sizes=fits)
+    per_fold = {str(n): scores[n] for n in fits}
+    within = within_one_se(per_fold)
+    chosen = int(within[0])
+    single = np.asarray(scores[1])
+    candidates: dict[str, Any] = {}
+    for n in sizes:
+        row: dict[str, Any] = {"total_rounds": n * rounds, "within_budget": n in fits}
+        if n in fits:
+            values = np.asarray(scores[n])
+            row |= {
+                "cv_rmse": round(float(values.mean()), 2),
+                "cv_rmse_std": round(float(values.std()), 2),
+                "cv_rmse_folds": [round(float(v), 2) for v in values],
+                "within_one_se": str(n) in within,
+            }
+            if n > 1:
+                row |= {
+                    "minus_one": round(float((values - single).mean()), 2),
+                    "paired_se": round(paired_se(values, single), 2),
+                }
+        candidates[str(n)] = row
+    report = {"chosen": chosen, "max_rounds": int(max_rounds), "candidates": candidates}
+    return BagChoice(chosen, report)
+
+
 def choice_folds(train: pd.DataFrame, *, n_splits: int, seed: int) -> list[Fold]:
     """CV folds of ``train`` with the upstream choices' preprocessing refitted in each."""
     pre = build_preprocessor(choices.imputer(), choices.features(), seed=seed)
@@ -157,6 +238,7 @@ class SweepPlan:
     family: str
     spec: SweepSpec
     objective: Objective
+    folds: list[Fold]
 
 
 def plan_sweep(p: Mapping[str, Any], train: pd.DataFrame) -> SweepPlan:
@@ -171,7 +253,7 @@ def plan_sweep(p: Mapping[str, Any], train: pd.DataFrame) -> SweepPlan:
     spec = parse_sweep_config(sweep_declaration(p["config"], p["spaces"], family))
     folds = choice_folds(train, n_splits=int(p["cv_folds"]), seed=seed)
     objective = make_objective(folds, family, seed=seed, step=int(p["resource_step"]))
-    return SweepPlan(family=family, spec=spec, objective=objective)
+    return SweepPlan(family=family, spec=spec, objective=objective, folds=folds)
 
 
 def at_bounds(

@@ -87,3 +87,33 @@ def test_unknown_names_are_refused():
 def test_feature_config_round_trips():
     assert FeatureConfig.from_dict(FEATURES.to_dict()) == FEATURES
     assert FeatureConfig.from_dict({"rotations": [15, 30]}).rotations == (15.0, 30.0)
+
+
+def test_a_bag_predicts_the_mean_log_price_of_its_seeded_members(data):
+    train, test = data
+    X, y, X_test = train.drop(columns=[TARGET]), train[TARGET], test.drop(columns=[TARGET])
+    params = {**SMALL["lightgbm"], "subsample": 0.7, "subsample_freq": 1}
+    bag = build_model(ModelSpec("median", FEATURES, "lightgbm", params, seed=5, bag=3)).fit(X, y)
+    singles = [
+        build_model(ModelSpec("median", FEATURES, "lightgbm", params, seed=s)).fit(X, y)
+        for s in (5, 6, 7)
+    ]
+    # The preprocessing is seeded by the spec's seed (5): only the first single shares it,
+    # so compare the members' log prices on the bag's own feature matrix.
+    matrix = bag.regressor_[:-1].transform(X_test)
+    members = bag.regressor_.named_steps["regressor"].estimators_
+    expected = np.exp(np.mean([m.predict(matrix) for m in members], axis=0))
+    np.testing.assert_allclose(bag.predict(X_test), expected, rtol=1e-12)
+    # Member 0 is the single model of the same seed, tree for tree.
+    np.testing.assert_array_equal(
+        members[0].predict(matrix), singles[0].regressor_[-1].predict(matrix)
+    )
+    assert not np.array_equal(members[0].predict(matrix), members[1].predict(matrix))
+
+
+def test_only_positive_bags_of_lightgbm_are_built():
+    with pytest.raises(ValueError, match="only lightgbm boosters are averaged"):
+        build_regressor("random_forest", {}, seed=0, bag=2)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="bag must be a positive integer"):
+            build_regressor("lightgbm", {}, seed=0, bag=bad)

@@ -115,6 +115,44 @@ def test_bundle_prices_equal_the_pipeline_for_every_feature_group(variant, real_
     _assert_same_prices(model, real_split, tmp_path)
 
 
+def test_a_bag_of_boosters_is_served_as_their_mean(real_split, tmp_path):
+    """A seed bag (VotingRegressor of LightGBMs) is exported as one booster of every member's
+    trees with leaves divided by the bag size: the bundle's prices equal the bag's, across
+    tree blocks, single rows and missing bedrooms."""
+    from housing.serving import lgbm
+
+    train, _ = real_split
+    spec = ModelSpec("median", ALL_GROUPS, "lightgbm", {**SMALL, "subsample": 0.8,
+                     "subsample_freq": 1, "colsample_bytree": 0.6}, seed=0, bag=3)  # fmt: skip
+    model = build_model(spec).fit(train.drop(columns=[TARGET]), train[TARGET])
+    members = model.regressor_.named_steps["regressor"].estimators_
+    assert [m.random_state for m in members] == [0, 1, 2]
+    assert len({m.booster_.model_to_string() for m in members}) == 3, "seeds must differ"
+    _assert_same_prices(model, real_split, tmp_path)
+    serving = load_serving(tmp_path)
+    assert serving._booster.num_trees == 3 * SMALL["n_estimators"] > lgbm.TREE_BLOCK
+    config = json.loads((tmp_path / "serving" / "config.json").read_text())
+    assert config["booster"] == {
+        "family": "lightgbm", "num_trees": 180, "members": 3, "output": "raw"
+    }  # fmt: skip
+
+
+def test_averaging_refuses_boosters_of_other_features():
+    import lightgbm
+
+    from housing.serving.export import averaged_booster_text
+
+    rng = np.random.default_rng(0)
+    texts = []
+    for n_features in (3, 4):
+        X = rng.normal(size=(300, n_features))
+        model = lightgbm.LGBMRegressor(n_estimators=5, verbose=-1).fit(X, X[:, 0])
+        texts.append(model.booster_.model_to_string())
+    with pytest.raises(ExportError, match="different features"):
+        averaged_booster_text(texts)
+    assert averaged_booster_text(texts[:1]) == texts[0]
+
+
 @pytest.fixture(scope="module")
 def small_model(small_train: pd.DataFrame):
     spec = ModelSpec("iterative", ALL_GROUPS, "lightgbm", {"n_estimators": 250}, seed=0)

@@ -11,6 +11,8 @@ from housing.model import build_regressor
 from housing.sweep import SweepConfigError, TrialPruned, TrialRecord, parse_sweep_config
 from housing.tuning import (
     at_bounds,
+    bag_scores,
+    choose_bag,
     fold_rmse,
     make_objective,
     params_key,
@@ -163,3 +165,48 @@ def test_objective_is_the_same_whatever_the_number_of_fold_workers(family, monke
         make_objective(folds, family, seed=0, step=10)(dict(FAMILY_PARAMS[family]), recorder)
         runs.append(recorder.reports)
     assert runs[0] == runs[1]
+
+
+def test_bag_scores_are_the_scores_of_the_bagged_regressor():
+    folds = make_folds(n=300)
+    params = FAMILY_PARAMS["lightgbm"]
+    scores = bag_scores(folds, "lightgbm", params, seed=4, sizes=[1, 3])
+    assert scores[1] == fold_rmse(folds, "lightgbm", params, seed=4)
+    bagged = []
+    for f in folds:
+        reg = build_regressor("lightgbm", params, seed=4, bag=3).fit(f.X_fit, f.y_fit_log)
+        bagged.append(rmse(f.y_val, np.exp(reg.predict(f.X_val))))
+    np.testing.assert_allclose(scores[3], bagged, rtol=1e-12)
+
+
+def test_choose_bag_fits_only_bags_within_the_rounds_budget(monkeypatch):
+    import housing.tuning as tuning
+
+    fitted: list[list[int]] = []
+
+    def fake_scores(folds, family, params, *, seed, sizes):
+        fitted.append(list(sizes))
+        # Every extra booster lowers every fold's RMSE by 100 (paired SE 0): more is better.
+        return {n: [1000.0 - 100 * n + k for k in range(3)] for n in sizes}
+
+    monkeypatch.setattr(tuning, "bag_scores", fake_scores)
+    params = {"n_estimators": 300}
+    choice = choose_bag([], "lightgbm", params, seed=0, sizes=[1, 2, 3, 5], max_rounds=800)
+    assert fitted == [[1, 2]] and choice.chosen == 2
+    report = choice.report["candidates"]
+    assert report["3"] == {"total_rounds": 900, "within_budget": False}
+    assert report["2"]["minus_one"] == -100 and report["2"]["within_one_se"]
+    assert not report["1"]["within_one_se"]
+
+
+def test_choose_bag_keeps_one_booster_unless_more_beat_it_by_one_se(monkeypatch):
+    import housing.tuning as tuning
+
+    noise = {1: [1000.0, 1010.0, 990.0], 2: [990.0, 1015.0, 992.0], 3: [1010.0, 995.0, 980.0]}
+    monkeypatch.setattr(tuning, "bag_scores", lambda *a, sizes, **k: {n: noise[n] for n in sizes})
+    choice = choose_bag([], "lightgbm", {"n_estimators": 100}, seed=0, sizes=[3, 1, 2],
+                        max_rounds=800)  # fmt: skip
+    assert choice.chosen == 1
+    assert choose_bag([], "linear", {}, seed=0, sizes=[1, 2], max_rounds=800).chosen == 1
+    with pytest.raises(ValueError, match="must start at 1"):
+        choose_bag([], "lightgbm", {"n_estimators": 100}, seed=0, sizes=[2, 3], max_rounds=800)

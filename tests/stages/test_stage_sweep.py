@@ -72,6 +72,30 @@ def test_a_bad_storage_fails_in_one_line_and_writes_nothing(tmp_path, storage, w
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("bagging", "expected"),
+    [
+        ({"sizes": [2, 3], "max_rounds": 800}, "sweep.bagging.sizes must be positive integers "
+         "including 1; got [2, 3]"),
+        ({"sizes": [1, 0], "max_rounds": 800}, "including 1; got [1, 0]"),
+        ({"sizes": [1, 2], "max_rounds": "800"}, "sweep.bagging.max_rounds must be a positive "
+         "integer; got '800'"),
+        (None, "sweep.bagging must be a mapping"),
+    ],
+)  # fmt: skip
+def test_a_bad_bagging_setting_fails_in_one_line_and_writes_nothing(tmp_path, bagging, expected):
+    write_params(tmp_path, bagging=bagging)
+
+    proc = run_stage(tmp_path, "sweep", TQDM_DISABLE="1")
+
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    [line] = error_lines(proc.stderr)
+    assert expected in line
+    assert_no_outputs(tmp_path)
+
+
+@pytest.mark.slow
 def test_an_unreachable_database_fails_in_one_line_and_writes_nothing(tmp_path):
     port = free_port()
     write_params(tmp_path, storage=f"postgresql+psycopg://sweep@127.0.0.1:{port}/optuna")
@@ -119,6 +143,15 @@ def test_two_workers_run_the_real_sweep_and_a_rerun_resumes(tmp_path, housing_df
     best = yaml.safe_load((tmp_path / "models/best_params.yaml").read_text())
     assert best["family"] == "lightgbm" and set(best["params"]) == set(SMALL_SPACE)
     summary = read_json(tmp_path / "reports/sweep/summary.json")
+    # The bag is chosen on the sweep's folds after the shared search, within the budget.
+    bagging = summary["bagging"]
+    assert (
+        best["bag"] == bagging["chosen"]
+        and bagging["candidates"][str(best["bag"])]["within_one_se"]
+    )
+    assert bagging["candidates"]["1"]["cv_rmse"] > 0
+    for size, row in bagging["candidates"].items():
+        assert row["within_budget"] == (int(size) * best["params"]["n_estimators"] <= 800)
     assert summary["storage"] == "journal" and summary["workers"] == 2
     assert summary["study"].startswith("housing-sweep-") and summary["sweep_id"] == summary["study"]
     assert 4 <= summary["n_finished"] <= 5 and summary["overshoot"] == summary["n_finished"] - 4

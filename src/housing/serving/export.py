@@ -10,9 +10,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,76 @@ def _imputer_state(imputer: Any, n_columns: int) -> tuple[dict[str, Any], dict[s
     raise ExportError(f"imputer {kind} is not exported to the serving bundle")
 
 
+_TREE_HEADER = re.compile(r"^Tree=\d+\n", re.MULTILINE)
+
+
+def _scale_values(block: str, key: str, factor: float) -> str:
+    def scaled(match: re.Match[str]) -> str:
+        return f"{key}=" + " ".join(repr(float(v) * factor) for v in match.group(1).split()) + "\n"
+
+    out, n = re.subn(rf"^{key}=(.*)\n", scaled, block, count=1, flags=re.MULTILINE)
+    if n != 1:
+        raise ExportError(f"a LightGBM tree without {key}")
+    return out
+
+
+def averaged_booster_text(texts: Sequence[str]) -> str:
+    """One LightGBM model text whose raw score is the mean of the ``texts``' raw scores.
+
+    Every member's leaf values (and internal values, which only feature contributions read)
+    are divided by the number of members and the trees are concatenated: the sum over every
+    tree is then the members' mean, to rounding (~1e-15). The members must share their
+    features (one training matrix). LightGBM parses the result and writes it back, so the
+    header's tree sizes are its own.
+    """
+    from lightgbm import Booster
+
+    if not texts:
+        raise ExportError("no booster to average")
+    if len(texts) == 1:
+        return texts[0]
+    factor = 1.0 / len(texts)
+    header: str | None = None
+    trees: list[str] = []
+    tail = ""
+    for text in texts:
+        head, found, rest = text.partition("\nTree=0\n")
+        body, end, after = ("Tree=0\n" + rest).partition("end of trees\n")
+        if not found or not end:
+            raise ExportError("not a LightGBM model text")
+        head = re.sub(r"^tree_sizes=.*\n", "", head + "\n", flags=re.MULTILINE)
+        if header is None:
+            header, tail = head, end + after
+        elif head != header:
+            raise ExportError("the boosters to average were trained on different features")
+        for block in _TREE_HEADER.split(body)[1:]:
+            block = _scale_values(block, "leaf_value", factor)
+            trees.append(_scale_values(block, "internal_value", factor))
+    merged = header + "\n".join(f"Tree={i}\n{b}" for i, b in enumerate(trees)) + tail
+    return Booster(model_str=merged).model_to_string()
+
+
+def _boosters(regressor: Any) -> list[Any]:
+    """The fitted LightGBM regressors a regressor step averages: itself, or a bag of them."""
+    name = type(regressor).__name__
+    if name == "VotingRegressor":
+        if regressor.weights is not None:
+            raise ExportError("a weighted VotingRegressor is not exported (equal weights only)")
+        members = list(regressor.estimators_)
+    else:
+        members = [regressor]
+    for member in members:
+        if type(member).__name__ != "LGBMRegressor":
+            raise ExportError(
+                "the serving bundle holds LightGBM models only, not "
+                f"{type(member).__name__}: choose the lightgbm family or serve the skops "
+                "model another way"
+            )
+        if member.objective_ != "regression":
+            raise ExportError(f"LightGBM objective {member.objective_!r} is not an identity link")
+    return members
+
+
 def _json_bytes(data: Mapping[str, Any]) -> bytes:
     return (json.dumps(dict(data), indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
 
@@ -115,14 +186,7 @@ def serving_files(model: Any, contract: Mapping[str, Any], interval: Interval) -
         raise ExportError("only a log-target model (inverse link exp) is exported")
     steps = dict(model.regressor_.steps)
     encoder, imputer, geo, neighbors = (steps[s] for s in ("encode", "impute", "geo", "neighbors"))
-    regressor = steps["regressor"]
-    if type(regressor).__name__ != "LGBMRegressor":
-        raise ExportError(
-            f"the serving bundle holds LightGBM models only, not {type(regressor).__name__}: "
-            "choose the lightgbm family or serve the skops model another way"
-        )
-    if regressor.objective_ != "regression":
-        raise ExportError(f"LightGBM objective {regressor.objective_!r} is not an identity link")
+    members = _boosters(steps["regressor"])
     categories = [str(c) for c in encoder.categories_]
     n_columns = N_NUMERIC + len(categories)
     imputer_config, blobs = _imputer_state(imputer, n_columns)
@@ -134,7 +198,7 @@ def serving_files(model: Any, contract: Mapping[str, Any], interval: Interval) -
     if k:
         blobs["neighbor_coords.npy"] = _npy(np.asarray(neighbors.train_coords_, dtype=np.float64))
         blobs["neighbor_target.npy"] = _npy(np.asarray(neighbors.train_target_, dtype=np.float64))
-    booster = regressor.booster_
+    text = averaged_booster_text([m.booster_.model_to_string() for m in members])
     n_features = (
         n_columns
         + (3 if geo.ratios else 0)
@@ -142,9 +206,11 @@ def serving_files(model: Any, contract: Mapping[str, Any], interval: Interval) -
         + len(geo.rotations)
         + (1 + len(scales) if k else 0)
     )
+    booster = members[0].booster_
     if booster.num_feature() != n_features:
         raise ExportError(f"booster has {booster.num_feature()} features, expected {n_features}")
-    blobs[BOOSTER] = booster.model_to_string().encode("utf-8")
+    blobs[BOOSTER] = text.encode("utf-8")
+    num_trees = sum(int(m.booster_.num_trees()) for m in members)
     config = {
         "format_version": FORMAT_VERSION,
         "categories": categories,
@@ -158,7 +224,12 @@ def serving_files(model: Any, contract: Mapping[str, Any], interval: Interval) -
         "neighbors": {"k": k, "scales": scales, "rule": "distance, then training-row index"},
         "n_features": n_features,
         "feature_names": [str(n) for n in model.regressor_[:-1].get_feature_names_out()],
-        "booster": {"family": "lightgbm", "num_trees": int(booster.num_trees()), "output": "raw"},
+        "booster": {
+            "family": "lightgbm",
+            "num_trees": num_trees,
+            "members": len(members),
+            "output": "raw",
+        },
         "link": "exp",
     }
     blobs[CONFIG] = _json_bytes(config)
