@@ -1,4 +1,11 @@
-"""(b) The model's own time: the serving bundle's numpy path, in process, after warm-up."""
+"""(b) The model's own time: the serving bundle's numpy path, in process, after warm-up.
+
+Imported by bench/serve_load.py; run alone, it times one or more model directories (each
+with ``serving/`` and ``model.json``) on the same 100 real districts and prints the cost per
+tree, from which the serving budget's rounds cap in ``params.yaml`` is derived:
+
+    python bench/model_time.py models [OTHER_MODEL_DIR ...] [--repeats 400]
+"""
 
 from __future__ import annotations
 
@@ -72,3 +79,41 @@ def model_time_or_reason(
         return measure_model_time(model_dir, rows, repeats=repeats)
     except ImportError as exc:
         return {"available": False, "reason": f"housing.serving is not available ({exc})"}
+
+
+def main() -> None:
+    import argparse
+    import json
+    import logging
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    from bench.pipeline import DEFAULT_MIRROR, machine
+    from bench.serve_load import candidate_rows
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_dirs", type=Path, nargs="+")
+    parser.add_argument("--repeats", type=int, default=400)
+    parser.add_argument("--data", type=Path, default=Path(DEFAULT_MIRROR))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log = logging.getLogger("bench.model_time")
+    log.info("%s", json.dumps(machine()))
+    for model_dir in args.model_dirs:
+        rows = candidate_rows(model_dir, args.data, 100)
+        config = json.loads((model_dir / "serving" / "config.json").read_text())
+        trees = int(config["booster"]["num_trees"])
+        result = measure_model_time(model_dir, rows, repeats=args.repeats)
+        batch = result["100_rows"]
+        log.info(
+            "%s: %d trees; 1 row %.3f ms; 100 rows %.2f ms (booster %.2f ms, %.1f us per tree, "
+            "the rest %.2f ms)",
+            model_dir, trees, result["1_row"]["predict_ms"], batch["predict_ms"],
+            batch["booster_ms"], 1000 * batch["booster_ms"] / trees,
+            batch["predict_ms"] - batch["booster_ms"],
+        )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -70,21 +70,22 @@ def register_champion(model_dir: Path, root: Path, input_example: pd.DataFrame) 
 
 
 def _register(model_dir: Path, input_example: pd.DataFrame, uri: str, tags: dict, root: Path):
-    from housing.artifact import TRUSTED_TYPES, load_bundle
+    from housing.artifact import TRUSTED_TYPES, bundle_only, load_bundle
     from housing.registry import GateConfig, log_and_register
 
-    return log_and_register(
-        sk_model=load_bundle(model_dir).model,
-        bundle_dir=model_dir,
-        params={"bench": True},
-        metrics={"r2": 0.9, "rmse": 40_000.0},
-        tags=tags,
-        plots=[],
-        description="serve_load benchmark",
-        input_example=input_example,
-        gates=GateConfig(min_r2=0.0, max_rmse=1e12),
-        trusted_types=list(TRUSTED_TYPES),
-        tracking_uri=uri,
-        artifact_location=(root / "mlartifacts").as_uri(),
-        force_promote_reason="benchmark: the bundle under test is the champion",
-    )
+    with bundle_only(model_dir) as bundle:
+        return log_and_register(
+            sk_model=load_bundle(model_dir).model,
+            bundle_dir=bundle,
+            params={"bench": True},
+            metrics={"r2": 0.9, "rmse": 40_000.0},
+            tags=tags,
+            plots=[],
+            description="serve_load benchmark",
+            input_example=input_example,
+            gates=GateConfig(min_r2=0.0, max_rmse=1e12),
+            trusted_types=list(TRUSTED_TYPES),
+            tracking_uri=uri,
+            artifact_location=(root / "mlartifacts").as_uri(),
+            force_promote_reason="benchmark: the bundle under test is the champion",
+        )

@@ -21,8 +21,6 @@ uncached report, so they never break byte-identical rebuilds.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from itertools import pairwise
@@ -33,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from housing import choices, intervals, stage
-from housing.artifact import META_FILE, MODEL_FILE, TRUSTED_TYPES, save_bundle
+from housing.artifact import TRUSTED_TYPES, bundle_only, save_bundle
 from housing.contract import TARGET, Contract
 from housing.cv import kfold, map_folds
 from housing.io import read_json, read_yaml, write_csv, write_json
@@ -348,11 +346,8 @@ def _register(**kwargs: Any) -> Any:
     """Register with MLflow, logging only the bundle (model, metadata, serving export)."""
     from housing.registry import log_and_register
 
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in (MODEL_FILE, META_FILE):
-            shutil.copy2(BUNDLE_DIR / name, Path(tmp) / name)
-        shutil.copytree(BUNDLE_DIR / SERVING_DIR, Path(tmp) / SERVING_DIR)
-        return log_and_register(bundle_dir=Path(tmp), **kwargs)
+    with bundle_only(BUNDLE_DIR) as bundle:
+        return log_and_register(bundle_dir=bundle, **kwargs)
 
 
 def main() -> None:

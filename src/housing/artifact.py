@@ -12,13 +12,17 @@ import io
 import json
 import logging
 import re
+import shutil
+import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from housing.io import read_json, sha256_bytes, write_bytes, write_json
-from housing.serving import META_FILE, MODEL_FILE
+from housing.serving import META_FILE, MODEL_FILE, SERVING_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -146,3 +150,18 @@ def load_bundle(directory: str | Path, *, expected_sha256: str | None = None) ->
     model = loads_model(model_path.read_bytes(), expected_sha256=expected)
     logger.info("loaded model bundle %s (sha256 %s)", directory, expected[:12])
     return Bundle(model, meta)
+
+
+@contextmanager
+def bundle_only(directory: str | Path) -> Iterator[Path]:
+    """A temporary copy of the bundle in ``directory``: model, metadata and the serving
+    export (if any), nothing else. ``models/`` also holds other outputs
+    (``best_params.yaml``), and what is logged to the registry must be exactly what the
+    champion's signature covers."""
+    directory = Path(directory)
+    with tempfile.TemporaryDirectory(prefix="housing-bundle-") as tmp:
+        for name in (MODEL_FILE, META_FILE):
+            shutil.copy2(directory / name, Path(tmp) / name)
+        if (directory / SERVING_DIR).is_dir():
+            shutil.copytree(directory / SERVING_DIR, Path(tmp) / SERVING_DIR)
+        yield Path(tmp)

@@ -151,7 +151,9 @@ def test_two_workers_run_the_real_sweep_and_a_rerun_resumes(tmp_path, housing_df
     )
     assert bagging["candidates"]["1"]["cv_rmse"] > 0
     for size, row in bagging["candidates"].items():
-        assert row["within_budget"] == (int(size) * best["params"]["n_estimators"] <= 800)
+        assert row["within_budget"] == (
+            int(size) * best["params"]["n_estimators"] <= bagging["max_rounds"]
+        )
     assert summary["storage"] == "journal" and summary["workers"] == 2
     assert summary["study"].startswith("housing-sweep-") and summary["sweep_id"] == summary["study"]
     assert 4 <= summary["n_finished"] <= 5 and summary["overshoot"] == summary["n_finished"] - 4

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,7 +101,7 @@ def register_committed(
     """
     import pandas as pd
 
-    from housing.artifact import TRUSTED_TYPES, ArtifactError, load_bundle
+    from housing.artifact import TRUSTED_TYPES, ArtifactError, bundle_only, load_bundle
     from housing.contract import TARGET
     from housing.registry.register import log_and_register
 
@@ -159,14 +157,10 @@ def register_committed(
         "from the committed `models/` without re-running the pipeline\n"
         f"- test RMSE **{rescored:,.0f}** (re-scored on {test_split.name})"
     )
-    with tempfile.TemporaryDirectory(prefix="housing-bundle-") as tmp:
-        for name in (MODEL_FILE, META_FILE):
-            shutil.copy2(bundle_dir / name, Path(tmp) / name)
-        if (bundle_dir / SERVING_DIR).is_dir():
-            shutil.copytree(bundle_dir / SERVING_DIR, Path(tmp) / SERVING_DIR)
+    with bundle_only(bundle_dir) as staged:
         return log_and_register(
             sk_model=bundle.model,
-            bundle_dir=Path(tmp),
+            bundle_dir=staged,
             params={"spec": spec},
             metrics=metrics,
             tags=tags,
