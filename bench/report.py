@@ -123,8 +123,13 @@ def markdown(report: dict[str, Any]) -> str:
     machine = report["machine"]
     load = " / ".join(f"{x:.2f}" for x in machine["loadavg_start"])
     model = report.get("model") or {}
-    params = ((model.get("spec") or {}).get("params")) or {}
-    trees = f", {params['n_estimators']} trees" if "n_estimators" in params else ""
+    spec = model.get("spec") or {}
+    params = spec.get("params") or {}
+    bag = int(spec.get("bag", 1))
+    trees = ""
+    if "n_estimators" in params:
+        trees = f", {bag * int(params['n_estimators'])} trees"
+        trees += f" ({bag} boosters of {params['n_estimators']})" if bag > 1 else ""
     lines = [
         f"Machine: {machine['cpu']} ({machine['nproc']} cores), Python {machine['python']}; "
         f"load average (1/5/15 min) at start {load}; wrk, {report['duration_s']:g} s per run; "
