@@ -113,16 +113,20 @@ def compose(
     env: Mapping[str, str] | None = None,
     timeout: float = COMPOSE_TIMEOUT_S,
     check: bool = True,
+    files: Sequence[Path] = (COMPOSE_FILE,),
 ) -> subprocess.CompletedProcess[str]:
-    """`podman-compose -p PROJECT --env-file ENV_FILE -f docker-compose.yaml ARGS`."""
-    cmd = [*compose_command(), "-p", project, "--env-file", str(env_file), "-f", str(COMPOSE_FILE)]
+    """`podman-compose -p PROJECT --env-file ENV_FILE -f docker-compose.yaml ARGS`, run in
+    the first file's directory (the project directory its relative paths name)."""
+    cmd = [*compose_command(), "-p", project, "--env-file", str(env_file)]
+    for file in files:
+        cmd += ["-f", str(file)]
     cmd += list(args)
     run_env = {**podman_env(), **(env or {})}
     # podman-compose calls plain `podman`: the runtime comes from containers.conf ([engine]).
     try:
         done = subprocess.run(
             cmd,
-            cwd=REPO_ROOT,
+            cwd=Path(files[0]).parent,
             env=run_env,
             capture_output=True,
             text=True,
