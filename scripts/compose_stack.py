@@ -114,12 +114,15 @@ def compose(
     timeout: float = COMPOSE_TIMEOUT_S,
     check: bool = True,
     files: Sequence[Path] = (COMPOSE_FILE,),
+    profiles: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """`podman-compose -p PROJECT --env-file ENV_FILE -f docker-compose.yaml ARGS`, run in
     the first file's directory (the project directory its relative paths name)."""
     cmd = [*compose_command(), "-p", project, "--env-file", str(env_file)]
     for file in files:
         cmd += ["-f", str(file)]
+    for profile in profiles:
+        cmd += ["--profile", profile]
     cmd += list(args)
     run_env = {**podman_env(), **(env or {})}
     # podman-compose calls plain `podman`: the runtime comes from containers.conf ([engine]).

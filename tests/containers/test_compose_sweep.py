@@ -16,6 +16,7 @@ contributed trials, and they exited 0 on their own. Then `down -v` leaves nothin
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -35,6 +36,7 @@ from scripts.images.build import ImageSpec, build_image
 from scripts.images.podman import PodmanError, ensure_podman, podman
 
 pytestmark = pytest.mark.containers
+logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "housing-compose-sweep-test"
@@ -158,7 +160,8 @@ def test_compose_sweep_workers_join_the_stages_study_on_postgres(tmp_path, housi
     )
     files = (project / "docker-compose.yaml", project / "compose.port.yaml")
     if leftovers(PROJECT):
-        compose(PROJECT, env_file, "down", "-v", "-t", "5", check=False, files=files)
+        compose(PROJECT, env_file, "down", "-v", "-t", "5", check=False, files=files,
+                profiles=["sweep"])  # fmt: skip
     stage = None
     try:
         compose(PROJECT, env_file, "up", "-d", "--no-deps", "postgres", files=files)
@@ -189,7 +192,7 @@ def test_compose_sweep_workers_join_the_stages_study_on_postgres(tmp_path, housi
             assert time.monotonic() < end, "the stage did not create the study in 120 s"
             time.sleep(0.5)
         compose(PROJECT, env_file, "up", "-d", "--no-deps", "--scale", "sweep-worker=2",
-                "sweep-worker", files=files)  # fmt: skip
+                "sweep-worker", files=files, profiles=["sweep"])  # fmt: skip
         workers = _containers("sweep-worker")
         assert len(workers) == 2, workers
 
@@ -211,10 +214,15 @@ def test_compose_sweep_workers_join_the_stages_study_on_postgres(tmp_path, housi
         assert N_TRIALS <= summary["n_finished"] <= N_TRIALS + 2  # overshoot <= workers - 1
         from_containers = {w for w in summary["per_worker"] if not w.startswith("local-")}
         assert from_containers, f"no trial from a container worker: {summary['per_worker']}"
+        logger.info(
+            "study %s: %d finished, per worker %s", study, summary["n_finished"],
+            summary["per_worker"],
+        )  # fmt: skip
         assert (project / "models/best_params.yaml").is_file()
         assert password not in (tmp_path / "stage.log").read_text() + logs
     finally:
         if stage is not None and stage.poll() is None:
             stage.kill()
-        compose(PROJECT, env_file, "down", "-v", "-t", "5", check=False, files=files)
+        compose(PROJECT, env_file, "down", "-v", "-t", "5", check=False, files=files,
+                profiles=["sweep"])  # fmt: skip
     assert not any(leftovers(PROJECT).values()), leftovers(PROJECT)
