@@ -51,10 +51,20 @@ CHOOSE = (
 
 
 def scalars(path: Path) -> dict[str, Any]:
-    """A metrics file as DVC's metrics view shows it: lists and empty mappings left out
-    (the per-fold CV scores, the sweep's "at_bound": {})."""
-    data = json.loads(path.read_text())
-    return {k: v for k, v in data.items() if not isinstance(v, list) and v != {}}
+    """A metrics file as DVC's metrics view shows it: lists and empty mappings left out, at
+    every level (the per-fold CV scores, the sweep's "at_bound": {}, the folds of each bag
+    size in its "bagging" block)."""
+
+    def shown(node: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in node.items():
+            if isinstance(value, dict):
+                value = shown(value)
+            if not isinstance(value, list) and value != {}:
+                out[key] = value
+        return out
+
+    return shown(json.loads(path.read_text()))
 
 
 def run(repo: Path, mirror: Path, *args: str) -> str:
