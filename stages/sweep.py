@@ -11,6 +11,10 @@ above 1, the stage creates a study named by its inputs, runs ``sweep.workers`` l
 ``python -m housing.sweep worker`` processes against it (workers on other machines may join),
 waits at most ``sweep.timeout_s`` for ``n_trials`` finished trials, then writes the same
 outputs from the study, with each trial's worker and the shared run's counts.
+
+After the search, on the same folds, the stage chooses the seed bag (``sweep.bagging``): how
+many boosters of the best params the served model averages, the fewest within one paired SE
+of the best among the sizes the serving budget allows (``housing.tuning.choose_bag``).
 """
 
 from __future__ import annotations
@@ -143,9 +147,7 @@ def main() -> None:
             wandb_mode=os.environ.get("WANDB_MODE", "offline"),
             wandb_project=str(p["wandb_project"]),
         )
-    history = trial_table(result)
-    write_csv(TRIALS, history)
-    write_csv(HISTORY, history[["trial", "value", "best_so_far", "state"]])
+    # Every choice before the first write: a failure leaves no output half-written.
     bag = choose_bag(
         folds,
         family,
@@ -155,6 +157,9 @@ def main() -> None:
         max_rounds=max_rounds,
     )
     logger.info("bagging: %s booster(s) averaged (1-SE rule on the sweep's folds)", bag.chosen)
+    history = trial_table(result)
+    write_csv(TRIALS, history)
+    write_csv(HISTORY, history[["trial", "value", "best_so_far", "state"]])
     write_yaml(
         BEST_PARAMS, {"family": family, "params": dict(result.best_params), "bag": bag.chosen}
     )
