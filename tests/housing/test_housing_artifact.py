@@ -45,21 +45,19 @@ def rows(small_train: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([small_train.dropna().head(200), missing]).reset_index(drop=True)
 
 
-@pytest.mark.parametrize(("family", "imputer"), itertools.product(FAMILIES, IMPUTERS))
-def test_trusted_types_cover_every_family_and_imputer(family, imputer, rows):
-    model = build_model(ModelSpec(imputer, ALL_GROUPS, family, SMALL[family], seed=0))
-    model.fit(rows.drop(columns=[TARGET]), rows[TARGET])
-    data = dumps_model(model)
-    untrusted = set(sio.get_untrusted_types(data=data))
-    assert untrusted <= set(TRUSTED_TYPES), sorted(untrusted - set(TRUSTED_TYPES))
-    loaded = loads_model(data, expected_sha256=sha256_bytes(data))
-    X = rows.drop(columns=[TARGET]).head(20)
-    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+# Every model the pipeline can build: each family with each imputer, and a bag of boosters.
+SPECS = {
+    **{
+        f"{family}-{imputer}": ModelSpec(imputer, ALL_GROUPS, family, SMALL[family], seed=0)
+        for family, imputer in itertools.product(FAMILIES, IMPUTERS)
+    },
+    "lightgbm-bag": ModelSpec("median", ALL_GROUPS, "lightgbm", SMALL["lightgbm"], seed=0, bag=2),
+}
 
 
-def test_trusted_types_cover_a_bag_of_boosters(rows):
-    spec = ModelSpec("median", ALL_GROUPS, "lightgbm", SMALL["lightgbm"], seed=0, bag=2)
-    model = build_model(spec).fit(rows.drop(columns=[TARGET]), rows[TARGET])
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_trusted_types_cover_every_model(name, rows):
+    model = build_model(SPECS[name]).fit(rows.drop(columns=[TARGET]), rows[TARGET])
     data = dumps_model(model)
     untrusted = set(sio.get_untrusted_types(data=data))
     assert untrusted <= set(TRUSTED_TYPES), sorted(untrusted - set(TRUSTED_TYPES))
@@ -72,12 +70,7 @@ def test_trusted_types_are_no_wider_than_the_models_need(rows):
     """Every reviewed type is used by some model the pipeline can build (no stale trust,
     e.g. a KD-tree): every family and imputer, and a bag of boosters."""
     used: set[str] = set()
-    specs = [
-        ModelSpec(imputer, ALL_GROUPS, family, SMALL[family], seed=0)
-        for family, imputer in itertools.product(FAMILIES, IMPUTERS)
-    ]
-    specs.append(ModelSpec("median", ALL_GROUPS, "lightgbm", SMALL["lightgbm"], seed=0, bag=2))
-    for spec in specs:
+    for spec in SPECS.values():
         model = build_model(spec).fit(rows.drop(columns=[TARGET]), rows[TARGET])
         used |= set(sio.get_untrusted_types(data=dumps_model(model)))
     # skops trusts scikit-learn's registered estimators by default, and whether the
