@@ -9,11 +9,26 @@ AVX-512 Intel Xeon (``SkylakeX`` kernels) than on an AMD EPYC (``Zen``/``Haswell
 removed: md5 4cfd4a07… with SkylakeX,
 SapphireRapids or Cooperlake forced on the EPYC, b5d9c029… with Haswell or the default).
 Every x86-64 CPU since 2013 runs the Haswell kernels, so the lock is now written with them
-everywhere. An import-time side effect on purpose: it must precede numpy's first import.
+everywhere.
+
+It also turns off numpy's AVX-512 dispatch targets (``NPY_DISABLE_CPU_FEATURES``). numpy
+picks its ``log``, ``log1p``, ``exp`` and ``expm1`` loops by CPU at import, and the AVX-512
+ones round differently from the AVX2 and baseline ones (measured 2026-12-03 on an AMD EPYC
+family 25 with AVX-512, numpy 2.4.6: all four gave other bits over a million prices, the
+same bits as the AVX2 path once ``X86_V4`` was disabled; ``sqrt``, ``sum``, ``mean`` and
+``std`` agreed). The target is modelled in log space, so a lock written on an AVX2 machine
+did not reproduce on that one: the random forest's fold SD in its sixth digit and the
+model's bytes. Naming a target the CPU lacks is a no-op, so the setting is safe everywhere.
+
+Import-time side effects on purpose: both must precede numpy's first import.
 """
 
 import os
 import platform
 
+# numpy's AVX-512 dispatch targets (numpy 2.x names); the baseline and AVX2 paths agree.
+NUMPY_DISABLED_TARGETS = "X86_V4 AVX512_ICL AVX512_SPR"
+
 if platform.machine().lower() in {"x86_64", "amd64"}:
     os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+    os.environ["NPY_DISABLE_CPU_FEATURES"] = NUMPY_DISABLED_TARGETS

@@ -8,9 +8,10 @@ prunes bad trials early. The test split is never read here.
 By default the study lives in memory, in this process, and the outputs are a pure function
 of the inputs. With ``sweep.storage`` set (a journal file or a database) or ``sweep.workers``
 above 1, the stage creates a study named by its inputs, runs ``sweep.workers`` local
-``python -m housing.sweep worker`` processes against it (workers on other machines may join),
-waits at most ``sweep.timeout_s`` for ``n_trials`` finished trials, then writes the same
-outputs from the study, with each trial's worker and the shared run's counts.
+``python -m housing.sweep worker`` processes against it (workers on other machines may join;
+with ``sweep.workers: 0`` only they run trials and the stage coordinates), waits at most
+``sweep.timeout_s`` for ``n_trials`` finished trials, then writes the same outputs from the
+study, with each trial's worker and the shared run's counts.
 
 After the search, on the same folds, the stage chooses the seed bag (``sweep.bagging``): how
 many boosters of the best params the served model averages, the fewest within one paired SE
@@ -30,7 +31,7 @@ from housing import stage
 from housing.io import write_csv, write_json, write_yaml
 from housing.sweep import SweepConfigError, SweepResult, SweepRunError, SweepSpec, run_sweep
 from housing.sweep.inputs import TRAIN, checkout_plan
-from housing.sweep.launch import run_local_workers
+from housing.sweep.launch import run_local_workers, wait_for_trials
 from housing.sweep.shared import SharedSweep, create_study, study_result
 from housing.sweep.storage import JOURNAL, Storage, open_storage, parse_storage
 from housing.tuning import at_bounds, choice_folds, choose_bag, plan_sweep, rounds_fitted
@@ -78,9 +79,12 @@ def run_shared(
         "--storage %s --study %s",
         study.study_name, storage.kind, storage.shown, storage.shown, study.study_name,
     )  # fmt: skip
-    run_local_workers(
-        storage.target, study.study_name, workers=workers, timeout_s=float(p["timeout_s"])
-    )
+    if workers:
+        run_local_workers(
+            storage.target, study.study_name, workers=workers, timeout_s=float(p["timeout_s"])
+        )
+    else:
+        wait_for_trials(study, n_trials=n_trials, timeout_s=float(p["timeout_s"]))
     shared = study_result(study, plan.spec, n_trials=n_trials)
     if shared.n_finished < shared.n_trials:
         raise SweepRunError(

@@ -8,7 +8,12 @@ local worker processes on a journal file; a rerun resumes the same study.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +61,8 @@ def assert_no_outputs(workdir: Path) -> None:
          "with 'database is locked')"),
         ("postgresql+psycopg://sweep:s3cr3t-pw@127.0.0.1:5432/optuna", 1,
          "postgresql+psycopg://sweep:***@127.0.0.1:5432/optuna' holds a password"),
+        ("", 0, "sweep.workers: 0 (the stage only coordinates, workers elsewhere run the "
+         "trials) needs a shared sweep.storage"),
     ],
 )  # fmt: skip
 def test_a_bad_storage_fails_in_one_line_and_writes_nothing(tmp_path, storage, workers, expected):
@@ -113,19 +120,17 @@ def test_an_unreachable_database_fails_in_one_line_and_writes_nothing(tmp_path):
     assert_no_outputs(tmp_path)
 
 
-@pytest.mark.slow
-def test_two_workers_run_the_real_sweep_and_a_rerun_resumes(tmp_path, housing_df):
-    (tmp_path / "data/split").mkdir(parents=True)
+def small_sweep(workdir: Path, housing_df, **sweep) -> None:
+    """A 2,000-row train split, the upstream reports and a small sweep in ``workdir``."""
+    (workdir / "data/split").mkdir(parents=True)
     housing_df.sample(2000, random_state=3).to_parquet(
-        tmp_path / "data/split/train.parquet", index=False
+        workdir / "data/split/train.parquet", index=False
     )
     for report in REPORTS:
-        (tmp_path / report).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / report, tmp_path / report)
+        (workdir / report).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / report, workdir / report)
     write_params(
-        tmp_path,
-        workers=2,
-        n_trials=4,
+        workdir,
         cv_folds=2,
         resource_step=40,
         config={
@@ -134,7 +139,13 @@ def test_two_workers_run_the_real_sweep_and_a_rerun_resumes(tmp_path, housing_df
             "early_terminate": {"type": "hyperband", "min_iter": 40, "eta": 3},
         },
         spaces={"lightgbm": SMALL_SPACE},
+        **sweep,
     )
+
+
+@pytest.mark.slow
+def test_two_workers_run_the_real_sweep_and_a_rerun_resumes(tmp_path, housing_df):
+    small_sweep(tmp_path, housing_df, workers=2, n_trials=4)
 
     proc = run_stage(tmp_path, "sweep", TQDM_DISABLE="1", WANDB_MODE="disabled")
 
@@ -167,3 +178,62 @@ def test_two_workers_run_the_real_sweep_and_a_rerun_resumes(tmp_path, housing_df
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"study {summary['study']} exists: resuming with" in again.stderr
     assert {out: (tmp_path / out).read_bytes() for out in OUTS} == first
+
+
+def _stage_env() -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if k != "HOUSING_DATA_MIRROR"},
+        "PYTHONPATH": str(REPO_ROOT),
+        "OMP_NUM_THREADS": "1",
+        "TQDM_DISABLE": "1",
+        "WANDB_MODE": "disabled",
+    }
+
+
+@pytest.mark.slow
+def test_with_no_local_worker_the_stage_times_out_in_one_line_and_writes_nothing(
+    tmp_path, housing_df
+):
+    small_sweep(tmp_path, housing_df, storage="sweep.journal", workers=0, n_trials=3, timeout_s=5)
+
+    proc = run_stage(tmp_path, "sweep", TQDM_DISABLE="1", WANDB_MODE="disabled")
+
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    [line] = error_lines(proc.stderr)
+    assert "sweep.timeout_s (5 s) passed with 0 of 3 trials of study housing-sweep-" in line
+    assert "and no local worker" in line
+    assert_no_outputs(tmp_path)
+
+
+@pytest.mark.slow
+def test_with_no_local_worker_an_outside_worker_runs_every_trial(tmp_path, housing_df):
+    small_sweep(tmp_path, housing_df, storage="sweep.journal", workers=0, n_trials=4)
+    log = tmp_path / "stage.log"
+    with log.open("w") as out:
+        stage = subprocess.Popen(
+            [sys.executable, "-m", "stages.sweep"],
+            cwd=tmp_path, env=_stage_env(), stdout=out, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    try:
+        end = time.monotonic() + 120
+        while not (found := re.search(r"--study (housing-sweep-[0-9a-f]+)", log.read_text())):
+            assert stage.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < end, "the stage did not create the study in 120 s"
+            time.sleep(0.2)
+        assert stage.poll() is None  # waiting: it runs no trial itself
+        worker = subprocess.run(
+            [sys.executable, "-m", "housing.sweep", "worker", "--storage", "sweep.journal",
+             "--study", found[1], "--name", "outside"],
+            cwd=tmp_path, env=_stage_env(), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert worker.returncode == 0, worker.stderr[-3000:]
+        assert stage.wait(timeout=120) == 0, log.read_text()[-3000:]
+    finally:
+        if stage.poll() is None:
+            stage.kill()
+    summary = read_json(tmp_path / "reports/sweep/summary.json")
+    assert summary["workers"] == 0 and summary["study"] == found[1]
+    assert summary["n_finished"] == 4 and set(summary["per_worker"]) == {"outside"}
+    assert "no local worker (sweep.workers: 0); waiting" in log.read_text()
+    assert (tmp_path / "models/best_params.yaml").is_file()

@@ -3,7 +3,9 @@
 They are the same command a worker on another machine runs, so the stage's workers and
 remote ones are interchangeable. :func:`run_local_workers` waits for all of them at most
 ``timeout_s``; on timeout (or any exit of the stage) the ones still running are stopped:
-SIGTERM first, which fails the trial each is running, then SIGKILL.
+SIGTERM first, which fails the trial each is running, then SIGKILL. With no local worker
+(``sweep.workers: 0``) the stage only coordinates: :func:`wait_for_trials` polls the study
+until workers elsewhere have finished its trials.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from housing.sweep.engine import SweepRunError
+
+if TYPE_CHECKING:
+    import optuna
 
 logger = logging.getLogger(__name__)
 
@@ -119,3 +125,32 @@ def run_local_workers(
             f"(first: {failed[0].name}, status {failed[0].returncode}; its error is above)"
         )
     return exits
+
+
+def wait_for_trials(
+    study: optuna.Study, *, n_trials: int, timeout_s: float, poll_s: float = 2.0
+) -> int:
+    """Wait until ``study`` has ``n_trials`` finished (complete or pruned) trials, run by
+    workers elsewhere; returns that count, or raises :class:`SweepRunError` at ``timeout_s``.
+    """
+    from housing.sweep.worker import finished_count
+
+    logger.info(
+        "sweep: no local worker (sweep.workers: 0); waiting up to %g s for %d finished "
+        "trial(s) on study %s", timeout_s, n_trials, study.study_name,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    seen = -1
+    while (done := finished_count(study)) < n_trials:
+        if done != seen:
+            logger.info("sweep: study %s has %d of %d trials finished", study.study_name,
+                        done, n_trials)  # fmt: skip
+            seen = done
+        if time.monotonic() > deadline:
+            raise SweepRunError(
+                f"sweep: sweep.timeout_s ({timeout_s:g} s) passed with {done} of {n_trials} "
+                f"trials of study {study.study_name} finished and no local worker; start "
+                "workers on it (python -m housing.sweep worker) and rerun to resume"
+            )
+        time.sleep(poll_s)
+    return done

@@ -56,10 +56,15 @@ class Storage:
 def parse_storage(value: str | None, *, workers: int = 1) -> Storage:
     """Classify ``value`` (see the module docstring); raises :class:`StorageError` on a bad
     scheme, a password in the URL, or SQLite with more than one worker."""
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise StorageError(f"sweep.workers must be a positive integer, got {workers!r}")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise StorageError(f"sweep.workers must be a non-negative integer, got {workers!r}")
     text = (value or "").strip()
     if not text:
+        if workers == 0:
+            raise StorageError(
+                "sweep.workers: 0 (the stage only coordinates, workers elsewhere run the "
+                "trials) needs a shared sweep.storage: a journal file path or PostgreSQL"
+            )
         return Storage(MEMORY)
     if "://" not in text:
         return Storage(JOURNAL, text)

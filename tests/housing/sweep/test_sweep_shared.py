@@ -54,7 +54,8 @@ def test_storage_kinds():
         ("mysql://u@h/db", 1, "unsupported scheme 'mysql'"),
         ("sqlite:///shared.db", 2, "SQLite cannot be shared by 2 workers"),
         ("sqlite:///shared.db", 2, "'database is locked'"),
-        ("", 0, "sweep.workers must be a positive integer, got 0"),
+        ("", -1, "sweep.workers must be a non-negative integer, got -1"),
+        ("", 0, r"sweep.workers: 0 \(the stage only coordinates.*needs a shared sweep.storage"),
     ],
 )
 def test_bad_storage_is_one_clear_line(value, workers, message):
