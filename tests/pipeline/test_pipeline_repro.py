@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 from pipeline_support import copy_workspace, dvc, lock_outs, ran_stages
 
 pytestmark = pytest.mark.slow
@@ -67,3 +69,21 @@ def test_a_param_change_reruns_only_its_stage_and_descendants(
     proc = dvc(repo, "exp", "run", "--set-param", param, mirror=mirror_csv)
     assert ran_stages(proc.stdout) == expected
     assert not {"download", "split", "preprocess"} & set(ran_stages(proc.stdout))
+
+
+def test_an_experiment_with_two_sweep_workers_runs_to_completion(
+    pipeline_repo, mirror_csv, tmp_path
+):
+    """Issue 14's scale-out inside one experiment: two local workers share a journal file."""
+    repo = workspace(pipeline_repo, tmp_path / "repo")
+    proc = dvc(repo, "exp", "run", "--set-param", "sweep.workers=2", mirror=mirror_csv)
+    assert ran_stages(proc.stdout) == ["sweep", "register"]
+    summary = json.loads((repo / "reports/sweep/summary.json").read_text())
+    n_trials = yaml.safe_load((repo / "params.yaml").read_text())["sweep"]["n_trials"]
+    assert summary["workers"] == 2 and summary["storage"] == "journal"
+    assert n_trials <= summary["n_finished"] <= n_trials + 1  # overshoot <= workers - 1
+    assert set(summary["per_worker"]) <= {"local-0", "local-1"}
+    assert (repo / ".sweep/journal.log").is_file()
+    best = yaml.safe_load((repo / "models/best_params.yaml").read_text())
+    assert best["family"] and best["params"]
+    assert (repo / "models/serving").is_dir()
