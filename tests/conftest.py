@@ -14,6 +14,16 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+# Signing and trust keys come only from the tests that set them: a key exported in the
+# shell (as `make pipeline` does for the development key) would sign promotions that tests
+# expect unsigned, or clash with a test's own HOUSING_SIGNING_KEY ("set only one of").
+for _var in (
+    "HOUSING_SIGNING_KEY",
+    "HOUSING_SIGNING_KEY_FILE",
+    "HOUSING_VERIFY_KEYS",
+    "HOUSING_VERIFY_KEY_FILES",
+):
+    os.environ.pop(_var, None)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path(
