@@ -26,18 +26,22 @@ PREPROCESS_OUTS = (
 )
 
 
-def run_stage(workdir: Path, name: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m stages.<name>`` in ``workdir`` with the project's code."""
-    full_env = {
+def stage_env(**env: str) -> dict[str, str]:
+    """The environment of a stage run with the project's code and no data mirror."""
+    return {
         **{k: v for k, v in os.environ.items() if k != "HOUSING_DATA_MIRROR"},
         "PYTHONPATH": str(REPO_ROOT),
         "OMP_NUM_THREADS": "1",
         **env,
     }
+
+
+def run_stage(workdir: Path, name: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m stages.<name>`` in ``workdir`` with the project's code."""
     return subprocess.run(
         [sys.executable, "-m", f"stages.{name}"],
         cwd=workdir,
-        env=full_env,
+        env=stage_env(**env),
         capture_output=True,
         text=True,
         timeout=300,

@@ -8,7 +8,6 @@ local worker processes on a journal file; a rerun resumes the same study.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from postgres_support import free_port
-from test_stage_commands import REPO_ROOT, error_lines, run_stage
+from test_stage_commands import REPO_ROOT, error_lines, run_stage, stage_env
 
 from housing.io import read_json
 
@@ -181,13 +180,7 @@ def test_two_workers_run_the_real_sweep_and_a_rerun_resumes(tmp_path, housing_df
 
 
 def _stage_env() -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if k != "HOUSING_DATA_MIRROR"},
-        "PYTHONPATH": str(REPO_ROOT),
-        "OMP_NUM_THREADS": "1",
-        "TQDM_DISABLE": "1",
-        "WANDB_MODE": "disabled",
-    }
+    return stage_env(TQDM_DISABLE="1", WANDB_MODE="disabled")
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from housing.sweep.engine import SweepRunError
+from housing.sweep.worker import finished_count
 
 if TYPE_CHECKING:
     import optuna
@@ -133,8 +134,6 @@ def wait_for_trials(
     """Wait until ``study`` has ``n_trials`` finished (complete or pruned) trials, run by
     workers elsewhere; returns that count, or raises :class:`SweepRunError` at ``timeout_s``.
     """
-    from housing.sweep.worker import finished_count
-
     logger.info(
         "sweep: no local worker (sweep.workers: 0); waiting up to %g s for %d finished "
         "trial(s) on study %s", timeout_s, n_trials, study.study_name,
