@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
-# Every test tier (`pytest -m ""`) in two pytest processes side by side, one per core: the
-# pipeline and remote tiers (whole DVC pipelines, most of the CPU time) and everything else.
-# Run serially they took about 90 minutes on this project's 2-core machine; both groups also
-# passed side by side there. Coverage from both is combined into one report and coverage.xml.
+# Every test tier (`pytest -m ""`) in one pytest run with one xdist worker per core
+# (HOUSING_TEST_WORKERS to change it). Work units (a file, or a folder whose files share costly
+# fixtures) start costliest first and each worker takes the next when it runs out
+# (tests/scheduling.py), so both cores stay busy to the end. Coverage from every worker goes
+# into one report and coverage.xml; each unit's seconds into test-output/durations.json.
 # Usage: scripts/test_all.sh [extra pytest args]   (the Makefile's `test` target calls it)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-SLOW_TIERS=(tests/pipeline tests/remote)
-log=$(mktemp -t housing-tests-pipeline.XXXXXX.log)
+workers=${HOUSING_TEST_WORKERS:-$(nproc)}
 rm -f .coverage .coverage.*
+started=$SECONDS
+"$PY" -m pytest -m "" -n "$workers" --dist loadfile --durations=25 \
+  --cov --cov-report=term:skip-covered --cov-report=xml \
+  --unit-durations=test-output/durations.json "$@"
+status=$?
+wall=$((SECONDS - started))
+# Seconds per tier, summed over its units (worker time: the tiers ran side by side).
+"$PY" - "$wall" <<'PY'
+import json, sys
+from collections import Counter
+from pathlib import Path
 
-COVERAGE_FILE=.coverage.pipeline "$PY" -m pytest -m "" -p no:cacheprovider --durations=20 \
-  --cov --cov-report= "$@" "${SLOW_TIERS[@]}" >"$log" 2>&1 &
-slow=$!
-COVERAGE_FILE=.coverage.rest "$PY" -m pytest -m "" --durations=40 --cov --cov-report= \
-  "${SLOW_TIERS[@]/#/--ignore=}" "$@"
-rest=$?
-wait "$slow"
-pipeline=$?
-echo "==================== tests/pipeline and tests/remote (ran side by side) ===================="
-cat "$log"
-rm -f "$log"
-"$PY" -m coverage combine .coverage.pipeline .coverage.rest >/dev/null
-"$PY" -m coverage report --skip-covered
-"$PY" -m coverage xml -q
-echo "exit status: pipeline and remote tiers $pipeline, the rest $rest"
-exit $(( pipeline != 0 || rest != 0 ))
+path = Path("test-output/durations.json")
+units = json.loads(path.read_text()) if path.is_file() else {}
+tiers = Counter()
+for unit, seconds in units.items():
+    tiers["/".join(unit.split("/")[:2])] += seconds
+print(f"tests: {sys.argv[1]} s wall on {sum(tiers.values()):.0f} s of worker time")
+for tier, seconds in tiers.most_common():
+    print(f"  {tier:<20} {seconds:7.0f} s")
+PY
+exit "$status"

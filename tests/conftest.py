@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scheduling import UnitClock, make_scheduler, order_by_cost, unique_nodeids
 
 # Pin native thread pools before numpy/LightGBM start them (2 shared cores here).
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -30,6 +32,30 @@ MIRROR = Path(
     os.environ.get("HOUSING_DATA_MIRROR", REPO_ROOT.parent / "shared" / "data" / "housing.csv")
 )
 MIRROR_SHA256 = "8a3727f4cf54ac1a327f69b1d5b4db54c5834ea81c6e4efc0d163300022a685e"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--unit-durations",
+        metavar="PATH",
+        help="write each work unit's seconds to PATH as JSON (tests/scheduling.py)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("--unit-durations")
+    if path and not hasattr(config, "workerinput"):  # the controller sees every report
+        config.pluginmanager.register(UnitClock(Path(path)), "unit-clock")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unique_nodeids(items)
+    order_by_cost(items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    return make_scheduler(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -198,16 +224,33 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+def run_shared_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A directory of this test run that every xdist worker sees (the run's own basetemp)."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
 @pytest.fixture(scope="session")
-def pipeline_repo(tmp_path_factory: pytest.TempPathFactory, mirror_csv: Path) -> Path:
+def pipeline_repo(
+    tmp_path_factory: pytest.TempPathFactory, mirror_csv: Path, worker_id: str
+) -> Path:
     """A copy of the project where the whole pipeline ran once with fast parameters.
 
-    Read-only for tests: a test that changes it must work on ``copy_workspace`` of it.
+    Built once per test run, by the first worker that needs it, and shared by every worker
+    (the others wait on a file lock). Read-only for tests: a test that changes it must work
+    on ``copy_workspace`` of it.
     """
+    from filelock import FileLock
     from pipeline_support import dvc, git, make_pipeline_repo
 
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("pipeline") / "repo")
-    dvc(repo, "repro", mirror=mirror_csv)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "pipeline run")
+    shared = run_shared_dir(tmp_path_factory, worker_id) / "shared-pipeline"
+    repo, built = shared / "repo", shared / "built"
+    with FileLock(str(shared) + ".lock"):
+        if not built.exists():
+            shutil.rmtree(shared, ignore_errors=True)  # a build that failed half-way
+            make_pipeline_repo(repo)
+            dvc(repo, "repro", mirror=mirror_csv)
+            git(repo, "add", "-A")
+            git(repo, "commit", "-q", "-m", "pipeline run")
+            built.touch()
     return repo

@@ -62,13 +62,13 @@ def running_postgres(databases: Sequence[str] = ()) -> Iterator[tuple[int, Path]
     log = root / "postgres.log"
     subprocess.run(
         as_postgres([pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
-        check=True, capture_output=True, timeout=120,
+        check=True, capture_output=True, timeout=120, cwd=root,
     )  # fmt: skip
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
     ctl = pg_bin("pg_ctl")
     subprocess.run(
         as_postgres([ctl, "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"]),
-        check=True, capture_output=True, timeout=120,
+        check=True, capture_output=True, timeout=120, cwd=root,
     )  # fmt: skip
     try:
         for db in databases:
@@ -77,6 +77,6 @@ def running_postgres(databases: Sequence[str] = ()) -> Iterator[tuple[int, Path]
     finally:
         subprocess.run(
             as_postgres([ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
-            check=False, capture_output=True, timeout=120,
+            check=False, capture_output=True, timeout=120, cwd=root,
         )  # fmt: skip
         shutil.rmtree(root, ignore_errors=True)

@@ -47,10 +47,9 @@ pytestmark = pytest.mark.containers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "housing-compose-test"
-MLFLOW = "http://127.0.0.1:5000"
-API = "http://127.0.0.1:8000"
-APP = "http://127.0.0.1:8501"
-PORTS = (5000, 8000, 8501)
+# The stack is published on free ports (MLFLOW_PORT, API_PORT, APP_PORT in .env), so a
+# `make serve` or `make app` left running on 8000/8501 does not stop it.
+PORT_VARS = ("MLFLOW_PORT", "API_PORT", "APP_PORT")
 RESULTS = REPO_ROOT / "test-output" / "compose_stack.json"
 UP_TIMEOUT_S = 300.0  # first start: PostgreSQL initdb, MLflow's migrations (43 s here)
 RELOAD_INTERVAL_S = 2
@@ -141,9 +140,10 @@ def _exited(service: str) -> bool:
     return status == "exited"
 
 
-def _port_free(port: int) -> bool:
+def _free_port() -> int:
     with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _write_env(path: Path, key: SigningKey, images_env: dict[str, str]) -> dict[str, str]:
@@ -261,15 +261,15 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
 
     key = SigningKey.generate()
     env_file = tmp_path / ".env"
-    values = _write_env(env_file, key, stack.env())
+    ports = {var: str(_free_port()) for var in PORT_VARS}
+    values = _write_env(env_file, key, {**stack.env(), **ports})
+    mlflow, api, app = (f"http://127.0.0.1:{ports[var]}" for var in PORT_VARS)
     admin = (values["MLFLOW_ADMIN_USERNAME"], values["MLFLOW_ADMIN_PASSWORD"])
     reader = (values["HOUSING_READER_USERNAME"], values["HOUSING_READER_PASSWORD"])
 
     # A run that died half-way may have left the project behind: take it down first.
     if leftovers(PROJECT):
         compose(PROJECT, env_file, "down", "-v", "-t", "5", check=False)
-    busy = [p for p in PORTS if not _port_free(p)]
-    assert not busy, f"127.0.0.1 ports {busy} are taken: the compose file publishes 5000/8000/8501"
 
     bundle, split, params = _bundle(tmp_path / "work", housing_df)
     try:
@@ -284,37 +284,37 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
         compose(PROJECT, env_file, "up", "-d", "--no-deps", "mlflow", "registry-users")
         _wait(
             "MLflow /health",
-            lambda: _request(f"{MLFLOW}/health", timeout=3)[0] == 200,
+            lambda: _request(f"{mlflow}/health", timeout=3)[0] == 200,
             UP_TIMEOUT_S,
         )
         _wait("registry-users done", lambda: _exited("registry-users"), UP_TIMEOUT_S)
         compose(PROJECT, env_file, "up", "-d", "--no-deps", "api", "app")
         _wait(
             "MLflow /health",
-            lambda: _request(f"{MLFLOW}/health", timeout=3)[0] == 200,
+            lambda: _request(f"{mlflow}/health", timeout=3)[0] == 200,
             UP_TIMEOUT_S,
         )
-        _wait("API /health", lambda: _request(f"{API}/health", timeout=3)[0] == 200, UP_TIMEOUT_S)
+        _wait("API /health", lambda: _request(f"{api}/health", timeout=3)[0] == 200, UP_TIMEOUT_S)
         _wait(
             "app /_stcore/health",
-            lambda: _request(f"{APP}/_stcore/health", timeout=3)[0] == 200,
+            lambda: _request(f"{app}/_stcore/health", timeout=3)[0] == 200,
             UP_TIMEOUT_S,
         )
         phase("up", start)
 
         # The registry refuses the anonymous client, reads included.
-        search = f"{MLFLOW}/api/2.0/mlflow/registered-models/search"
+        search = f"{mlflow}/api/2.0/mlflow/registered-models/search"
         assert _request(search)[0] == 401
         assert _request(search, auth=admin)[0] == 200
         # The one-shot made the API's user (it can read, it cannot be the admin).
         assert _request(search, auth=reader)[0] == 200
         # No champion yet: the API is live but not ready.
-        assert _request(f"{API}/ready")[0] == 503
+        assert _request(f"{api}/ready")[0] == 503
 
         # Register + promote (first model passes the gates) as the admin, signed.
         env = {
             **os.environ,
-            "MLFLOW_TRACKING_URI": MLFLOW,
+            "MLFLOW_TRACKING_URI": mlflow,
             "MLFLOW_TRACKING_USERNAME": admin[0],
             "MLFLOW_TRACKING_PASSWORD": admin[1],
             "HOUSING_SIGNING_KEY": key.private_pem().decode(),
@@ -340,7 +340,7 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
 
         def served(version: str):
             def probe() -> dict[str, Any] | None:
-                status, body = _request(f"{API}/api/v1/model", timeout=5)
+                status, body = _request(f"{api}/api/v1/model", timeout=5)
                 # 200 with null fields while nothing is loaded.
                 ok = status == 200 and isinstance(body, dict) and body.get("version") == version
                 return body if ok else None
@@ -358,10 +358,10 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
         phase("first load after register", start)
         assert model["signed"] is True, model
         assert model["alias"] == "champion", model
-        assert _request(f"{API}/ready")[0] == 200
+        assert _request(f"{api}/ready")[0] == 200
         # The API's user may read the model but not move its champion alias (READ only).
         alias = {"name": "housing_price_model", "alias": "champion", "version": "1"}
-        moved = _request(f"{MLFLOW}/api/2.0/mlflow/registered-models/alias", alias, auth=reader)
+        moved = _request(f"{mlflow}/api/2.0/mlflow/registered-models/alias", alias, auth=reader)
         assert moved[0] == 403, moved
 
         # Hot reload of a moved alias: the same bundle again is held (identical predictions)
@@ -390,8 +390,8 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
             "    example = client.contract()['example']\n"
             "    print(json.dumps(client.predict([example])))\n"
         )
-        app = _service_container("app")
-        done = podman("exec", app, "python", "-c", script, check=False, timeout=120)
+        app_container = _service_container("app")
+        done = podman("exec", app_container, "python", "-c", script, check=False, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr + _logs("api")
         answer = json.loads(done.stdout.strip().splitlines()[-1])
         assert answer["predictions"][0]["predicted_price"] > 0

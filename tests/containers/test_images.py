@@ -284,13 +284,12 @@ def test_api_image_drains_on_sigterm(images, champion, containers) -> None:
     _wait(f"{base}/ready", name, expect=503, timeout=10)
     draining_seen = time.monotonic()
     stop.wait(timeout=STOP_GRACE_S + 30)
-    elapsed = time.monotonic() - signalled
     stop_sending.set()
     sender.join(timeout=40)
 
     exit_code = podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip()
+    # Exit 0 is the drain's own: podman's SIGKILL at STOP_GRACE_S would leave 137.
     assert exit_code == "0", f"exit {exit_code} after SIGTERM\n{logs(name)}"
-    assert elapsed < STOP_GRACE_S - 5, f"stopped after {elapsed:.1f} s: SIGKILL, not a drain"
     # Within the grace period (with a second's margin for podman's own delay) all answered.
     must_answer = [o for o in outcomes if o[0] < signalled + grace - 1.0]
     assert must_answer and all(o[2] == "200" for o in must_answer), must_answer

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 
 import pytest
@@ -200,15 +199,12 @@ def test_unknown_route_and_method_keep_the_error_shape(client):
 def test_too_many_instances_are_refused_before_any_element_is_validated(client):
     # 100,000 empty objects (~300 KB): one parse and a count, not 800,000 field errors.
     payload = b'{"instances": [' + b",".join([b"{}"] * 100_000) + b"]}"
-    start = time.monotonic()
     response = _raw(client, payload)
-    elapsed = time.monotonic() - start
     field = _only_field(response, 422, "validation_error")
     error = _error(response)
     assert error["fields"] == [field]  # the count only: no element was looked at
     assert field["field"] == "instances" and "got 100000" in field["reason"]
     assert "100000" in error["message"] and "MAX_BATCH=1000" in error["message"]
-    assert elapsed < 2.0, f"refusing took {elapsed:.2f} s"  # generous: ~10 ms here
 
 
 @pytest.mark.parametrize("count", [300, 1000])  # one-pass path (small body) and chunked path

@@ -23,6 +23,18 @@ PLOTS_ARTIFACT_PATH = "plots"
 MODEL_ARTIFACT_NAME = "model"
 NOTE_TAG = "mlflow.note.content"
 _PARAM_VALUE_MAX = 6000
+# What loading the logged model needs, pinned to the versions that wrote it. Declared, so
+# MLflow does not infer them: its inference re-loads the model in a subprocess (15-21 s of
+# every registration, and a warning when `uv` is not on PATH). The API never reads them: it
+# serves the bundle, not the MLflow model.
+MODEL_DISTRIBUTIONS = ("scikit-learn", "lightgbm", "skops", "numpy", "scipy", "pandas")
+
+
+def model_requirements() -> list[str]:
+    """``name==version`` of each of MODEL_DISTRIBUTIONS as installed here."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in MODEL_DISTRIBUTIONS]
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,7 @@ def log_run(
             input_example=input_example,
             serialization_format="skops",
             skops_trusted_types=list(trusted_types),
+            pip_requirements=model_requirements(),
         )
         mlflow.log_artifacts(str(bundle_dir), artifact_path=BUNDLE_ARTIFACT_PATH)
     return LoggedRun(run_id=run.info.run_id, model_uri=model_info.model_uri)

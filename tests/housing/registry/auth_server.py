@@ -94,6 +94,7 @@ def running_auth_server(workdir: Path, pg_port: int) -> Iterator[AuthServer]:
         MLFLOW_AUTH_CONFIG_PATH=str(config),
         MLFLOW_AUTH_ADMIN_PASSWORD=admin_password,
         MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16),
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",  # no GenAI job runner: see registry_support
     )
     cmd = [
         sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
@@ -161,7 +162,10 @@ def running_postgres_entrypoint(
     sent to postgres itself; ``exit_code`` records how the entrypoint ended.
     """
     root = Path(tempfile.mkdtemp(prefix="housing-pg-entrypoint-"))
+    # The postgres user reads them from here: a checkout in root's home (mode 700) is not
+    # readable to it, so nothing is run or read from the checkout itself.
     shutil.copytree(initdb, root / "initdb")
+    shutil.copy2(entrypoint, root / "entrypoint.sh")
     if os.geteuid() == 0:
         for path in (root, *root.rglob("*")):
             shutil.chown(path, "postgres", "postgres")
@@ -174,10 +178,11 @@ def running_postgres_entrypoint(
         "PG_LISTEN": "127.0.0.1",
         "INITDB_DIR": str(root / "initdb"),
     }
-    cmd = _as_postgres(["env", *(f"{k}={v}" for k, v in settings.items()), "sh", str(entrypoint)])
+    script = str(root / "entrypoint.sh")
+    cmd = _as_postgres(["env", *(f"{k}={v}" for k, v in settings.items()), "sh", script])
     log_path = root / "postgres.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     pid_file = root / "data" / "postmaster.pid"
     try:
         deadline = time.monotonic() + 120

@@ -25,6 +25,9 @@ import pandas as pd
 import pytest
 
 SERVER_START_TIMEOUT_S = 240.0
+# MLflow 3's server starts a job runner with huey consumers (for GenAI jobs) unless told not
+# to; the registry never uses it, and it costs each server start seconds and processes.
+NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 FEATURES = ["median_income", "housing_median_age", "total_rooms"]
 GATE_PARAMS = {"min_r2": 0.85, "max_rmse": 45_000, "max_delta_rmse": 300.0}
 DATA_MD5 = "d41d8cd9"
@@ -177,6 +180,7 @@ def running_mlflow_server(workdir: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     log_path = workdir / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(NO_JOB_RUNNER)
     cmd = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", f"sqlite:///{workdir / 'server.db'}",

@@ -154,10 +154,10 @@ def test_the_stage_stops_its_workers_at_the_timeout(workdir):
     study, _ = new_study(workdir, journal, p)
     from housing.sweep import SweepRunError
 
-    start = time.monotonic()
+    # 50 trials of 2 s on two workers need 50 s: the stage stops them at 6 s, and the
+    # evidence is in the study (no trial left running, most never started), not in a clock.
     with pytest.raises(SweepRunError, match=r"sweep.timeout_s \(6 s\) passed before the study"):
         run_local_workers(journal, study.study_name, workers=2, timeout_s=6, plan=PLAN)
-    assert time.monotonic() - start < 40
     # SIGTERM made each worker fail its running trial: none is left RUNNING.
     assert study.get_trials(states=(TrialState.RUNNING,)) == []
     assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) < 50
