@@ -14,6 +14,9 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT ?= false
 
+# The Streamlit page tests start HTTP servers (a stub API, the real one): `make test` runs them.
+FAST_IGNORE := --ignore=tests/app/test_app_page.py --ignore=tests/app/test_app_batch_page.py
+
 .PHONY: install system-deps pipeline test test-fast lint format serve app up bench clean images images-check
 
 # uv: the one on PATH when it is the pinned version, else a project-local copy in .tools/,
@@ -70,13 +73,15 @@ pipeline: install
 	@$(WITH_DEV_KEY); set -x; $(BIN)/dvc repro
 	$(BIN)/dvc metrics show
 
-## test: install, lint, then every test tier (unit, data, model, slow, end-to-end)
+## test: install, lint, then every test tier (unit, data, model, slow, end-to-end, containers)
+## on every core (scripts/test_all.sh; tiers and times: docs/testing.md)
 test: install system-deps lint
 	scripts/test_all.sh
 
-## test-fast: the default tier only (seconds), for the edit-test loop
+## test-fast: the unit tiers (no servers, no DVC runs, no browser) on every core, in under a
+## minute: the edit-test loop
 test-fast: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile -p no:cacheprovider $(FAST_IGNORE)
 
 lint: install
 	$(BIN)/ruff check .

@@ -8,7 +8,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-workers=${HOUSING_TEST_WORKERS:-$(nproc)}
+# The cores this process may run on (nproc would answer OMP_NUM_THREADS, which is 1 here).
+workers=${HOUSING_TEST_WORKERS:-$("$PY" -c 'import os; print(len(os.sched_getaffinity(0)))')}
 rm -f .coverage .coverage.*
 started=$SECONDS
 "$PY" -m pytest -m "" -n "$workers" --dist loadfile --durations=25 \

@@ -93,7 +93,8 @@ def test_lint_and_tests_commands(pipeline) -> None:
     assert "ruff check" in lint and "ruff format --check" in lint
     test = " ".join(s.get("run", "") for s in pipeline["jobs"]["test"]["steps"])
     # Every tier but the podman one, which the image job covers with Docker on GitHub.
-    assert 'pytest -m "not containers"' in test and "--cov" in test
+    assert 'scripts/test_all.sh -m "not containers"' in test  # test_all.sh adds --cov
+    assert "--cov" in (REPO_ROOT / "scripts/test_all.sh").read_text()
 
 
 def test_pipeline_auth_repro_and_push_on_main_only(pipeline) -> None:
