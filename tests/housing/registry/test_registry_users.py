@@ -96,10 +96,12 @@ def run_script(stack_or_env: Stack | dict[str, str], **overrides: str):
     )  # fmt: skip
 
 
-def _mlflow_command(compose: dict[str, Any], pg_port: int, port: int, workdir: Path) -> list[str]:
+def _mlflow_command(
+    compose: dict[str, Any], values: dict[str, str], pg_port: int, port: int, workdir: Path
+) -> list[str]:
     """The mlflow service's command with the compose network's names made loopback ones."""
-    command = [str(arg).replace("@postgres:5432/", f"@127.0.0.1:{pg_port}/") for arg in
-               compose["services"]["mlflow"]["command"]]  # fmt: skip
+    command = [interpolate(str(arg), values).replace("@postgres:5432/", f"@127.0.0.1:{pg_port}/")
+               for arg in compose["services"]["mlflow"]["command"]]  # fmt: skip
     assert command[:2] == ["mlflow", "server"]
     rewrite = {"--host": "127.0.0.1", "--port": str(port),
                "--artifacts-destination": str(workdir / "artifacts")}  # fmt: skip
@@ -130,7 +132,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         url = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PG"))}
         env.update(service_env(compose, "mlflow", values), MLFLOW_AUTH_CONFIG_PATH=str(config))
-        cmd = _mlflow_command(compose, pg.port, port, workdir)
+        cmd = _mlflow_command(compose, values, pg.port, port, workdir)
         log_path = workdir / "server.log"
         with serving(cmd, env, workdir, url, log_path):
             logger.warning("compose registry ready in %.1f s", time.monotonic() - started)
