@@ -273,7 +273,10 @@ def test_api_image_drains_on_sigterm(images, champion, containers) -> None:
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 60  # requests flowing (one answered) before the signal
+    while not outcomes:
+        assert time.monotonic() < deadline, "no batch was answered before the signal"
+        time.sleep(0.05)
     signalled = time.monotonic()  # podman delivers SIGTERM a little after this
     stop = subprocess.Popen(
         ["podman", "--runtime", "runc", "stop", "-t", str(STOP_GRACE_S), name],

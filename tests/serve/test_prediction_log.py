@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -26,10 +25,11 @@ def test_aggregate_weights_means_by_count():
 
 
 def test_full_queue_drops_and_counts_without_waiting():
-    release = threading.Event()
+    release, stuck = threading.Event(), threading.Event()
     rows: list[dict] = []
 
     def stuck_sink(row: dict) -> None:  # a sink that hangs (e.g. a slow network)
+        stuck.set()
         release.wait(10)
         rows.append(row)
 
@@ -37,7 +37,7 @@ def test_full_queue_drops_and_counts_without_waiting():
     log = PredictionLogger(stuck_sink, maxsize=5, flush_s=0.01, on_drop=lambda: drops.append(1))
     log.start()
     log.record(_record())
-    time.sleep(0.2)  # the worker takes it and blocks in the sink
+    assert stuck.wait(10), "the worker never reached the sink"  # it took the record, and hangs
     # If record() waited for room, this line would hang while the sink is stuck.
     accepted = [log.record(_record()) for _ in range(50)]
     assert accepted.count(True) == 5 and accepted.count(False) == 45
@@ -64,16 +64,18 @@ def test_stop_flushes_what_is_queued():
 
 def test_sink_errors_do_not_kill_the_worker():
     calls: list[int] = []
+    failed = threading.Event()
 
     def flaky(row: dict) -> None:
         calls.append(1)
         if len(calls) == 1:
+            failed.set()
             raise RuntimeError("network down")
 
     log = PredictionLogger(flaky, maxsize=10, flush_s=0.01)
     log.start()
     log.record(_record())
-    time.sleep(0.2)
+    assert failed.wait(10), "the first window was never written"
     log.record(_record())
     log.stop()
     assert len(calls) == 2 and log.logged_windows == 1

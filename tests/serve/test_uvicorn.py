@@ -59,9 +59,13 @@ def test_uvicorn_serves_a_prediction_over_http(tmp_path, champion_dir, example):
         assert response.status_code == 200
         assert response.json()["predictions"][0]["predicted_price"] > 0
         assert httpx.get(f"{server.base_url}/docs").status_code == 200
-        time.sleep(0.2)
-        lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
-    access = [r for r in lines if r.get("request_id") == "http-test-1"]
+        deadline = time.monotonic() + 30  # the access line reaches the log file soon after
+        while True:
+            lines = [json.loads(ln) for ln in server.logs().splitlines() if ln.startswith("{")]
+            access = [r for r in lines if r.get("request_id") == "http-test-1"]
+            if access or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     assert access and access[0]["status"] == 200 and access[0]["route"] == "/api/v1/predict"
 
 
@@ -128,13 +132,28 @@ def test_hot_reload_under_concurrent_requests_has_no_failures(
         threads = [threading.Thread(target=hammer, args=(i, server.base_url)) for i in range(4)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
+
+        def wait_until(done, what: str) -> None:
+            deadline = time.monotonic() + 60
+            while not done():
+                assert time.monotonic() < deadline, what
+                time.sleep(0.05)
+
+        # Every worker has been answered by v1 before the swap, and some by v2 after it.
+        wait_until(lambda: all(versions.get(i) for i in range(4)), "no answer before the swap")
         copy_bundle(bundle_v2, live, version="2", sequence=2)
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{server.base_url}/api/v1/model").json()["sha256"] != sha_v2:
-            assert time.monotonic() < deadline, "the new model was never swapped in"
-            time.sleep(0.1)
-        time.sleep(1.0)
+        wait_until(
+            lambda: httpx.get(f"{server.base_url}/api/v1/model").json()["sha256"] == sha_v2,
+            "the new model was never swapped in",
+        )
+        answered = sum(len(v) for v in versions.values())
+        wait_until(
+            lambda: (
+                sum(len(v) for v in versions.values()) > answered + 20
+                and any(v != v1 for seen in versions.values() for v in seen)
+            ),
+            "no answer from the new model",
+        )
         stop.set()
         for t in threads:
             t.join(30)
