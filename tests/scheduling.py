@@ -8,8 +8,8 @@ each worker takes the next unit when it runs out (xdist's load-scope scheduling)
 
 ``scripts/test_all.sh`` writes this run's seconds per unit to ``test-output/durations.json``
 (``--unit-durations``); copy it over ``tests/test_durations.json`` when the suite's shape
-changes. A unit missing
-from the table counts by its markers, so a new file is still placed sensibly.
+changes. A unit missing from the table counts by its markers, so a new file is still placed
+sensibly.
 """
 
 from __future__ import annotations
