@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 import pytest
 import yaml
+from container_support import free_port
 from dotenv import dotenv_values
 
 from housing.signing import SigningKey
@@ -138,12 +138,6 @@ def _exited(service: str) -> bool:
     if status == "exited" and code != "0":
         pytest.fail(f"{service} exited {code}\n{_all_logs()}")
     return status == "exited"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _write_env(path: Path, key: SigningKey, images_env: dict[str, str]) -> dict[str, str]:
@@ -261,7 +255,7 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
 
     key = SigningKey.generate()
     env_file = tmp_path / ".env"
-    ports = {var: str(_free_port()) for var in PORT_VARS}
+    ports = {var: str(free_port()) for var in PORT_VARS}
     values = _write_env(env_file, key, {**stack.env(), **ports})
     mlflow, api, app = (f"http://127.0.0.1:{ports[var]}" for var in PORT_VARS)
     admin = (values["MLFLOW_ADMIN_USERNAME"], values["MLFLOW_ADMIN_PASSWORD"])
