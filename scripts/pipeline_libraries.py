@@ -58,6 +58,10 @@ NO_EFFECT: dict[str, str] = {
     "model-signing": "signs the exported champion, which is not a DVC output",
     "packaging": "version-string parsing in skops and optuna",
     "prettytable": "skops's model-card tables; no card is written",
+    "pydantic": "validates each stage's params.yaml section before it runs; the values it "
+    "passes on are the file's own (an integer written where a float is expected becomes "
+    "that float, by the schema, in every version)",
+    "pydantic-core": "part of pydantic (its validators)",
     "python-dateutil": "pandas's date parsing; the data has no dates",
     "sqlalchemy": "optuna's database storage (sweep.storage): where trials are kept, not which",
     "tqdm": "progress bars on stderr",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from housing import stage
 from housing.download import DownloadError, fetch
+from housing.params.download import DownloadParams
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +26,11 @@ def resolve_source(url: str, mirror: str | None) -> str:
 
 
 def main() -> None:
-    p = stage.params("download")
-    source = resolve_source(p["url"], os.environ.get(MIRROR_ENV))
-    if source != p["url"]:
-        logger.info("using %s=%s instead of %s", MIRROR_ENV, source, p["url"])
-    fetch(source, OUTPUT, sha256=p["sha256"], timeout=float(p["timeout_s"]))
+    p = stage.params("download", DownloadParams)
+    source = resolve_source(p.url, os.environ.get(MIRROR_ENV))
+    if source != p.url:
+        logger.info("using %s=%s instead of %s", MIRROR_ENV, source, p.url)
+    fetch(source, OUTPUT, sha256=p.sha256, timeout=p.timeout_s)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from housing import stage
 from housing.cv import fold_scores, make_folds, one_se_choice, within_one_se
 from housing.io import read_json, write_csv, write_json
 from housing.model import FeatureConfig, build_preprocessor
+from housing.params.featurize import FeaturizeParams
 
 logger = logging.getLogger(__name__)
 
@@ -127,37 +128,24 @@ def _row(step: str, per_fold: Sequence[float], *, kept: bool) -> dict[str, Any]:
     return {"step": step, **_scores(per_fold), "kept": kept}
 
 
-def _ordered(values: Sequence[Any], what: str) -> list[int]:
-    out = [int(v) for v in values]
-    if out != sorted(set(out)) or (out and out[0] < 0):
-        raise stage.StageError(f"featurize.{what} must be distinct, ascending and >= 0: {values}")
-    return out
-
-
 def main() -> None:
-    p = stage.params("featurize")
-    seed = int(p["seed"])
+    p = stage.params("featurize", FeaturizeParams)
     train = pd.read_parquet(TRAIN)
     imputer = read_json(IMPUTATION)["chosen"]
-    score = Scorer(train, imputer=imputer, folds=int(p["cv_folds"]), seed=seed)
-    k_values = _ordered(p["k_values"], "k_values")
-    neighbor_values = _ordered(p["neighbor_values"], "neighbor_values")
-    if int(p["k_start"]) not in k_values or not neighbor_values or 0 in neighbor_values:
-        raise stage.StageError(
-            "featurize: k_start must be one of k_values, and neighbor_values positive"
-        )
+    score = Scorer(train, imputer=imputer, folds=p.cv_folds, seed=p.seed)
+    k_values, neighbor_values = list(p.k_values), list(p.neighbor_values)
 
-    base = FeatureConfig(ratios=True, n_clusters=int(p["k_start"]), gamma=float(p["gamma"]))
+    base = FeatureConfig(ratios=True, n_clusters=p.k_start, gamma=p.gamma)
     candidates = {
-        "rotations": {"rotations": tuple(float(a) for a in p["rotations"])},
-        "neighbors": {"neighbors": neighbor_values[0], "neighbor_folds": int(p["neighbor_folds"])},
+        "rotations": {"rotations": tuple(p.rotations)},
+        "neighbors": {"neighbors": neighbor_values[0], "neighbor_folds": p.neighbor_folds},
     }
     config, steps = ablation(score, base, candidates)
     neighbors_table = None
     if config.neighbors:
         n, neighbors_table = choose_setting(score, config, "neighbors", neighbor_values)
         config = dataclasses.replace(config, neighbors=n)
-        wider = tuple(int(k) for k in p["neighbor_scales"] if int(k) > n)
+        wider = tuple(k for k in p.neighbor_scales if k > n)
         if wider:
             config, more = ablation(
                 score, config, {"neighbor_scales": {"neighbor_scales": wider}}, base_step=None
@@ -177,7 +165,7 @@ def main() -> None:
         {
             "config": config.to_dict(),
             "probe": "HistGradientBoostingRegressor(max_iter=300, learning_rate=0.1)",
-            "cv_folds": int(p["cv_folds"]),
+            "cv_folds": p.cv_folds,
             "rule": "one paired standard error, toward the simpler",
             "k": k,
             "k_search": _table_dict(k_table, "n_clusters"),

@@ -34,6 +34,7 @@ from housing.features import BEDROOMS, GeoFeatures, RawEncoder
 from housing.io import write_csv, write_json
 from housing.metrics import rmse
 from housing.model import build_imputer
+from housing.params.preprocess import PreprocessParams
 
 logger = logging.getLogger(__name__)
 
@@ -115,18 +116,18 @@ def choose_imputer(scores: pd.DataFrame, per_fold: dict[str, list[float]]) -> st
 
 
 def main() -> None:
-    p = stage.params("preprocess")
+    p = stage.params("preprocess", PreprocessParams)
     train = pd.read_parquet(TRAIN_IN)
     # The contract is derived from train: its columns must be there and numeric first.
     check_schema(train, with_target=True, what=str(TRAIN_IN))
     contract = derive_contract(
         train,
-        margin=float(p["contract_margin"]),
-        region_margin_km=float(p["region_margin_km"]),
+        margin=p.contract_margin,
+        region_margin_km=p.region_margin_km,
     )
     check_frame(train, contract, with_target=True, what="train split")
-    folds = int(p["cv_folds"])
-    scores, per_fold = compare_imputers(train, p["imputers"], folds=folds, seed=int(p["seed"]))
+    folds = p.cv_folds
+    scores, per_fold = compare_imputers(train, p.imputers, folds=folds, seed=p.seed)
     within = within_one_se(per_fold)
     chosen = choose_imputer(scores, per_fold)
 

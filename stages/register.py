@@ -37,6 +37,7 @@ from housing.cv import kfold, map_folds
 from housing.io import read_json, read_yaml, write_csv, write_json
 from housing.metrics import PRICE_CAP, bootstrap_rmse_ci, regression_report, rmse
 from housing.model import ModelSpec, build_model
+from housing.params.register import RegisterParams
 from housing.registry.committed import git_commit
 from housing.serving import SERVING_DIR
 from housing.serving.export import ExportError, write_serving
@@ -61,24 +62,6 @@ DVC_LOCK = Path("dvc.lock")
 RAW_DATA = "data/raw/housing.csv"
 PRICE_BANDS = (0, 100_000, 200_000, 300_000, 400_000, 500_000, np.inf)
 CAPPED_BAND = "capped (500,001)"
-
-
-def check_params(p: dict[str, Any]) -> tuple[float, int, int]:
-    """``(interval_level, cv_folds, cv_seed)``, or a one-line ``StageError`` naming the key."""
-    try:
-        level = intervals.check_level(p.get("interval_level"))
-    except ValueError as exc:
-        raise stage.StageError(f"params.yaml register.interval_level: {exc}") from None
-    folds, seed = p.get("cv_folds"), p.get("cv_seed")
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise stage.StageError(
-            f"params.yaml register.cv_folds must be an integer >= 2; got {folds!r}"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise stage.StageError(
-            f"params.yaml register.cv_seed must be an integer >= 0; got {seed!r}"
-        )
-    return level, folds, seed
 
 
 def out_of_fold(
@@ -351,9 +334,8 @@ def _register(**kwargs: Any) -> Any:
 
 
 def main() -> None:
-    p = stage.params("register")
-    level, cv_folds, cv_seed = check_params(p)
-    seed = int(p["seed"])
+    p = stage.params("register", RegisterParams)
+    seed = p.seed
     best = read_yaml(BEST_PARAMS)
     contract = Contract.from_dict(read_json(CONTRACT))
     spec = ModelSpec(
@@ -370,21 +352,21 @@ def main() -> None:
             spec,
             train,
             categories=contract.categories,
-            level=level,
-            cv_folds=cv_folds,
-            cv_seed=cv_seed,
+            level=p.interval_level,
+            cv_folds=p.cv_folds,
+            cv_seed=p.cv_seed,
         )
     except ValueError as exc:
         raise stage.StageError(f"cannot calibrate the prediction interval: {exc}") from exc
     model, interval = trained.model, trained.interval
 
     test = pd.read_parquet(TEST)  # the one read of the test split
-    report = report_on_test(trained, test, n_resamples=int(p["bootstrap_resamples"]), seed=seed)
+    report = report_on_test(trained, test, n_resamples=p.bootstrap_resamples, seed=seed)
     metrics = report.metrics
     y_test = test[TARGET].to_numpy(float)
     logger.info(
         "%s interval: test coverage %.3f, mean width %.0f",
-        f"{level:.0%}",
+        f"{p.interval_level:.0%}",
         metrics["interval_coverage"],
         metrics["interval_mean_width"],
     )
@@ -398,7 +380,7 @@ def main() -> None:
     sweep = read_json(SWEEP_SUMMARY)
     data_md5 = raw_data_md5()
     meta = {
-        "name": p["model_name"],
+        "name": p.model_name,
         "spec": {
             "imputer": spec.imputer,
             "features": spec.features.to_dict(),
@@ -462,13 +444,13 @@ def main() -> None:
             description=description(spec, metrics, sweep),
             input_example=test.drop(columns=[TARGET]).head(5),
             gates=GateConfig.from_mapping(
-                p["gates"], n_resamples=int(p["bootstrap_resamples"]), seed=seed
+                p.gates.model_dump(), n_resamples=p.bootstrap_resamples, seed=seed
             ),
             evaluation=evaluation,
             score_champion=scorer,
             trusted_types=TRUSTED_TYPES,
-            model_name=p["model_name"],
-            experiment=p["experiment"],
+            model_name=p.model_name,
+            experiment=p.experiment,
         )
     except (RegistryError, ValueError) as exc:
         raise stage.StageError(f"registration failed: {exc}") from exc
@@ -496,7 +478,7 @@ def main() -> None:
     from housing.registry.signed import export_champion
 
     try:
-        record = export_champion(CHAMPION_DIR, model_name=p["model_name"])
+        record = export_champion(CHAMPION_DIR, model_name=p.model_name)
     except RegistryError as exc:
         raise stage.StageError(f"exporting the champion failed: {exc}") from exc
     if record is not None:

@@ -24,6 +24,8 @@ from housing import stage
 from housing.cv import Fold, one_se_choice, within_one_se
 from housing.io import write_csv, write_json
 from housing.model import FAMILIES
+from housing.params.select import SelectParams
+from housing.params.sweep import SearchParams
 from housing.sweep import SweepConfigError, SweepRunError, parse_sweep_config, run_sweep
 from housing.tuning import choice_folds, make_objective, params_key, sweep_declaration
 
@@ -104,22 +106,19 @@ def leaderboard(searched: Mapping[str, Mapping[str, Any]]) -> tuple[str, pd.Data
 
 
 def main() -> None:
-    p = stage.params("select")
-    sweep = stage.params("sweep")
-    seed = int(p["seed"])
-    if seed == int(sweep["seed"]):
-        raise stage.StageError(
-            "select.seed must differ from sweep.seed: the sweep's folds must be independent"
-        )
-    folds = choice_folds(pd.read_parquet(TRAIN), n_splits=int(p["cv_folds"]), seed=seed)
+    p = stage.params("select", SelectParams)
+    # Only the declaration this stage searches with; select.seed != sweep.seed is a rule
+    # across sections, checked by `housing-params check` (housing.params.file).
+    search = stage.params("sweep", SearchParams).model_dump()
+    folds = choice_folds(pd.read_parquet(TRAIN), n_splits=p.cv_folds, seed=p.seed)
     searched = search_families(
         folds,
-        list(p["families"]),
-        config=sweep["config"],
-        spaces=sweep["spaces"],
-        n_trials=int(p["n_trials"]),
-        seed=seed,
-        step=int(sweep["resource_step"]),
+        list(p.families),
+        config=search["config"],
+        spaces=search["spaces"],
+        n_trials=p.n_trials,
+        seed=p.seed,
+        step=search["resource_step"],
     )
     chosen, board = leaderboard(searched)
     within = board.loc[board["within_one_se"], "family"].tolist()
@@ -129,8 +128,8 @@ def main() -> None:
         {
             "chosen": chosen,
             "rule": "simplest family within one paired SE of the best (order of select.families)",
-            "cv_folds": int(p["cv_folds"]),
-            "n_trials": int(p["n_trials"]),
+            "cv_folds": p.cv_folds,
+            "n_trials": p.n_trials,
             "families": {
                 r.family: {
                     "cv_rmse": round(r.cv_rmse, 2),

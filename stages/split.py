@@ -6,13 +6,13 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from housing import stage
 from housing.contract import ContractError, check_schema
 from housing.io import write_parquet
+from housing.params.split import SplitParams
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +40,10 @@ def split(
 
 
 def main() -> None:
-    p = stage.params("split")
+    p = stage.params("split", SplitParams)
     df = pd.read_csv(RAW)
     check_schema(df, with_target=True, what=str(RAW))
-    bins = [np.inf if str(b) in ("inf", ".inf") else b for b in p["income_bins"]]
-    train, test = split(df, test_size=p["test_size"], seed=p["seed"], income_bins=bins)
+    train, test = split(df, test_size=p.test_size, seed=p.seed, income_bins=p.income_bins)
     write_parquet(TRAIN, train)
     write_parquet(TEST, test)
     logger.info("split %d rows into %d train / %d test", len(df), len(train), len(test))

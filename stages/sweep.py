@@ -29,6 +29,7 @@ import pandas as pd
 
 from housing import stage
 from housing.io import write_csv, write_json, write_yaml
+from housing.params.sweep import SweepParams
 from housing.sweep import SweepConfigError, SweepResult, SweepRunError, SweepSpec, run_sweep
 from housing.sweep.inputs import TRAIN, checkout_plan
 from housing.sweep.launch import run_local_workers, wait_for_trials
@@ -100,31 +101,10 @@ def run_shared(
     return plan.label, plan.spec, shared
 
 
-def check_bagging(p: dict[str, Any]) -> tuple[list[int], int]:
-    """``sweep.bagging`` as (sizes, max_rounds), or a one-line ``StageError`` naming the key."""
-    bagging = p.get("bagging")
-    if not isinstance(bagging, dict):
-        raise stage.StageError("params.yaml sweep.bagging must be a mapping of sizes, max_rounds")
-    sizes, max_rounds = bagging.get("sizes"), bagging.get("max_rounds")
-    if (
-        not isinstance(sizes, list)
-        or not sizes
-        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes)
-        or 1 not in sizes
-    ):
-        raise stage.StageError(
-            f"params.yaml sweep.bagging.sizes must be positive integers including 1; got {sizes!r}"
-        )
-    if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
-        raise stage.StageError(
-            f"params.yaml sweep.bagging.max_rounds must be a positive integer; got {max_rounds!r}"
-        )
-    return sorted(set(sizes)), max_rounds
-
-
 def main() -> None:
-    p = stage.params("sweep")
-    sizes, max_rounds = check_bagging(p)
+    # The sweep's modules (and its remote workers) take the section as a mapping.
+    p = stage.params("sweep", SweepParams).model_dump()
+    sizes, max_rounds = sorted(set(p["bagging"]["sizes"])), p["bagging"]["max_rounds"]
     storage, workers = sweep_storage(p)
     extra: dict[str, Any] = {}
     if storage.shared:

@@ -22,9 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from housing.features import GeoFeatures, NeighborPrice, RawEncoder
-
-IMPUTERS = ("median", "mean", "knn", "iterative")
-FAMILIES = ("linear", "random_forest", "hist_gradient_boosting", "lightgbm")
+from housing.names import FAMILIES, IMPUTERS
 
 
 @dataclass(frozen=True)

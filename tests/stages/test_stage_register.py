@@ -11,10 +11,8 @@ import yaml
 from housing.intervals import Interval
 from housing.metrics import rmse
 from housing.model import FAMILIES, FeatureConfig, ModelSpec, build_model
-from housing.stage import StageError
 from stages.register import (
     CAPPED_BAND,
-    check_params,
     cv_metrics,
     evaluate,
     feature_importance,
@@ -262,34 +260,9 @@ def test_a_train_split_too_small_for_the_level_is_a_clear_error(make_districts):
         fit_final(_spec(), make_districts(60), categories=None, level=0.99, cv_folds=3, cv_seed=1)
 
 
-PARAMS = {"interval_level": 0.9, "cv_folds": 5, "cv_seed": 2027}
-
-
-def test_check_params_accepts_the_defaults():
-    assert check_params(PARAMS) == (0.9, 5, 2027)
-
-
-@pytest.mark.parametrize(
-    ("change", "reason"),
-    [
-        ({"interval_level": 1.5}, "register.interval_level: .*strictly between 0 and 1"),
-        ({"interval_level": 0}, "register.interval_level: .*strictly between 0 and 1"),
-        ({"interval_level": "90%"}, "register.interval_level: .*must be a number"),
-        ({"interval_level": None}, "register.interval_level: .*must be a number"),
-        ({"cv_folds": 1}, r"register.cv_folds must be an integer >= 2; got 1"),
-        ({"cv_folds": 2.5}, r"register.cv_folds must be an integer >= 2"),
-        ({"cv_seed": -1}, r"register.cv_seed must be an integer >= 0"),
-    ],
-)
-def test_check_params_refuses_bad_values_in_one_line(change, reason):
-    with pytest.raises(StageError, match=reason) as caught:
-        check_params({**PARAMS, **change})
-    assert "\n" not in str(caught.value)
-
-
 def test_a_bad_interval_level_exits_1_with_one_line_before_any_work(tmp_path, repo_root):
     """The real entry point in an empty directory: the params check runs before any read
-    (one value here, ~10 s of imports; the others are check_params's unit tests above)."""
+    (one value here, ~10 s of imports; every key's checks: tests/housing/params)."""
     import os
     import subprocess
     import sys
@@ -308,6 +281,8 @@ def test_a_bad_interval_level_exits_1_with_one_line_before_any_work(tmp_path, re
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1, proc.stderr
-    assert "register.interval_level" in errors[0] and "strictly between 0 and 1" in errors[0]
+    assert errors[0].endswith(
+        "params.yaml register.interval_level: must be a number > 0 and < 1, got 1.5"
+    )
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing written

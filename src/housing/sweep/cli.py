@@ -56,11 +56,12 @@ def load_plan(spec: str) -> Callable[[Mapping[str, Any]], Any]:
 def join(storage: str, study: str, *, index: int, name: str, params: Path, plan: str) -> None:
     """Open ``storage``, join ``study`` with this checkout's plan and run trials."""
     from housing import stage
+    from housing.params.sweep import SweepParams
     from housing.sweep.storage import MEMORY, SQLITE, open_storage, parse_storage
     from housing.sweep.tracking import TrialTracker
     from housing.sweep.worker import Interrupt, load_worker_study, run_worker
 
-    p = stage.params("sweep", params)
+    p = stage.params("sweep", SweepParams, params).model_dump()
     target = parse_storage(storage)
     if target.kind == MEMORY:
         raise stage.StageError("--storage is empty: workers share a journal file or a database")

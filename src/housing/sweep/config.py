@@ -12,14 +12,10 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
+if TYPE_CHECKING:  # Optuna loads only when a sweep runs: `housing-params check` stays fast.
+    from optuna.distributions import BaseDistribution
 
 METHODS = ("bayes", "random", "grid")
 GOALS = ("minimize", "maximize")
@@ -59,6 +55,8 @@ _DISTRIBUTIONS: dict[str, tuple[set[str], set[str]]] = {
     "inv_log_uniform": _RANGE,
     "inv_log_uniform_values": _RANGE,
 }
+# Every distribution this parser accepts (the parameter schema lists them for editors).
+DISTRIBUTIONS = tuple(_DISTRIBUTIONS)
 _UNBOUNDED = ("normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta")
 _POSITIVE_RANGE = ("log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values")
 _GRID_OK = ("constant", "categorical", "int_uniform", "q_uniform")
@@ -67,11 +65,21 @@ _PRIMITIVE = (str, int, float, bool, type(None))
 
 
 class SweepConfigError(ValueError):
-    """An invalid sweep declaration; the message is one line naming the key and the problem."""
+    """An invalid sweep declaration; the message is one line naming the key and the problem.
+
+    ``where`` is the key's path inside the declaration (``parameters.n_estimators``,
+    ``early_terminate.eta``) and ``problem`` the rest, so a caller can name the key in its own
+    terms (``housing.params`` names it as ``params.yaml`` spells it).
+    """
+
+    def __init__(self, message: str, *, where: str = "", problem: str = "") -> None:
+        super().__init__(message)
+        self.where = where
+        self.problem = problem or message
 
 
 def _fail(where: str, problem: str) -> SweepConfigError:
-    return SweepConfigError(f"sweep config: {where}: {problem}")
+    return SweepConfigError(f"sweep config: {where}: {problem}", where=where, problem=problem)
 
 
 def _is_int(x: Any) -> bool:
@@ -134,6 +142,12 @@ class ParamSpec:
 
     def to_optuna(self) -> BaseDistribution | None:
         """The Optuna distribution that samples this parameter; None for a constant."""
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
         d, lo, hi = self.distribution, self.min, self.max
         if d == "constant":
             return None

@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 from tqdm import tqdm
 
+from housing.names import ENGINES
 from housing.sweep.config import SweepSpec
 from housing.sweep.result import SweepResult, TrialRecord, best_of
 from housing.sweep.tracking import WANDB_MODES, TrialRun, TrialTracker
@@ -25,7 +26,6 @@ from housing.sweep.tracking import WANDB_MODES, TrialRun, TrialTracker
 logger = logging.getLogger(__name__)
 
 TrialPruned = optuna.TrialPruned
-ENGINES = ("optuna", "wandb")
 
 
 class SweepRunError(RuntimeError):

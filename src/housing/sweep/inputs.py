@@ -65,6 +65,7 @@ OBJECTIVE_MODULES = (
     "housing.io",
     "housing.metrics",
     "housing.model",
+    "housing.names",
     "housing.serving",
     "housing.serving.neighbors",
     "housing.serving.transforms",
