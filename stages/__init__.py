@@ -20,7 +20,16 @@ same bits as the AVX2 path once ``X86_V4`` was disabled; ``sqrt``, ``sum``, ``me
 did not reproduce on that one: the random forest's fold SD in its sixth digit and the
 model's bytes. Naming a target the CPU lacks is a no-op, so the setting is safe everywhere.
 
-Import-time side effects on purpose: both must precede numpy's first import.
+And it pins the native thread pools (OpenMP, OpenBLAS, MKL) to one thread each, whatever
+the shell says. The pools' sizes change the order of floating-point reductions (LightGBM's
+histograms, scikit-learn's OpenMP loops), and an OpenMP runtime reads ``OMP_NUM_THREADS``
+once, when it loads: ``threadpoolctl`` in ``housing.stage.run`` limits only the calling
+thread, not the threads that fit the CV folds side by side. A cold ``dvc repro --force``
+typed without the Makefile's variables changed ``reports/select/leaderboard.csv`` on a
+2-core Intel Xeon (LightGBM's CV score 42,092.4 against 42,069.6; issue 23). The stages'
+parallelism is their own (folds, sweep workers), which does not change the numbers.
+
+Import-time side effects on purpose: all must precede numpy's first import.
 """
 
 import os
@@ -28,6 +37,12 @@ import platform
 
 # numpy's AVX-512 dispatch targets (numpy 2.x names); the baseline and AVX2 paths agree.
 NUMPY_DISABLED_TARGETS = "X86_V4 AVX512_ICL AVX512_SPR"
+
+# Native thread pools, one thread each (see above); the Makefile's values, forced.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+for _var in THREAD_VARS:
+    os.environ[_var] = "1"
 
 if platform.machine().lower() in {"x86_64", "amd64"}:
     os.environ["OPENBLAS_CORETYPE"] = "Haswell"
