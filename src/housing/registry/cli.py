@@ -1,20 +1,24 @@
 """``housing-registry``: register, list versions, promote, roll back and show the registry.
 
-A thin shell over the registry modules; every failure is one line on stderr and exit 1.
+A thin shell over the registry modules; every failure is one line on stderr and exit 1
+(:mod:`housing.cli_errors`). Usage errors are Click's plain ones (the usage line, then
+``Error: ...``, exit 2) rather than rich's boxed panel, which wraps one message over lines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 
+from housing import cli_errors
 from housing.registry.records import CHAMPION, MODEL_NAME, RegistryError, VersionInfo
 
 logger = logging.getLogger(__name__)
@@ -25,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 TrackingUri = Annotated[
@@ -54,18 +59,36 @@ def _main() -> None:
     configure(os.environ.get("LOG_LEVEL", "WARNING"))
 
 
-def _run(action: Callable[[], T]) -> T:
-    """Run ``action``; a RegistryError (or any failure) becomes one stderr line and exit 1."""
+# MLflow retries a tracking server's 5xx answers 7 times with a growing backoff, a 120 s
+# timeout each: a proxy answering 502 for a server that is down kept `list` waiting over 90 s.
+# A person at a terminal gets the error in seconds; their own MLFLOW_HTTP_REQUEST_* win.
+FAIL_FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
+@contextlib.contextmanager
+def _fail_fast_http() -> Iterator[None]:
+    """:data:`FAIL_FAST_HTTP` for the block, where the environment does not set them."""
+    added = {key: value for key, value in FAIL_FAST_HTTP.items() if key not in os.environ}
+    os.environ.update(added)
     try:
-        return action()
-    except RegistryError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Run ``action``; a RegistryError (or any failure) becomes one stderr line and exit 1.
+
+    Anything else MLflow raises is named by its type too (the traceback is logged at DEBUG:
+    ``LOG_LEVEL=DEBUG``), since the registry's backends fail in more ways than it translates.
+    """
+    try:
+        with _fail_fast_http(), cli_errors.expected_errors(RegistryError):
+            return action()
     except Exception as exc:
         logger.debug("unexpected failure", exc_info=True)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        typer.echo(f"error: {type(exc).__name__}: {first}", err=True)
-        raise typer.Exit(1) from None
+        cli_errors.fail(f"{type(exc).__name__}: {cli_errors.one_line(exc)}")
 
 
 def _signed(info: VersionInfo) -> str:
@@ -252,11 +275,9 @@ def register_cmd(
 ) -> None:
     """Register the committed model bundle without re-running the pipeline, then gate it."""
     if promote_anyway and not (reason and reason.strip()):
-        typer.echo("error: --promote needs --reason", err=True)
-        raise typer.Exit(1)
+        cli_errors.fail("--promote needs --reason")
     if reason and not promote_anyway:
-        typer.echo("error: --reason is only for --promote (the gates give their own)", err=True)
-        raise typer.Exit(1)
+        cli_errors.fail("--reason is only for --promote (the gates give their own)")
 
     def action():
         from housing.registry.committed import register_committed
@@ -294,8 +315,7 @@ def export_cmd(
 
     record = _run(lambda: export_champion(out, model_name=model_name, tracking_uri=tracking_uri))
     if record is None:
-        typer.echo(f"error: {model_name} has no champion; nothing exported", err=True)
-        raise typer.Exit(1)
+        cli_errors.fail(f"{model_name} has no champion; nothing exported")
     signed = "signed" if (out / "model.sig").is_file() else "UNSIGNED (no signing key)"
     typer.echo(
         f"{model_name} version {record.version} (promotion #{record.sequence}, {signed}) "

@@ -1,7 +1,8 @@
 """``housing-sign`` / ``python -m housing.signing``: keygen, sign and verify a model directory.
 
-Every failure is one line on stderr (``error: ...``) and exit status 1; success is one line
-on stdout. Plain argparse, so ``verify`` runs where only the API's dependencies are installed.
+Every failure is one line on stderr (``error: ...``, :mod:`housing.cli_errors`) and exit
+status 1, usage errors included (docs/signing.md); success is one line on stdout. Plain
+argparse, so ``verify`` runs where only the API's dependencies are installed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from housing.cli_errors import expected_errors, fail
 from housing.signing.keys import KeyRing, signing_key_from_env, write_keypair
 from housing.signing.record import RECORD_FILE, PromotionRecord, SigningError
 
@@ -22,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(1, f"error: {message} (see {self.prog} --help)\n")
+        fail(f"{message} (see {self.prog} --help)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -142,9 +144,10 @@ def _verify(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand: 0 after its line on stdout; a failure exits 1 with one line."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    with expected_errors(SigningError, OSError):
         if args.command == "keygen":
             private, public, kid = write_keypair(args.out, force=args.force)
             line = f"wrote {private} (0600) and {public}; key id {kid}"
@@ -152,11 +155,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             line = _sign(args)
         else:
             line = _verify(args)
-    except SigningError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 1
-    except OSError as exc:
-        sys.stderr.write(f"error: {exc.filename or ''}: {exc.strerror}\n")
-        return 1
     sys.stdout.write(line + "\n")
     return 0

@@ -34,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # usage errors as Click's one line, not a panel wrapped over lines
 )
 
 
@@ -138,7 +139,8 @@ def worker(
     number = index if index is not None else zlib.crc32(label.encode()) % 1_000_000
     stage.run(
         lambda: join(storage, study, index=number, name=label, params=params, plan=plan),
-        expected=(SweepConfigError, SweepRunError),
+        # OSError: a params path or journal that cannot be read or written, a refused socket.
+        expected=(SweepConfigError, SweepRunError, OSError),
     )
 
 
