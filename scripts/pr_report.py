@@ -6,6 +6,9 @@ locally and in CI:
 
     python scripts/pr_report.py --base origin/main              # base vs working tree
     python scripts/pr_report.py --base v1 --head v2 -o report.md
+
+An unknown revision or a --repo that is not a directory is one line and exit status 2; a
+dvc.yaml that is not YAML, or an output file that cannot be written, one line and exit 1.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from housing.cli_errors import one_line
 from housing.io import write_text
 
 logger = logging.getLogger(__name__)
@@ -40,6 +44,10 @@ MISSING = "—"
 
 class RevisionError(RuntimeError):
     """A revision cannot be read (unknown ref, not a Git repository)."""
+
+
+class ReportError(RuntimeError):
+    """What a revision holds cannot be reported on (its dvc.yaml is not YAML)."""
 
 
 @dataclass(frozen=True)
@@ -402,7 +410,15 @@ def render(report: Report, title: str = "Pipeline report") -> str:
 
 def _load_dvc_yaml(revision: Revision) -> dict[str, Any]:
     text = revision.read("dvc.yaml")
-    return (yaml.safe_load(text) or {}) if text else {}
+    try:
+        return (yaml.safe_load(text) or {}) if text else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or one_line(exc)
+        raise ReportError(
+            f"dvc.yaml{where} at {revision.label}: not valid YAML ({problem})"
+        ) from None
 
 
 def _expand_plot_paths(paths: Iterable[str], *revisions: Revision) -> list[str]:
@@ -471,8 +487,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if not args.repo.is_dir():
+        parser.error(f"--repo {args.repo}: not a directory")
     if args.list_files:
-        sys.stdout.write("".join(f"{path}\n" for path in report_files(Revision(args.repo, None))))
+        try:
+            listed = report_files(Revision(args.repo, None))
+        except ReportError as exc:
+            logger.error("%s", exc)
+            return 1
+        sys.stdout.write("".join(f"{path}\n" for path in listed))
         return 0
     if args.base is None:
         parser.error("--base is required (or use --list-files)")
@@ -483,14 +506,24 @@ def main(argv: list[str] | None = None) -> int:
     except RevisionError as exc:
         logger.error("%s", exc)
         return 2
-    report = build_report(
-        Revision(args.repo, args.base), Revision(args.repo, args.head), include_unchanged=args.all
-    )
+    try:
+        report = build_report(
+            Revision(args.repo, args.base),
+            Revision(args.repo, args.head),
+            include_unchanged=args.all,
+        )
+    except (ReportError, OSError) as exc:
+        logger.error("%s", one_line(exc))
+        return 1
     text = render(report, title=args.title)
-    if args.output:
-        write_text(args.output, text)
-    else:
+    if not args.output:
         sys.stdout.write(text)
+        return 0
+    try:
+        write_text(args.output, text)
+    except OSError as exc:
+        logger.error("cannot write %s: %s", args.output, exc.strerror or one_line(exc))
+        return 1
     return 0
 
 

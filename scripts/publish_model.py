@@ -13,6 +13,9 @@ names, so one ``.env`` serves both:
 
     python scripts/publish_model.py --bucket my-bucket --prefix champion
     GCS_BUCKET=my-bucket GCS_ENDPOINT_URL=http://127.0.0.1:4443 python scripts/publish_model.py
+
+A refusal (no keys, no bucket, an unsigned or tampered champion, an endpoint that does not
+answer) is one line and exit status 2; a failure of the upload itself is one line and exit 1.
 """
 
 from __future__ import annotations
@@ -22,17 +25,21 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from housing.cli_errors import one_line
 from housing.io import sha256_bytes
 from housing.signing import RECORD_FILE, KeyConfigError, KeyRing, SigningError, verify
 from housing.signing.keys import VERIFY_KEY_FILES_ENV, VERIFY_KEYS_ENV
 
 logger = logging.getLogger(__name__)
+
+GCS_ENDPOINT = "https://storage.googleapis.com"  # gcsfs's default (no emulator)
 
 
 class PublishError(RuntimeError):
@@ -91,25 +98,30 @@ def resolve_target(args: argparse.Namespace, env: Mapping[str, str]) -> Target:
 
 
 def probe(endpoint_url: str) -> None:
-    """Fail in seconds when a custom endpoint is down (gcsfs would retry for ~30 s)."""
+    """Fail in seconds when the endpoint is down or offline (gcsfs retries for a minute or more)."""
     url = endpoint_url if "://" in endpoint_url else f"http://{endpoint_url}"
-    parsed = urlsplit(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        parsed = urlsplit(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError as exc:
+        raise PublishError(f"GCS endpoint {endpoint_url!r} is not a URL: {exc}") from None
+    if not parsed.hostname:
+        raise PublishError(f"GCS endpoint {endpoint_url!r} names no host")
     try:
         socket.create_connection((parsed.hostname, port), timeout=2.0).close()
     except OSError as exc:
-        raise PublishError(f"GCS endpoint {endpoint_url} unreachable: {exc}") from None
+        raise PublishError(f"GCS endpoint {endpoint_url} unreachable: {one_line(exc)}") from None
 
 
 def filesystem(target: Target) -> Any:
     """A gcsfs filesystem: Application Default Credentials, or anonymous for an emulator."""
+    probe(target.endpoint_url or GCS_ENDPOINT)  # before gcsfs's import (seconds)
     # Without this, gcsfs asks the bucket type over gRPC, which an emulator never answers.
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     import gcsfs
 
     kwargs: dict[str, Any] = {"skip_instance_cache": True, "cache_timeout": 0}
     if target.endpoint_url:
-        probe(target.endpoint_url)
         kwargs |= {"endpoint_url": target.endpoint_url, "token": "anon"}
     if target.project:
         kwargs["project"] = target.project
@@ -126,6 +138,19 @@ def publish(files: Mapping[str, bytes], target: Target, fs: Any) -> None:
         raise PublishError(f"gs://{target.path(RECORD_FILE)} reads back different bytes")
 
 
+@contextmanager
+def upload_failures() -> Iterator[None]:
+    """What gcsfs and google-auth raise besides OSError (a 5xx, expired credentials), as one
+    line: the PublishError of a refusal."""
+    from gcsfs.retry import HttpError
+    from google.auth.exceptions import GoogleAuthError
+
+    try:
+        yield
+    except (HttpError, GoogleAuthError) as exc:
+        raise PublishError(f"GCS: {type(exc).__name__}: {one_line(exc)}") from None
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -139,19 +164,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # gcsfs logs every failed request with its traceback; the one line below says it once.
+    logging.getLogger("gcsfs").setLevel(logging.CRITICAL)
     args = parse_args(argv)
     try:
         target = resolve_target(args, os.environ)
         files, version = read_champion(args.champion_dir, KeyRing.from_env())
-        publish(files, target, filesystem(target))
-    except KeyConfigError as exc:
-        logger.error("publish_model: %s", exc)
-        return 2
-    except PublishError as exc:
-        logger.error("publish_model: %s", exc)
+        fs = filesystem(target)
+        with upload_failures():
+            publish(files, target, fs)
+    except (KeyConfigError, PublishError) as exc:
+        logger.error("publish_model: %s", one_line(exc))
         return 2
     except OSError as exc:  # network or permission errors from gcsfs
-        logger.error("publish_model: %s: %s", type(exc).__name__, exc)
+        logger.error("publish_model: %s: %s", type(exc).__name__, one_line(exc))
         return 1
     logger.info(
         "published the signed champion v%s: gs://%s (%d files)",
