@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pipeline_support import copy_workspace, dvc, lock_outs, ran_stages
+from readme_support import readme_argv
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +34,11 @@ def workspace(pipeline_repo: Path, dest: Path) -> Path:
 
 
 def test_repro_again_runs_nothing(pipeline_repo, mirror_csv, tmp_path):
+    """The README's `dvc repro` on an up-to-date workspace: every stage says it is skipped."""
     repo = workspace(pipeline_repo, tmp_path / "repo")
-    proc = dvc(repo, "repro", mirror=mirror_csv)
+    program, *args = readme_argv("dvc repro")
+    assert program == "dvc"
+    proc = dvc(repo, *args, mirror=mirror_csv)
     assert ran_stages(proc.stdout) == []
     for stage in STAGES:
         assert f"Stage '{stage}' didn't change, skipping" in proc.stdout

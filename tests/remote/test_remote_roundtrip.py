@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pipeline_support import dvc, lock_outs, promotion_keys, ran_stages
+from readme_support import readme_argv
 from remote_support import DVC_ENV, clone, md5_file, out_md5_matches, serve_support
 
 pytestmark = pytest.mark.slow
@@ -32,13 +33,16 @@ def _sample_districts(repo: Path, n: int = 25) -> list[dict]:
 
 
 def test_pull_in_a_fresh_clone_restores_every_output_exactly(pushed, tmp_path, mirror_csv):
-    """Clone + `dvc pull`: every output's md5 is dvc.lock's, status clean, repro a no-op."""
+    """Clone + the README's `dvc pull`: every output's md5 is dvc.lock's, status clean,
+    repro a no-op."""
     repo = clone(pushed.repo, tmp_path / "clone", pushed.endpoint, pushed.bucket)
     outs = lock_outs(repo)
     cached = [p for p in outs if not (repo / p).exists()]
     assert "models/model.skops" in cached  # the clone really starts without the data
 
-    pull = dvc(repo, "pull", mirror=mirror_csv, env=DVC_ENV)
+    program, *args = readme_argv("dvc pull")
+    assert program == "dvc"
+    pull = dvc(repo, *args, mirror=mirror_csv, env=DVC_ENV)
 
     for path, md5 in outs.items():
         assert out_md5_matches(repo, path, md5), f"{path} differs from dvc.lock after pull"

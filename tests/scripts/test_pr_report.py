@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from types import ModuleType
 
 import pytest
 import yaml
+from readme_support import readme_argv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "pr_report.py"
@@ -214,3 +216,37 @@ def test_list_files_names_what_the_report_reads(two_commit_repo: Path) -> None:
         "reports/plots/residuals.csv",
     ]
     assert _run(two_commit_repo).returncode == 2  # a report needs --base
+
+
+def test_readme_command_reports_what_differs_from_main(two_commit_repo: Path) -> None:
+    """The README's command as typed in a clone (the venv's ``python`` first on PATH), on a
+    branch that raised sweep.n_trials: the branch's working tree against ``main``."""
+    repo = two_commit_repo
+    (repo / "scripts").mkdir()
+    shutil.copy2(SCRIPT, repo / "scripts" / "pr_report.py")
+    _git(repo, "checkout", "-q", "-b", "more-trials")
+    _state(repo, n_trials=40, rmse=44000.0, residuals=[0.5, -0.5, 1.0, 2.0])
+    _git(repo, "commit", "-q", "-am", "more trials")
+    activated = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+
+    done = subprocess.run(
+        readme_argv("python scripts/pr_report.py"),
+        cwd=repo,
+        env=activated,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("## Pipeline report")
+    assert "Base `main` → head `workspace`." in done.stdout
+    assert _section_rows(done.stdout, "### Parameters") == [
+        ["params.yaml", "sweep.n_trials", "20", "40"],
+    ]
+    assert _section_rows(done.stdout, "### Metrics") == [
+        ["reports/metrics.json", "test.rmse", "45000", "44000", "-1000", "-2.22%"]
+    ]
