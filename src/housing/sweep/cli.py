@@ -58,11 +58,25 @@ def join(storage: str, study: str, *, index: int, name: str, params: Path, plan:
     """Open ``storage``, join ``study`` with this checkout's plan and run trials."""
     from housing import stage
     from housing.params.sweep import SweepParams
+
+    # Before Optuna and pandas load (3 to 4 s): a bad params file fails at once.
+    p = stage.params("sweep", SweepParams, params).model_dump()
+    from housing.sweep.config import SweepConfigError
+    from housing.sweep.engine import SweepRunError
+
+    try:
+        _work(p, storage, study, index=index, name=name, plan=plan)
+    except (SweepConfigError, SweepRunError) as exc:
+        raise stage.StageError(str(exc)) from exc
+
+
+def _work(p: dict[str, Any], storage: str, study: str, *, index: int, name: str, plan: str) -> None:
+    """What :func:`join` does once the params are valid."""
+    from housing import stage
     from housing.sweep.storage import MEMORY, SQLITE, open_storage, parse_storage
     from housing.sweep.tracking import TrialTracker
     from housing.sweep.worker import Interrupt, load_worker_study, run_worker
 
-    p = stage.params("sweep", SweepParams, params).model_dump()
     target = parse_storage(storage)
     if target.kind == MEMORY:
         raise stage.StageError("--storage is empty: workers share a journal file or a database")
@@ -132,15 +146,14 @@ def worker(
 ) -> None:
     """Join a study and run trials until it has n_trials finished (complete or pruned)."""
     from housing import stage
-    from housing.sweep.config import SweepConfigError
-    from housing.sweep.engine import SweepRunError
 
     label = name or f"{socket.gethostname()}-{os.getpid()}"
     number = index if index is not None else zlib.crc32(label.encode()) % 1_000_000
     stage.run(
         lambda: join(storage, study, index=number, name=label, params=params, plan=plan),
-        # OSError: a params path or journal that cannot be read or written, a refused socket.
-        expected=(SweepConfigError, SweepRunError, OSError),
+        # The sweep's own errors arrive as StageError (join); OSError: a params path or a
+        # journal that cannot be read or written, a refused socket.
+        expected=(OSError,),
     )
 
 
