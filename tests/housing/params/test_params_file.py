@@ -107,9 +107,7 @@ def changed(**values: Any) -> dict[str, Any]:
         node = data
         for part in parents:
             node = node[part]
-        if path in OPAQUE and isinstance(value, dict) and path != "sweep.config":
-            node[last] = {**node[last], **value}
-        elif path == "sweep.config" and isinstance(value, dict):
+        if path in OPAQUE and isinstance(value, dict):  # merged: the other entries stay
             node[last] = {**node[last], **value}
         else:
             node[last] = value
