@@ -1,30 +1,86 @@
-"""The whole pipeline with the committed parameters reproduces the committed dvc.lock."""
+"""The README's set-up commands, as written, in a fresh copy of the project.
+
+`make pipeline` installs the project into the copy's own `.venv` and runs the seven stages
+with the committed parameters: the outputs reproduce the committed dvc.lock and the champion
+is signed with the development key it generates. Then, on that champion, `make serve` and
+the README's `curl`; and `make test-fast` from the copy's own environment. Each command is
+read from README.md (tests/readme_support.py).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
-from pipeline_support import (
-    REPO_ROOT,
-    dvc,
-    lock_outs,
-    make_pipeline_repo,
-    promotion_keys,
-    ran_stages,
-)
+from pipeline_support import REPO_ROOT, lock_outs, make_pipeline_repo, ran_stages
+from readme_support import readme_argv, readme_command
 
 from housing.io import read_json
 
+# One cold run of the default parameters (~6.5 min measured on 2 shared cores) is built once
+# for the module and may fall under any of its tests; the suite default is 900 s.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
+
 # Registry version and run id: new on every registration by design (an uncached report).
 NON_DETERMINISTIC = {"reports/register/registration.json"}
+README_URL = "http://127.0.0.1:8000"
+# What only a test's environment holds: the runner's (pytest, xdist, coverage), a key or a
+# registry a test exported, the interpreter of the test run's virtualenv.
+TEST_ONLY = ("PYTEST_", "COV_CORE_", "MLFLOW_", "WANDB_", "HOUSING_", "VIRTUAL_ENV", "PYTHONPATH")
 
 
-@pytest.mark.e2e
-@pytest.mark.timeout(2400)  # ~6.5 min measured on 2 shared cores; the suite default is 900 s
-def test_default_params_reproduce_the_committed_lock_and_meet_the_target(mirror_csv, tmp_path):
+@dataclass(frozen=True)
+class Made:
+    """The fresh copy after `make pipeline`, and that command's output."""
+
+    repo: Path
+    output: str
+
+
+def user_env(mirror: Path, **extra: str) -> dict[str, str]:
+    """The shell of a user of this machine: the test run's environment without what only
+    tests set, plus the data mirror the README's offline line sets, and DVC's analytics off
+    (no network here; `.ci/run` sets the same)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(TEST_ONLY)}
+    env.update(HOUSING_DATA_MIRROR=str(mirror), DVC_NO_ANALYTICS="1", **extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def made(mirror_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Made:
+    """A fresh copy of the project (no .venv, no .keys, no outputs) after `make pipeline`.
+
+    One variable the user would not set: ``WANDB_MODE=disabled``. The sweep's default W&B
+    mode is offline, one local run per trial at about 4 s each (2 minutes for 30 trials);
+    no output in dvc.lock depends on it.
+    """
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("fresh") / "repo", params=None)
+    proc = subprocess.run(
+        readme_argv("make pipeline"),
+        cwd=repo,
+        env=user_env(mirror_csv, WANDB_MODE="disabled"),
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return Made(repo, proc.stdout + proc.stderr)
+
+
+def test_make_pipeline_reproduces_the_committed_lock_and_meets_the_target(made: Made):
     committed = lock_outs(REPO_ROOT)
-    repo = make_pipeline_repo(tmp_path / "repo", params=None)
-    proc = dvc(repo, "repro", "--force", mirror=mirror_csv, timeout=3600)
-    assert len(ran_stages(proc.stdout)) == 7
+    repo = made.repo
+    assert (repo / ".venv" / "bin" / "dvc").is_file(), "make pipeline installs into the copy"
+    assert len(ran_stages(made.output)) == 7
 
     rebuilt = lock_outs(repo)
     assert set(rebuilt) == set(committed)
@@ -35,18 +91,146 @@ def test_default_params_reproduce_the_committed_lock_and_meet_the_target(mirror_
     assert metrics["rmse"] <= 40_000, metrics
     assert metrics["r2"] >= 0.875, metrics
 
-    # The first registration in a fresh registry is promoted, signed (the session's key, as
-    # `make pipeline`'s development key) and exported to champion/, outside the lock.
+    # The first registration in a fresh registry is promoted, signed with the development
+    # key `make pipeline` generated in .keys/, and exported to champion/, outside the lock.
     from housing.signing import KeyRing, verify
 
+    assert "signing with the development key .keys/signing-key.pem" in made.output
     registration = read_json(repo / "reports/register/registration.json")
     assert registration["promoted"] is True and registration["promotion_sequence"] == 1
     result = verify(
         repo / "champion",
-        KeyRing.from_files([promotion_keys()[1]]),
+        KeyRing.from_files([repo / ".keys" / "signing-key.pub"]),
         expected={"name": "housing_price_model", "version": registration["version"]},
     )
     assert result.signed and result.record.action == "promote"
     serving = result.record.sha256_of("serving/manifest.json")
     assert serving == read_json(repo / "models/model.json")["serving_sha256"]
     assert "champion" not in rebuilt and not any(p.startswith("champion") for p in rebuilt)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _stop_group(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Ctrl-C to the process group we started (make and the API it runs), as a user stops
+    `make serve`; SIGKILL whatever is left after ``timeout``."""
+    pgid = proc.pid
+    try:
+        os.killpg(pgid, signal.SIGINT)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc.poll()
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(pgid, signal.SIGKILL)
+    proc.wait(10)
+
+
+def test_make_serve_answers_the_readme_curl(made: Made, mirror_csv: Path, tmp_path: Path):
+    """`make serve` as written on the champion `make pipeline` made, then the README's curl.
+
+    One substitution, the port: a test never needs a fixed port (docs/testing.md), so the
+    API listens on a free one through its documented ``PORT`` setting and the curl's URL
+    names that port instead of 8000.
+    """
+    curl = readme_command("curl")
+    assert README_URL in curl, curl
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "make-serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            readme_argv("make serve"),
+            cwd=made.repo,
+            env=user_env(mirror_csv, PORT=str(port)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a whole below
+        )
+    try:
+        deadline = time.monotonic() + 180
+        status = None
+        while status != 200:
+            assert server.poll() is None, (
+                f"make serve exited {server.returncode}\n{log.read_text()}"
+            )
+            assert time.monotonic() < deadline, f"/ready not 200 in 180 s\n{log.read_text()}"
+            try:
+                status, _ = _get(f"{base}/ready")
+            except OSError:
+                status = None
+            if status != 200:
+                time.sleep(0.2)
+
+        done = subprocess.run(
+            shlex.split(curl.replace(README_URL, base)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout)
+        assert answer["model_name"] == "housing_price_model", answer
+        (prediction,) = answer["predictions"]
+        assert prediction["predicted_price"] > 0
+
+        # What served it: the champion of `make pipeline`, its signature checked with the
+        # development key (make serve trusts .keys/signing-key.pub).
+        _, body = _get(f"{base}/api/v1/model")
+        model = json.loads(body)
+        registration = read_json(made.repo / "reports/register/registration.json")
+        assert model["signed"] is True, model
+        assert str(model["version"]) == str(registration["version"])
+    finally:
+        _stop_group(server)
+
+
+def test_make_test_fast_selects_the_unit_tiers(made: Made, mirror_csv: Path):
+    """`make test-fast` as written in the fresh copy, its pytest told only to collect
+    (``PYTEST_ADDOPTS=--collect-only``): running the fast tier inside the suite would run it
+    twice (about 50 s of both cores), and `make test` runs every test it selects in the same
+    run. Proven here: the target installs and starts pytest on every core, and selects the
+    unit tiers without the slow, end-to-end and page modules."""
+    proc = subprocess.run(
+        readme_argv("make test-fast"),
+        cwd=made.repo,
+        env=user_env(mirror_csv, PYTEST_ADDOPTS="--collect-only -q"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    collected = {line.split("::")[0] for line in proc.stdout.splitlines() if "::" in line}
+    assert (
+        "tests/ci/test_readme.py" in collected
+        and "tests/housing/test_housing_model.py" in collected
+    )
+    for module in (
+        "tests/pipeline/test_pipeline_full.py",  # e2e
+        "tests/pipeline/test_pipeline_repro.py",  # slow
+        "tests/app/test_app_page.py",  # starts servers: make test only
+        "tests/app/test_app_batch_page.py",
+    ):
+        assert module not in collected, module
+    summary = re.search(r"(\d+)/(\d+) tests collected \((\d+) deselected\)", proc.stdout)
+    assert summary and int(summary[1]) > 500 and int(summary[3]) > 0, proc.stdout[-2000:]
