@@ -37,6 +37,26 @@ def model_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in MODEL_DISTRIBUTIONS]
 
 
+def model_environment() -> dict[str, Any]:
+    """The conda environment logged with the model: this Python and model_requirements().
+
+    The file MLflow writes from ``pip_requirements``, declared whole: from those it also
+    looks up the installed pip's version, and warned at every registration that uv's
+    virtualenvs have none. MLflow adds its own ``mlflow==`` pin to the pip list.
+    """
+    import platform
+
+    return {
+        "name": "mlflow-env",
+        "channels": ["conda-forge"],
+        "dependencies": [
+            f"python={platform.python_version()}",
+            "pip",
+            {"pip": model_requirements()},
+        ],
+    }
+
+
 @dataclass(frozen=True)
 class LoggedRun:
     run_id: str
@@ -107,7 +127,7 @@ def log_run(
             input_example=input_example,
             serialization_format="skops",
             skops_trusted_types=list(trusted_types),
-            pip_requirements=model_requirements(),
+            conda_env=model_environment(),
         )
         mlflow.log_artifacts(str(bundle_dir), artifact_path=BUNDLE_ARTIFACT_PATH)
     return LoggedRun(run_id=run.info.run_id, model_uri=model_info.model_uri)
