@@ -67,11 +67,18 @@ TRUST_DEV_KEY := if [ -z "$${HOUSING_VERIFY_KEYS:-}$${HOUSING_VERIFY_KEY_FILES:-
 	  && [ -f $(KEYS)/signing-key.pub ]; then \
 	  export HOUSING_VERIFY_KEY_FILES="$(CURDIR)/$(KEYS)/signing-key.pub"; fi
 
+REPRO_LOG := reports/repro.log
+
 ## pipeline: install, then run the seven DVC stages (only what changed re-runs); the register
-## stage signs and promotes the champion and exports it to champion/
+## stage signs and promotes the champion and exports it to champion/. Ends with a summary of
+## at most 15 lines (also in reports/summary.md), after a failed stage too; the whole output
+## of dvc repro is in reports/repro.log (both git-ignored)
 pipeline: install
-	@$(WITH_DEV_KEY); set -x; $(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	@$(WITH_DEV_KEY); mkdir -p reports; status=0; \
+	  echo "+ $(BIN)/dvc repro 2>&1 | tee $(REPRO_LOG)"; \
+	  $(BIN)/dvc repro 2>&1 | tee $(REPRO_LOG) || status=$$?; \
+	  echo; $(BIN)/python -m housing.summary --repro-log $(REPRO_LOG) --out reports/summary.md; \
+	  exit $$status
 
 ## test: install, lint, then every test tier (unit, data, model, slow, end-to-end, containers)
 ## on every core (scripts/test_all.sh; tiers and times: docs/testing.md)
