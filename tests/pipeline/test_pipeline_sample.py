@@ -11,6 +11,7 @@ from pipeline_support import dvc, lock_outs, make_pipeline_repo, ran_stages, sam
 from sklearn.model_selection import train_test_split
 
 from housing.io import read_json
+from housing.summary import MAX_LINES, build
 
 pytestmark = pytest.mark.slow
 
@@ -80,3 +81,17 @@ def test_full_pipeline_on_a_sample(housing_df, tmp_path):
     assert registration["promoted"] is True
     assert champion.version == str(registration["version"]) == "1"
     assert champion.metrics["rmse"] == pytest.approx(metrics["rmse"])
+
+    # Output a person reads: no third-party chatter in the log, and the summary of the run.
+    log = proc.stdout + proc.stderr
+    assert "[LightGBM]" not in log
+    assert "Downloading artifacts" not in log
+    (tmp_path / "repro.log").write_text(log)
+    lines = build(tmp_path / "repro.log", root=repo)
+    text = "\n".join(lines)
+    assert len(lines) <= MAX_LINES, text
+    assert "- Stages ran: download, split, preprocess, featurize, select, sweep, register" in text
+    assert f"RMSE {metrics['rmse']:,.0f}" in text
+    assert "- Registered: housing_price_model v1, promoted to champion" in text
+    assert "- Champion: housing_price_model v1, promotion #1, signed, in champion/" in text
+    assert "Missing" not in text
