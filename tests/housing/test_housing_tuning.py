@@ -210,3 +210,15 @@ def test_choose_bag_keeps_one_booster_unless_more_beat_it_by_one_se(monkeypatch)
     assert choose_bag([], "linear", {}, seed=0, sizes=[1, 2], max_rounds=800).chosen == 1
     with pytest.raises(ValueError, match="must start at 1"):
         choose_bag([], "lightgbm", {"n_estimators": 100}, seed=0, sizes=[2, 3], max_rounds=800)
+
+
+def test_lightgbm_rounds_on_fold_threads_keep_verbose_off(monkeypatch, capfd):
+    """LightGBM's log level is per thread: each lockstep step runs on new threads, which
+    printed "[LightGBM] [Warning] No further splits with positive gain" (C printf, fd 1)
+    although the booster was built with verbose=-1."""
+    monkeypatch.setenv("HOUSING_CV_WORKERS", "3")
+    # 64 leaves of at least 40 rows cannot be grown from 96 rows: every tree stops early.
+    params = {**FAMILY_PARAMS["lightgbm"], "num_leaves": 64, "min_child_samples": 40}
+    make_objective(make_folds(), "lightgbm", seed=0, step=5)(params, Recorder())
+    out, err = capfd.readouterr()
+    assert "[LightGBM]" not in out + err
