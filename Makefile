@@ -69,11 +69,13 @@ TRUST_DEV_KEY := if [ -z "$${HOUSING_VERIFY_KEYS:-}$${HOUSING_VERIFY_KEY_FILES:-
 
 REPRO_LOG := reports/repro.log
 
-## pipeline: install, then run the seven DVC stages (only what changed re-runs); the register
-## stage signs and promotes the champion and exports it to champion/. Ends with a summary of
-## at most 15 lines (also in reports/summary.md), after a failed stage too; the whole output
-## of dvc repro is in reports/repro.log (both git-ignored)
+## pipeline: install, check params.yaml against its schema (housing-params check: one line per
+## bad key, before any stage), then run the seven DVC stages (only what changed re-runs); the
+## register stage signs and promotes the champion and exports it to champion/. Ends with a
+## summary of at most 15 lines (also in reports/summary.md), after a failed stage too; the
+## whole output of dvc repro is in reports/repro.log (both git-ignored)
 pipeline: install
+	$(BIN)/housing-params check
 	@$(WITH_DEV_KEY); mkdir -p reports; status=0; \
 	  echo "+ $(BIN)/dvc repro 2>&1 | tee $(REPRO_LOG)"; \
 	  $(BIN)/dvc repro 2>&1 | tee $(REPRO_LOG) || status=$$?; \
