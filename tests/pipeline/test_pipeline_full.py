@@ -34,8 +34,21 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 NON_DETERMINISTIC = {"reports/register/registration.json"}
 README_URL = "http://127.0.0.1:8000"
 # What only a test's environment holds: the runner's (pytest, xdist, coverage), a key or a
-# registry a test exported, the interpreter of the test run's virtualenv.
-TEST_ONLY = ("PYTEST_", "COV_CORE_", "MLFLOW_", "WANDB_", "HOUSING_", "VIRTUAL_ENV", "PYTHONPATH")
+# registry a test exported, the interpreter of the test run's virtualenv, and the native
+# thread pools' sizes the suite pins (tests/conftest.py): a user's shell sets none, and the
+# stages must reproduce dvc.lock without them (issue 23).
+TEST_ONLY = (
+    "PYTEST_",
+    "COV_CORE_",
+    "MLFLOW_",
+    "WANDB_",
+    "HOUSING_",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
 
 
 @dataclass(frozen=True)
