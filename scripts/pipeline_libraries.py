@@ -51,8 +51,8 @@ NO_EFFECT: dict[str, str] = {
     "cryptography": "signs and verifies the exported champion, which is not a DVC output",
     "filelock": "serialises writers of the MLflow registry",
     "gcsfs": "a transport of the download stage, whose output is pinned by its sha256",
-    "mlflow": "the register stage logs and registers the model it computed; the ids in "
-    "registration.json differ on every run whatever the version",
+    "mlflow": "the register stage logs and registers the model it computed; the ids it "
+    "returns differ on every run whatever the version, and no output holds them",
     "mlflow-skinny": "part of mlflow (it installs the same top-level package)",
     "mlflow-tracing": "part of mlflow (it installs the same top-level package)",
     "model-signing": "signs the exported champion, which is not a DVC output",

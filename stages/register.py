@@ -54,6 +54,9 @@ PRED_PLOT = Path("reports/register/predicted_vs_actual.csv")
 BAND_PLOT = Path("reports/register/residuals_by_band.csv")
 IMPORTANCE_PLOT = Path("reports/register/feature_importance.csv")
 INTERVAL_PLOT = Path("reports/register/intervals_by_band.csv")
+# This run's registration (run id, version, gate decision): new on every run, so it is not a
+# DVC output and git ignores it (a run leaves git clean). MLflow and the champion's promotion
+# record keep it for good; `make pipeline`'s summary reads this copy.
 REGISTRATION = Path("reports/register/registration.json")
 # The registry's champion, signed: what `make serve` and the GCS publisher serve. Not a stage
 # output (it depends on the registry's state and on a randomised signature): docs/governance.md.

@@ -128,16 +128,19 @@ def promotion_keys() -> tuple[Path, Path]:
 def pipeline_env(
     repo: Path, mirror: Path, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """Environment for the pipeline: offline mirror, W&B off, MLflow in the copy, 1 thread,
-    the session's promotion key."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "WANDB_"))}
+    """Environment for the pipeline: offline mirror, W&B off, MLflow in the copy, the
+    session's promotion key. No thread variables: the stages pin their native pools
+    themselves (stages/__init__.py), as for a `dvc repro` typed in a user's shell."""
+    threads = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_", "WANDB_")) and k not in threads
+    }
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         HOUSING_DATA_MIRROR=str(mirror),
         WANDB_MODE="disabled",
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
         GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false",
         DVC_NO_ANALYTICS="1",
         GIT_AUTHOR_NAME="test",

@@ -30,8 +30,6 @@ from housing.io import read_json
 # for the module and may fall under any of its tests; the suite default is 900 s.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
-# Registry version and run id: new on every registration by design (an uncached report).
-NON_DETERMINISTIC = {"reports/register/registration.json"}
 README_URL = "http://127.0.0.1:8000"
 # What only a test's environment holds: the runner's (pytest, xdist, coverage), a key or a
 # registry a test exported, the interpreter of the test run's virtualenv, and the native
@@ -98,7 +96,12 @@ def test_make_pipeline_reproduces_the_committed_lock_and_meets_the_target(made: 
     rebuilt = lock_outs(repo)
     assert set(rebuilt) == set(committed)
     differ = {path for path in committed if committed[path] != rebuilt[path]}
-    assert differ <= NON_DETERMINISTIC, sorted(differ - NON_DETERMINISTIC)
+    assert not differ, sorted(differ)
+    # Nothing a run writes is tracked but its reproducible outputs (issue 23): git is clean.
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert status.stdout == "", status.stdout
 
     metrics = read_json(repo / "reports/register/metrics.json")
     assert metrics["rmse"] <= 40_000, metrics
