@@ -69,7 +69,8 @@ WITH_DEV_KEY := if [ -z "$${HOUSING_SIGNING_KEY:-}$${HOUSING_SIGNING_KEY_FILE:-}
 	  export HOUSING_SIGNING_KEY_FILE="$(CURDIR)/$(KEYS)/signing-key.pem"; fi
 TRUST_DEV_KEY := if [ -z "$${HOUSING_VERIFY_KEYS:-}$${HOUSING_VERIFY_KEY_FILES:-}" ] \
 	  && [ -f $(KEYS)/signing-key.pub ]; then \
-	  export HOUSING_VERIFY_KEY_FILES="$(CURDIR)/$(KEYS)/signing-key.pub"; fi
+	  export HOUSING_VERIFY_KEY_FILES="$(CURDIR)/$(KEYS)/signing-key.pub"; fi; \
+	  export REPLAY_STATE_DIR="$${REPLAY_STATE_DIR-$(CURDIR)/.replay-state}"
 
 REPRO_LOG := reports/repro.log
 
@@ -105,7 +106,8 @@ format: install
 	$(BIN)/ruff format .
 
 ## serve: the API on 127.0.0.1:8000, serving the local registry's signed champion (verified
-## with HOUSING_VERIFY_KEYS / _FILES, else the development key of `make pipeline`)
+## with HOUSING_VERIFY_KEYS / _FILES, else the development key of `make pipeline`); its replay
+## marks in .replay-state/ (REPLAY_STATE_DIR) refuse an older champion after a restart
 serve: install
 	@$(TRUST_DEV_KEY); set -x; MLFLOW_TRACKING_URI=sqlite:///mlflow.db exec $(BIN)/python -m serve
 

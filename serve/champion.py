@@ -83,6 +83,8 @@ def load_champion(
             "who": record.who,
             "timestamp": record.timestamp,
             "decision": record.decision,
+            # The registry the sequence counts in (serve/replay.py); signed with the record.
+            "registry": str(record.extra.get("registry") or "") or None,
         },
     }
     overrides |= dict(identity_overrides or {})

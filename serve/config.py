@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     housing_verify_keys: str | None = None
     housing_verify_key_files: Annotated[tuple[str, ...], NoDecode] = ()
     _keyring: object = PrivateAttr(default=None)
+    # A writable directory of the API's own where the newest promotion served per key and
+    # registry is kept, so an older signed champion is refused after a restart too
+    # (serve/replay.py). Unset: that memory ends with the process (a warning says so).
+    replay_state_dir: Path | None = None
 
     # Request limits.
     max_batch: int = Field(1000, ge=1, le=100_000)
@@ -85,7 +89,12 @@ class Settings(BaseSettings):
         return _split_commas(value)
 
     @field_validator(
-        "mlflow_tracking_uri", "gcs_bucket", "gcs_endpoint_url", "admin_token", mode="before"
+        "mlflow_tracking_uri",
+        "gcs_bucket",
+        "gcs_endpoint_url",
+        "admin_token",
+        "replay_state_dir",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

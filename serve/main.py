@@ -142,7 +142,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(cfg.log_level, json=cfg.log_json)
         sources, skipped = build_sources(cfg)
         _log_verification(cfg)
-        store = ModelStore(sources, serve_metrics, skipped=skipped)
+        from serve.replay import open_marks
+
+        replay = open_marks(cfg.replay_state_dir) if len(cfg.verify_keys) else None
+        store = ModelStore(sources, serve_metrics, skipped=skipped, replay=replay)
         reloader = Reloader(store, cfg.reload_interval_s)
         pred_log = None
         if cfg.wandb_mode != "disabled":

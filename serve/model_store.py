@@ -10,10 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from serve.loaded_model import LoadedModel, utc_now_iso
 from serve.metrics import ServeMetrics
 from serve.sources.base import ModelSource
+
+if TYPE_CHECKING:
+    from serve.replay import ReplayMarks
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +50,11 @@ class ModelStore:
         metrics: ServeMetrics,
         *,
         skipped: list[str] | None = None,
+        replay: ReplayMarks | None = None,
     ) -> None:
         self.sources = sources
         self.metrics = metrics
+        self.replay = replay  # marks that outlive the process: an older champion is refused
         self.skipped = list(skipped or [])
         self._current: LoadedModel | None = None
         self.loading = False
@@ -98,7 +104,7 @@ class ModelStore:
                 errors: list[str] = []
                 for source in self.sources:
                     try:
-                        model = source.load(None)
+                        model = self._admitted(source.load(None))
                     except Exception as exc:
                         line = f"{source.name}: {_reason(exc)}"
                         errors.append(line)
@@ -163,7 +169,7 @@ class ModelStore:
                 self.last_reload_error = None
                 return ReloadOutcome(False, current.identity.version)
             try:
-                model = source.load(_sequence(current))
+                model = self._admitted(source.load(_sequence(current)))
             except Exception as exc:
                 return self._fail(
                     f"{source.name}: loading {fingerprint[:24]} failed: {_reason(exc)}",
@@ -178,6 +184,12 @@ class ModelStore:
         if errors:
             return self._fail("; ".join(errors), current, None)
         return ReloadOutcome(False, _version(current))
+
+    def _admitted(self, model: LoadedModel) -> LoadedModel:
+        """``model`` once the replay marks accept it (SourceError, one line, if not)."""
+        if self.replay is not None:
+            self.replay.admit(model.identity)
+        return model
 
     def _fail(
         self, message: str, current: LoadedModel | None, exc: BaseException | None

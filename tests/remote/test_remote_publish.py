@@ -140,3 +140,54 @@ def test_published_champion_is_served_by_the_api_gcs_source(
         assert (
             response.status_code == 200 and response.json()["predictions"][0]["predicted_price"] > 0
         )
+
+
+@pytest.mark.slow
+def test_a_restart_refuses_an_older_signed_champion_put_back_in_the_bucket(
+    model_bundle_dir, signing_key, verify_pem, keys, remote_emulator, tmp_path
+):
+    """Replay across restarts, GCS source (serve/replay.py): v3 (sequence 5) is published
+    and served; someone with write access to the bucket puts v2's genuine champion
+    (sequence 4) back under the prefix, and the API restarts with the same
+    REPLAY_STATE_DIR. In process (the API's app and GCS source), against the emulator."""
+    from fastapi.testclient import TestClient
+
+    from serve.main import create_app
+
+    support = serve_support()
+    create_bucket(remote_emulator, "models-replay")
+    env = {
+        "GCS_BUCKET": "models-replay",
+        "GCS_PREFIX": "champion",
+        "GCS_ENDPOINT_URL": remote_emulator.endpoint,
+        **keys,
+    }
+    newer = support.copy_bundle(
+        model_bundle_dir, tmp_path / "v3", key=signing_key, version="3", sequence=5
+    )
+    assert _run("--champion-dir", str(newer), env=env).returncode == 0
+    settings = support.make_settings(
+        model_sources=("gcs",),
+        gcs_bucket="models-replay",
+        gcs_prefix="champion",
+        gcs_endpoint_url=remote_emulator.endpoint,
+        housing_verify_keys=verify_pem,
+        replay_state_dir=tmp_path / "replay",
+    )
+    with TestClient(create_app(settings)) as client:
+        info = client.get("/api/v1/model").json()
+        assert info["source"] == "gcs" and info["promotion"]["sequence"] == 5
+
+    older = support.copy_bundle(
+        model_bundle_dir, tmp_path / "v2", key=signing_key, version="2", sequence=4
+    )
+    fs = remote_emulator.filesystem()
+    fs.rm("models-replay/champion", recursive=True)
+    fs.put(f"{older}/", "models-replay/champion", recursive=True)
+    assert json.loads(fs.cat_file("models-replay/champion/promotion.json"))["sequence"] == 4
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert "refused: promotion sequence 4 (version 2) is older than 5 (version 3)" in str(
+            ready.json()
+        )

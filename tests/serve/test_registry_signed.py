@@ -159,3 +159,35 @@ def test_export_writes_the_champion_the_local_source_serves(
         export_champion(out, tracking_uri=uri)
     assert (out / "promotion.json").read_bytes() == before
     assert [p.name for p in out.parent.iterdir()] == ["champion"]  # no staging left behind
+
+
+def test_a_restart_refuses_the_alias_moved_back_to_an_older_signed_version(
+    signed_registry, verify_pem, bundle_v2, small_train, tmp_path
+):
+    """Replay across restarts, registry source: v2's promotion (sequence 2) is served; the
+    alias is then pointed back at v1 by hand, whose genuine record (sequence 1) still
+    verifies, and the API restarts with the same REPLAY_STATE_DIR (serve/replay.py)."""
+    from housing.registry import promote
+
+    uri, _ = signed_registry
+    held = register_bundle(uri, bundle_v2, small_train, rmse=38_000, commit="c2", promote=False)
+    promote(held.version, "reviewed", tracking_uri=uri, expected_current="1")
+    settings = make_settings(
+        model_sources=("registry",),
+        mlflow_tracking_uri=uri,
+        housing_verify_keys=verify_pem,
+        replay_state_dir=tmp_path / "replay",
+    )
+    with TestClient(create_app(settings)) as client:
+        info = client.get("/api/v1/model").json()
+        assert info["version"] == held.version and info["promotion"]["sequence"] == 2
+        assert info["promotion"]["registry"] == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
+
+    _mlflow(uri).set_registered_model_alias(NAME, "champion", "1")
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert (
+            f"refused: promotion sequence 1 (version 1) is older than 2 (version {held.version})"
+            in str(ready.json())
+        )

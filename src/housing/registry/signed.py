@@ -31,6 +31,7 @@ from housing.registry.records import CHAMPION, MODEL_NAME, RegistryError
 from housing.registry.tracking import (
     check_reachable,
     make_client,
+    registry_identity,
     resolve_tracking_uri,
     translated,
 )
@@ -115,6 +116,8 @@ def sign_promotion(
             "previous_champion": previous or "",
             "run_id": str(mv.run_id),
             "model_skops_sha256": tags.get(SHA_TAG, ""),
+            # Whose sequence this is: the API keeps its replay marks per registry.
+            "registry": registry_identity(str(client.tracking_uri)),
         },
     )
     with tempfile.TemporaryDirectory(prefix="housing-sign-") as tmp:

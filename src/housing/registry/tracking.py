@@ -46,6 +46,18 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(raw) if raw and raw != ":memory:" else None
 
 
+def registry_identity(uri: str) -> str:
+    """The registry ``uri`` names, as a promotion record states it: a SQLite file by its
+    absolute path (``sqlite:///mlflow.db`` means another registry in every directory), any
+    other URI with its credentials masked. The API keys its replay marks by it."""
+    from housing.redact import redact_uri
+
+    db = sqlite_path(uri)
+    if db is not None:
+        return f"{_SQLITE_PREFIX}{db.resolve()}"
+    return redact_uri(uri).rstrip("/")
+
+
 def default_artifact_location(uri: str) -> str | None:
     """``mlartifacts/`` beside a SQLite database (``./mlartifacts`` for the default URI).
 
