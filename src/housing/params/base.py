@@ -209,9 +209,17 @@ def read(path: Path = PARAMS_FILE) -> dict[str, Any]:
     return data
 
 
-def load(section: str, model: type[M], path: Path = PARAMS_FILE) -> M:
-    """The ``section`` of ``path``, validated by ``model`` before a stage does any work."""
+def raw_section(section: str, path: Path = PARAMS_FILE) -> dict[str, Any]:
+    """The ``section`` of ``path`` as written (a mapping), without a schema."""
     data = read(path)
     if section not in data:
         raise ParamsError([f"{path} {section}: missing section"])
-    return validate(data[section], model, section=section, source=path)
+    value = data[section]
+    if not isinstance(value, Mapping):
+        raise ParamsError([f"{path} {section}: must be a mapping of keys, got {_got(value)}"])
+    return dict(value)
+
+
+def load(section: str, model: type[M], path: Path = PARAMS_FILE) -> M:
+    """The ``section`` of ``path``, validated by ``model`` before a stage does any work."""
+    return validate(raw_section(section, path), model, section=section, source=path)

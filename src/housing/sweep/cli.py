@@ -57,10 +57,16 @@ def load_plan(spec: str) -> Callable[[Mapping[str, Any]], Any]:
 def join(storage: str, study: str, *, index: int, name: str, params: Path, plan: str) -> None:
     """Open ``storage``, join ``study`` with this checkout's plan and run trials."""
     from housing import stage
+    from housing.params.base import raw_section
     from housing.params.sweep import SweepParams
 
-    # Before Optuna and pandas load (3 to 4 s): a bad params file fails at once.
-    p = stage.params("sweep", SweepParams, params).model_dump()
+    # Before Optuna and pandas load (3 to 4 s): a bad params file fails at once. The
+    # project's plan reads the section through its schema, as the sweep stage does (the
+    # same mapping, so the same study digest); another plan's parameters are its own.
+    if plan == DEFAULT_PLAN:
+        p = stage.params("sweep", SweepParams, params).model_dump()
+    else:
+        p = raw_section("sweep", params)
     from housing.sweep.config import SweepConfigError
     from housing.sweep.engine import SweepRunError
 
