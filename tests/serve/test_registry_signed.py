@@ -36,14 +36,15 @@ def signed_registry(tmp_path, monkeypatch, model_bundle_dir, small_train, signin
     return uri, tmp_path
 
 
-def _client(uri: str, verify_pem: str) -> TestClient:
-    settings = make_settings(
+def _client(uri: str, verify_pem: str, **settings: Any) -> TestClient:
+    base = make_settings(
         model_sources=("registry",),
         mlflow_tracking_uri=uri,
         admin_token="t",
         housing_verify_keys=verify_pem,
+        **settings,
     )
-    return TestClient(create_app(settings))
+    return TestClient(create_app(base))
 
 
 def _mlflow(uri: str) -> Any:
@@ -70,7 +71,8 @@ def test_held_candidate_replay_and_proper_moves(
     held = register_bundle(uri, bundle_v2, small_train, rmse=38_000, commit="c2", promote=False)
     assert not held.promoted
     mlflow = _mlflow(uri)
-    with _client(uri, verify_pem) as client:
+    replay = {"replay_state_dir": root / "replay"}
+    with _client(uri, verify_pem, **replay) as client:
         info = client.get("/api/v1/model").json()
         assert info["signed"] is True and info["key_id"] == signing_key.key_id
         assert info["promotion"]["sequence"] == 1 and info["source"] == "registry"
@@ -114,6 +116,20 @@ def test_held_candidate_replay_and_proper_moves(
         info = client.get("/api/v1/model").json()
         assert info["version"] == "1" and info["promotion"]["action"] == "rollback"
         assert info["promotion"]["sequence"] > moved
+        assert info["promotion"]["registry"] == f"sqlite:///{(root / 'mlflow.db').resolve()}"
+        newest = info["promotion"]["sequence"]
+
+    # 5. The alias pointed back at the held candidate by hand, whose genuine signed record
+    #    (its promotion in 3.) is older, and the API restarts with the same
+    #    REPLAY_STATE_DIR: refused (serve/replay.py), though the record still verifies.
+    mlflow.set_registered_model_alias(NAME, "champion", held.version)
+    with _client(uri, verify_pem, **replay) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert (
+            f"refused: promotion sequence {moved} (version {held.version}) is older than "
+            f"{newest} (version 1)"
+        ) in str(ready.json())
 
 
 def test_a_champion_signed_by_an_untrusted_key_is_refused(signed_registry):
@@ -159,35 +175,3 @@ def test_export_writes_the_champion_the_local_source_serves(
         export_champion(out, tracking_uri=uri)
     assert (out / "promotion.json").read_bytes() == before
     assert [p.name for p in out.parent.iterdir()] == ["champion"]  # no staging left behind
-
-
-def test_a_restart_refuses_the_alias_moved_back_to_an_older_signed_version(
-    signed_registry, verify_pem, bundle_v2, small_train, tmp_path
-):
-    """Replay across restarts, registry source: v2's promotion (sequence 2) is served; the
-    alias is then pointed back at v1 by hand, whose genuine record (sequence 1) still
-    verifies, and the API restarts with the same REPLAY_STATE_DIR (serve/replay.py)."""
-    from housing.registry import promote
-
-    uri, _ = signed_registry
-    held = register_bundle(uri, bundle_v2, small_train, rmse=38_000, commit="c2", promote=False)
-    promote(held.version, "reviewed", tracking_uri=uri, expected_current="1")
-    settings = make_settings(
-        model_sources=("registry",),
-        mlflow_tracking_uri=uri,
-        housing_verify_keys=verify_pem,
-        replay_state_dir=tmp_path / "replay",
-    )
-    with TestClient(create_app(settings)) as client:
-        info = client.get("/api/v1/model").json()
-        assert info["version"] == held.version and info["promotion"]["sequence"] == 2
-        assert info["promotion"]["registry"] == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
-
-    _mlflow(uri).set_registered_model_alias(NAME, "champion", "1")
-    with TestClient(create_app(settings)) as client:
-        ready = client.get("/ready")
-        assert ready.status_code == 503
-        assert (
-            f"refused: promotion sequence 1 (version 1) is older than 2 (version {held.version})"
-            in str(ready.json())
-        )

@@ -2,7 +2,7 @@
 REPLAY_STATE_DIR, so an older, validly signed champion is refused by the next process too.
 
 The marks are checked on their own (real files), then through real apps restarted over the
-local source (here) and the registry source (tests/serve/test_registry_signed.py); the GCS
+local source (here) and the registry source (tests/serve/test_registry_signed.py, step 5); the GCS
 source's restart is in tests/remote/test_remote_publish.py, against the emulator.
 """
 
