@@ -232,18 +232,20 @@ def test_make_serve_answers_the_readme_curl(made: Made, mirror_csv: Path, tmp_pa
 
 
 def test_make_test_fast_selects_the_unit_tiers(made: Made, mirror_csv: Path):
-    """`make test-fast` as written in the fresh copy, its pytest told only to collect
-    (``PYTEST_ADDOPTS=--collect-only``) on one xdist worker (``-n auto`` reads
-    ``PYTEST_XDIST_AUTO_NUM_WORKERS``; three workers collected three times, 38 s): running
-    the fast tier inside the suite would run it twice (about 50 s of both cores), and
-    `make test` runs every test it selects in the same run. Proven here: the target installs
-    and starts pytest through xdist, and selects the unit tiers without the slow, end-to-end
-    and page modules."""
+    """`make test-fast` as written in the fresh copy, its pytest told only to collect two
+    folders (``PYTEST_ADDOPTS=--collect-only -q tests/ci tests/app``) on one xdist worker:
+    running the fast tier inside the suite would run it twice (about 50 s of both cores),
+    and collecting all of it took 35 s here; `make test` runs every test it selects in the
+    same run. Proven here: the target installs and starts pytest through xdist, keeps the
+    unit tests, and leaves out the slow and end-to-end ones (markers) and the page modules
+    (the Makefile's ignores), which both folders hold."""
     proc = subprocess.run(
         readme_argv("make test-fast"),
         cwd=made.repo,
         env=user_env(
-            mirror_csv, PYTEST_ADDOPTS="--collect-only -q", PYTEST_XDIST_AUTO_NUM_WORKERS="1"
+            mirror_csv,
+            PYTEST_ADDOPTS="--collect-only -q tests/ci tests/app",
+            PYTEST_XDIST_AUTO_NUM_WORKERS="1",
         ),
         capture_output=True,
         text=True,
@@ -251,16 +253,12 @@ def test_make_test_fast_selects_the_unit_tiers(made: Made, mirror_csv: Path):
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     collected = {line.split("::")[0] for line in proc.stdout.splitlines() if "::" in line}
-    assert (
-        "tests/ci/test_readme.py" in collected
-        and "tests/housing/test_housing_model.py" in collected
-    )
+    assert {"tests/ci/test_readme.py", "tests/app/test_app_modules.py"} <= collected
     for module in (
-        "tests/pipeline/test_pipeline_full.py",  # e2e
-        "tests/pipeline/test_pipeline_repro.py",  # slow
         "tests/app/test_app_page.py",  # starts servers: make test only
         "tests/app/test_app_batch_page.py",
+        "tests/app/test_app_browser.py",  # e2e: a real browser
     ):
         assert module not in collected, module
     summary = re.search(r"(\d+)/(\d+) tests collected \((\d+) deselected\)", proc.stdout)
-    assert summary and int(summary[1]) > 500 and int(summary[3]) > 0, proc.stdout[-2000:]
+    assert summary and int(summary[1]) > 100 and int(summary[3]) > 0, proc.stdout[-2000:]

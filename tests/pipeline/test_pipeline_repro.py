@@ -1,4 +1,12 @@
-"""The DVC pipeline in copies of the ``pipeline_repo`` workspace: caching, determinism, params."""
+"""The DVC pipeline in copies of the ``pipeline_repo`` workspace: nothing re-runs when nothing
+changed, and an experiment scales out to two sweep workers.
+
+Elsewhere, not here twice: every stage re-executed reproduces the committed dvc.lock byte for
+byte with no thread variables set, and git stays clean (tests/pipeline/test_pipeline_full.py,
+the README's make pipeline on a copy without outputs); a parameter change re-runs exactly
+its stage and those below it (tests/remote/test_remote_experiments.py, the README's
+`dvc exp run` and a featurize change).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_support import copy_workspace, dvc, lock_outs, ran_stages
+from pipeline_support import copy_workspace, dvc, ran_stages
 from readme_support import readme_argv
 
 pytestmark = pytest.mark.slow
@@ -42,40 +50,6 @@ def test_repro_again_runs_nothing(pipeline_repo, mirror_csv, tmp_path):
         assert f"Stage '{stage}' didn't change, skipping" in proc.stdout
     status = dvc(repo, "status", mirror=mirror_csv)
     assert "Data and pipelines are up to date" in status.stdout
-
-
-def test_forced_repro_rebuilds_identical_outputs(pipeline_repo, mirror_csv, tmp_path):
-    """`dvc repro --force` as typed in a shell with no thread variables (pipeline_env): every
-    output's md5, and so dvc.lock's bytes, come back the same; the registration's ids are
-    not an output (issue 23: a run leaves git clean)."""
-    repo = workspace(pipeline_repo, tmp_path / "repo")
-    before, lock = lock_outs(repo), (repo / "dvc.lock").read_bytes()
-    proc = dvc(repo, "repro", "--force", mirror=mirror_csv)
-    assert ran_stages(proc.stdout) == STAGES
-    after = lock_outs(repo)
-    assert set(after) == set(before)
-    changed = {path for path in before if before[path] != after[path]}
-    assert not changed
-    assert (repo / "dvc.lock").read_bytes() == lock
-    for out in ("data/raw/housing.csv", "data/contract.json", "models/model.skops"):
-        assert out in before
-
-
-@pytest.mark.parametrize(
-    ("param", "expected"),
-    [
-        # sweep.n_trials, which re-runs sweep and register only: the README's own
-        # `dvc exp run --set-param sweep.n_trials=...` in tests/remote/test_remote_experiments.py
-        ("featurize.gamma=0.5", ["featurize", "select", "sweep", "register"]),
-    ],
-)
-def test_a_param_change_reruns_only_its_stage_and_descendants(
-    pipeline_repo, mirror_csv, tmp_path, param, expected
-):
-    repo = workspace(pipeline_repo, tmp_path / "repo")
-    proc = dvc(repo, "exp", "run", "--set-param", param, mirror=mirror_csv)
-    assert ran_stages(proc.stdout) == expected
-    assert not {"download", "split", "preprocess"} & set(ran_stages(proc.stdout))
 
 
 def test_an_experiment_with_two_sweep_workers_runs_to_completion(
