@@ -117,12 +117,29 @@ def project_files(root: Path = REPO_ROOT) -> list[str]:
 
 @functools.cache
 def promotion_keys() -> tuple[Path, Path]:
-    """(private, public) key files every pipeline run of the session signs with, as the
-    Makefile's development key does (HOUSING_SIGNING_KEY_FILE); in a temporary directory."""
+    """(private, public) key files every pipeline run of the test run signs with, as the
+    Makefile's development key does (HOUSING_SIGNING_KEY_FILE); in a temporary directory.
+
+    One pair for the whole run, every xdist worker included: the shared ``pipeline_repo``
+    is built by whichever worker needs it first, and a test on another worker verifies its
+    champion (a pair per process made that test fail whenever the builder was another
+    worker). The workers share xdist's ``PYTEST_XDIST_TESTRUNUID``; the first to come
+    writes the pair under a file lock.
+    """
+    from filelock import FileLock
+
     from housing.signing import write_keypair
 
-    private, public, _kid = write_keypair(Path(tempfile.mkdtemp(prefix="housing-test-keys-")))
-    return private, public
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:  # one process: its own pair
+        private, public, _kid = write_keypair(Path(tempfile.mkdtemp(prefix="housing-test-keys-")))
+        return private, public
+    folder = Path(tempfile.gettempdir()) / f"housing-test-keys-{run}"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / "signing-key.pub").is_file():
+            folder.mkdir(exist_ok=True)
+            write_keypair(folder, force=True)  # a pair half-written by a killed run
+    return folder / "signing-key.pem", folder / "signing-key.pub"
 
 
 def pipeline_env(
