@@ -26,6 +26,9 @@ for _var in (
     "HOUSING_VERIFY_KEY_FILES",
 ):
     os.environ.pop(_var, None)
+# So the tests promote unsigned unless they set a key (or drop this): it also turns off the
+# discovery of a development key in .keys/ (a test's working directory may be the repo's).
+os.environ["HOUSING_ALLOW_UNSIGNED"] = "1"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path(

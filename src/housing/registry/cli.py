@@ -95,7 +95,7 @@ def _signed(info: VersionInfo) -> str:
     seq = info.tags.get("promotion.sequence", "?")
     if info.tags.get("promotion.signed") == "true":
         return f"promotion #{seq} signed by key {info.tags.get('promotion.key_id', '')[:12]}…"
-    return f"promotion #{seq} UNSIGNED (no HOUSING_SIGNING_KEY)"
+    return f"promotion #{seq} UNSIGNED (HOUSING_ALLOW_UNSIGNED=1)"
 
 
 def _fmt_float(value: float | None, pattern: str) -> str:

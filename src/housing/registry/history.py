@@ -2,10 +2,15 @@
 
 MLflow's REST API has no compare-and-swap, so the history is never rewritten: each move of
 ``champion`` appends one tag ``champion_event.<seq>`` (zero-padded, so keys sort) holding
-JSON ``{seq, version, previous, action, who, when, why, nonce}``; the writer re-reads the
-tag to confirm its nonce is the one stored. The stack of champions that :func:`rollback`
-walks is a replay of the log (promotions push, rollbacks pop), seeded from the legacy
-``champion_history`` JSON tag of registries written before the log existed.
+JSON ``{seq, version, previous, action, who, when, why, nonce, record, key_id}``; the writer
+re-reads the tag to confirm its nonce is the one stored. The event is a promotion's commit
+point: it is written after the signed record and before the alias moves, so a promotion
+killed after it is completed by the next one (``housing.registry.promote.recover``).
+A promotion refused because another held its sequence number leaves a
+``champion_attempt.<seq>.<nonce>`` tag instead: the history keeps both. The stack of
+champions that :func:`rollback` walks is a replay of the log (promotions push, rollbacks
+pop), seeded from the legacy ``champion_history`` JSON tag of registries written before
+the log existed.
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ class ChampionEvent:
     when: str
     why: str
     nonce: str
+    # The signed promotion record's artifact folder and key (empty: unsigned; events written
+    # before these fields existed have neither): what recovery writes on the version.
+    record: str = ""
+    key_id: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -61,6 +70,8 @@ class ChampionEvent:
             when=str(data.get("when", "")),
             why=str(data.get("why", "")),
             nonce=str(data.get("nonce", "")),
+            record=str(data.get("record", "")),
+            key_id=str(data.get("key_id", "")),
         )
 
 
@@ -164,16 +175,23 @@ def append_event(
     action: str,
     who: str,
     why: str,
+    seq: int | None = None,
+    record: str = "",
+    key_id: str = "",
 ) -> ChampionEvent:
-    """Append one event with the next sequence number, then re-read it to confirm it stuck.
+    """Append one event (number ``seq``, default the next), then re-read it to confirm it stuck.
 
     Raises RegistryError when another writer took the same sequence number (its nonce is the
-    one stored): the caller holds the lock for stores that have one, so this means a writer
-    that bypassed it, and the caller must not carry on as if the move were recorded.
+    one stored): the caller holds the sequence's lease, so this means a writer that bypassed
+    it, and the caller must not carry on as if the move were recorded.
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown champion event action {action!r}")
-    seq = next_seq(client, name)
+    seq = next_seq(client, name) if seq is None else seq
+    if event_key(seq) in (client.get_registered_model(name).tags or {}):
+        raise RegistryError(
+            f"champion event {seq} of {name!r} exists already: a writer bypassed the lease"
+        )
     event = ChampionEvent(
         seq=seq,
         version=str(version),
@@ -183,6 +201,8 @@ def append_event(
         when=now_iso(),
         why=why,
         nonce=uuid.uuid4().hex,
+        record=record,
+        key_id=key_id,
     )
     key = event_key(seq)
     client.set_registered_model_tag(name, key, event.to_json())

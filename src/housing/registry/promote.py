@@ -1,17 +1,16 @@
 """Moves of the ``champion`` alias: by the gates, by hand (promote) and back (rollback).
 
 Every move goes through :func:`move_champion`, the one place that writes ``promotion.*``
-version tags and appends a champion event. It is a guarded sequence:
-
-1. take the registry lock (a file lock beside a SQLite database; nothing for a server);
-2. re-read ``champion`` and refuse, changing nothing, if it is not the version the caller
-   evaluated against (``expected_current``): a compare-and-swap the REST API lacks;
-3. move the alias, write the version tags, append ``champion_event.<seq>`` and re-read both.
+version tags and appends a champion event: a guarded, crash-consistent sequence (its
+docstring lists the steps). The event is the commit point: written after the signed record
+and before the alias moves, so a promoter killed at any step leaves either the registry as
+it was or a move that the next one completes (:func:`recover`). On a tracking server, the
+sequence number is leased (:mod:`housing.registry.lease`): two promoters at once cannot
+both move the alias.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -21,10 +20,10 @@ from housing.registry.history import (
     actor,
     append_event,
     champion_stack,
-    next_seq,
     now_iso,
     read_events,
 )
+from housing.registry.lease import record_attempt, take_lease
 from housing.registry.lookup import (
     alias_version,
     get_version,
@@ -36,9 +35,9 @@ from housing.registry.signed import KEY_TAG, RECORD_TAG, SIGNED_TAG, sign_promot
 from housing.registry.tracking import (
     check_reachable,
     make_client,
-    one_line,
     registry_lock,
     resolve_tracking_uri,
+    sqlite_path,
     translated,
 )
 
@@ -70,6 +69,66 @@ def write_tags(client: MlflowClient, name: str, version: str, tags: Mapping[str,
         client.set_model_version_tag(name, version, key, value)
 
 
+def event_tags(event: ChampionEvent) -> dict[str, str]:
+    """The ``promotion.*`` tags a recorded move puts on its version: derived from the event
+    alone, so a promotion killed after its commit point is completed with the same tags."""
+    tags = decision_tags(
+        decision="promoted",
+        mode=event.action,
+        reason=event.why,
+        previous=event.previous,
+        who=event.who,
+    )
+    tags["promotion.at"] = event.when
+    tags[SEQUENCE_TAG] = str(event.seq)
+    tags[RECORD_TAG] = event.record
+    tags[SIGNED_TAG] = "true" if event.key_id else "false"
+    tags[KEY_TAG] = event.key_id
+    return tags
+
+
+def _finish(client: MlflowClient, name: str, event: ChampionEvent) -> None:
+    """Steps 4 to 6 of a move, each idempotent: tags, alias, challenger."""
+    write_tags(client, name, event.version, event_tags(event))
+    client.set_registered_model_alias(name, CHAMPION, event.version)
+    if alias_version(client, name, CHALLENGER) == event.version:
+        client.delete_registered_model_alias(name, CHALLENGER)
+
+
+def recover(client: MlflowClient, name: str) -> ChampionEvent | None:
+    """Complete the last recorded move of ``champion`` if its promoter was killed after the
+    commit point (the event) and before the alias moved; return it, or None if none was
+    pending. Call it holding the registry lock."""
+    events, _ = read_events(client, name)
+    if not events or not events[-1].record:  # none, or written before recovery existed
+        return None
+    last = events[-1]
+    if alias_version(client, name, CHAMPION) == last.version:
+        if alias_version(client, name, CHALLENGER) == last.version:
+            client.delete_registered_model_alias(name, CHALLENGER)  # killed at step 6
+        return None
+    logger.warning(
+        "%s: completing promotion #%d (champion -> v%s by %s), interrupted before the alias moved",
+        name,
+        last.seq,
+        last.version,
+        last.who,
+    )
+    _finish(client, name, last)
+    return last
+
+
+def recover_champion(uri: str, model_name: str = MODEL_NAME) -> ChampionEvent | None:
+    """:func:`recover` under the registry lock, for callers that only read the champion."""
+    with registry_lock(uri):
+        client = make_client(uri)
+        try:
+            client.get_registered_model(model_name)
+        except Exception:  # no such model yet: nothing to recover
+            return None
+        return recover(client, model_name)
+
+
 def move_champion(
     client: MlflowClient,
     uri: str,
@@ -80,17 +139,32 @@ def move_champion(
     action: str,
     reason: str,
     who: str | None = None,
-    extra_tags: Mapping[str, str] | None = None,
 ) -> ChampionEvent:
     """Point ``champion`` at ``target`` if it still points at ``expected_current``.
 
     ``expected_current`` is the champion the decision was made against (None: there was
     none); omitted, the current champion is read under the lock. Raises RegistryError with
-    nothing changed when the alias moved since, or when ``target`` is already champion.
+    nothing changed when the alias moved since, when another promoter holds the sequence
+    number, or when ``target`` is already champion.
+
+    The steps, each safe to be killed after:
+
+    1. take the registry lock (SQLite) and complete a move a killed promoter recorded;
+    2. lease the next sequence number (:mod:`housing.registry.lease`: the server grants it
+       to one caller; the loser records its attempt and stops);
+    3. sign the record and log it as ``champion/<seq>/`` artifacts (nothing refers to them
+       yet);
+    4. append ``champion_event.<seq>``: the commit point;
+    5. write the version's ``promotion.*`` tags, then move the alias, then drop
+       ``challenger`` if it named the target.
+
+    Killed before 4, the registry is as it was (an abandoned lease, unreferenced artifacts);
+    killed after, the next move, export or registration completes 5 (:func:`recover`).
     """
     who = who or actor()
-    key = signing_key()  # a bad key fails here, before anything moves
+    key = signing_key()  # a missing or bad key fails here, before anything moves
     with registry_lock(uri):
+        recover(client, name)
         current = alias_version(client, name, CHAMPION)
         if expected_current is not _UNSET and current != expected_current:
             raise RegistryError(
@@ -100,98 +174,48 @@ def move_champion(
             )
         if current == target:
             raise RegistryError(f"version {target} of {name!r} is already the champion")
-        was_challenger = alias_version(client, name, CHALLENGER) == target
-        before = dict(client.get_model_version(name, target).tags or {})
-        # Signed before anything moves: a failure here leaves the registry as it was (the
-        # record logged under champion/<seq>/ is then never referenced by a tag).
-        seq = next_seq(client, name)
+        lease = take_lease(
+            client, name, target=target, who=who, exclusive=sqlite_path(uri) is not None
+        )
+        now = alias_version(client, name, CHAMPION)
+        if now != current:  # a promotion finished between our read and our lease
+            record_attempt(client, name, lease.seq, lease.nonce, who=who, target=target, holder=who)
+            raise RegistryError(
+                f"champion of {name!r} moved to {now or 'none'} while promotion "
+                f"#{lease.seq} was being leased; nothing changed, re-evaluate"
+            )
         signing = sign_promotion(
             client,
             name,
             target,
-            seq=seq,
+            seq=lease.seq,
             action=action,
             reason=reason,
             who=who,
             previous=current,
             key=key,
         )
-        client.set_registered_model_alias(name, CHAMPION, target)
-        try:
-            if was_challenger:
-                client.delete_registered_model_alias(name, CHALLENGER)
-            event = append_event(
-                client, name, version=target, previous=current, action=action, who=who, why=reason
-            )
-            tags = decision_tags(
-                decision="promoted", mode=action, reason=reason, previous=current, who=who
-            )
-            # The event's seq is the promotion sequence number the signed record carries.
-            tags[SEQUENCE_TAG] = str(event.seq)
-            if event.seq != seq:
-                raise RegistryError(
-                    f"champion event of {name!r} got sequence {event.seq}, not the signed "
-                    f"{seq}: a writer bypassed the lock"
-                )
-            tags |= signing
-            tags = {**(extra_tags or {}), **tags}
-            write_tags(client, name, target, tags)
-        except Exception as exc:
-            written = [
-                *(extra_tags or {}),
-                *decision_tags(decision="", mode="", reason="", previous=None, who=""),
-                SEQUENCE_TAG,
-                RECORD_TAG,
-                SIGNED_TAG,
-                KEY_TAG,
-            ]
-            _undo_move(client, name, target, current, was_challenger, before, written, exc)
-            raise
+        event = append_event(
+            client,
+            name,
+            seq=lease.seq,
+            version=target,
+            previous=current,
+            action=action,
+            who=who,
+            why=reason,
+            record=signing[RECORD_TAG],
+            key_id=signing[KEY_TAG],
+        )
+        _finish(client, name, event)
         now = alias_version(client, name, CHAMPION)
         if now != target:
             raise RegistryError(
                 f"champion of {name!r} is {now} right after moving it to {target}: a writer "
-                f"bypassed the lock; event {event.seq} records the move to {target}"
+                f"bypassed the lease; event {event.seq} records the move to {target}"
             )
     logger.info("%s: champion %s -> %s by %s (%s: %s)", name, current, target, who, action, reason)
     return event
-
-
-def _undo_move(
-    client: MlflowClient,
-    name: str,
-    target: str,
-    current: str | None,
-    was_challenger: bool,
-    before: Mapping[str, str],
-    written: list[str],
-    exc: BaseException,
-) -> None:
-    """Put ``champion`` (and ``challenger``) back after a failure that followed the move.
-
-    Called under the registry lock, so nothing else moved the alias meanwhile. The target's
-    ``promotion.*`` tags get their values from before the move back, so a half-written
-    "promoted" does not survive.
-    """
-    logger.warning("moving champion of %s to %s failed (%s); restoring it", name, target, exc)
-    try:
-        if current is not None:
-            client.set_registered_model_alias(name, CHAMPION, current)
-        else:
-            client.delete_registered_model_alias(name, CHAMPION)
-        if was_challenger:
-            client.set_registered_model_alias(name, CHALLENGER, target)
-        for key in dict.fromkeys(written):
-            if key in before:
-                client.set_model_version_tag(name, target, key, before[key])
-            else:
-                with contextlib.suppress(Exception):  # never written: nothing to delete
-                    client.delete_model_version_tag(name, target, key)
-    except Exception as undo:
-        raise RegistryError(
-            f"moving champion of {name!r} to {target} failed ({one_line(exc)}) and restoring "
-            f"it to {current or 'none'} failed too ({one_line(undo)}): check the aliases"
-        ) from None
 
 
 def _reason(reason: str, what: str) -> str:

@@ -26,7 +26,7 @@ from housing.registry.gates import (
 from housing.registry.history import actor
 from housing.registry.log import experiment_id, log_run
 from housing.registry.lookup import METRIC_TAG_PREFIX, SHA_TAG, alias_version, get_alias
-from housing.registry.promote import decision_tags, move_champion, write_tags
+from housing.registry.promote import decision_tags, move_champion, recover_champion, write_tags
 from housing.registry.records import (
     CHALLENGER,
     CHAMPION,
@@ -165,6 +165,7 @@ def log_and_register(
         client.update_registered_model(model_name, description=_MODEL_DESCRIPTION)
         client.set_registered_model_alias(model_name, CHALLENGER, version)
 
+        recover_champion(uri, model_name)  # a promotion a killed run recorded, completed
         champion_mv = get_alias(client, model_name, CHAMPION)
         previous = str(champion_mv.version) if champion_mv is not None else None
         if evaluation is None:

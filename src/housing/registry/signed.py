@@ -10,8 +10,10 @@ and the signature are logged as the run's artifacts ``champion/<seq>/promotion.j
 The skops model is not in the champion directory (the API never reads it); its sha256 is in
 the signed record (``extra.model_skops_sha256``), so it is authenticated too.
 
-Without a signing key the record is written unsigned (local development): verifiers with
-keys refuse it, verifiers without keys serve it as ``"signed": false``.
+The key is found by :func:`signing_key`: the environment, else the workspace's development
+key in ``.keys/``. A promotion without a key is refused unless ``HOUSING_ALLOW_UNSIGNED=1``;
+then the record is written unsigned: verifiers with keys refuse it, verifiers without keys
+serve it as ``"signed": false``.
 
 :func:`export_champion` writes the registry's current champion as a directory (what the
 local and GCS sources serve): ``model.json``, ``serving/``, ``promotion.json``, ``model.sig``.
@@ -20,6 +22,7 @@ local and GCS sources serve): ``model.json``, ``serving/``, ``promotion.json``, 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -48,6 +51,7 @@ RECORD_TAG = "promotion.record"  # version tag: the artifact folder of its lates
 SIGNED_TAG = "promotion.signed"  # "true" / "false"
 KEY_TAG = "promotion.key_id"
 SERVING_FILES = ("model.json", "serving")  # what a champion directory holds besides the record
+ALLOW_UNSIGNED_ENV = "HOUSING_ALLOW_UNSIGNED"  # 1: promote without a key (docs/signing.md)
 _RECORD_ACTIONS = {"gates": "promote", "manual": "promote", "rollback": "rollback"}
 
 
@@ -55,14 +59,51 @@ def record_folder(seq: int) -> str:
     return f"{CHAMPION_ARTIFACT_PATH}/{seq:06d}"
 
 
-def signing_key() -> SigningKey | None:
-    """The promotion key from the environment (None: unset); a bad key is a RegistryError."""
-    from housing.signing import KeyConfigError, signing_key_from_env
+def unsigned_allowed(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``HOUSING_ALLOW_UNSIGNED`` allows promotions without a key (``1``/``true``)."""
+    env = os.environ if environ is None else environ
+    value = env.get(ALLOW_UNSIGNED_ENV, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise RegistryError(f"{ALLOW_UNSIGNED_ENV} must be 1 or 0, not {value!r}")
 
+
+def signing_key(environ: Mapping[str, str] | None = None) -> SigningKey | None:
+    """The promotion key, found the same way by the register stage and ``housing-registry``.
+
+    1. ``HOUSING_SIGNING_KEY`` or ``HOUSING_SIGNING_KEY_FILE`` (a team's key, a CI secret);
+    2. else the workspace's development key, ``.keys/signing-key.pem`` (``make install``
+       creates it; from a ``dvc exp run --temp`` copy, the main workspace's);
+    3. else None when ``HOUSING_ALLOW_UNSIGNED=1``, which also turns step 2 off;
+    4. else a RegistryError: a promotion is never unsigned by accident.
+
+    A bad key is a RegistryError naming where it came from, never what it holds.
+    """
+    from housing.signing import KeyConfigError, SigningKey, signing_key_from_env
+    from housing.signing.keys import PRIVATE_KEY_FILE
+    from housing.workspace import DEV_KEYS_DIR, workspace_root
+
+    env = os.environ if environ is None else environ
     try:
-        return signing_key_from_env()
+        key = signing_key_from_env(env)
+        if key is not None:
+            return key
+        if unsigned_allowed(env):
+            return None
+        dev = workspace_root() / DEV_KEYS_DIR / PRIVATE_KEY_FILE
+        if dev.is_file():
+            return SigningKey.from_pem(dev.read_bytes(), where=f"the development key {dev}")
     except KeyConfigError as exc:
         raise RegistryError(str(exc)) from None
+    except OSError as exc:
+        raise RegistryError(f"cannot read the development key {dev}: {exc.strerror}") from None
+    raise RegistryError(
+        "no signing key: set HOUSING_SIGNING_KEY or HOUSING_SIGNING_KEY_FILE, run `make "
+        f"install` (it creates the development key in {DEV_KEYS_DIR}/), or set "
+        f"{ALLOW_UNSIGNED_ENV}=1 to promote unsigned"
+    )
 
 
 def _download_serving(client: MlflowClient, run_id: str, dst: Path) -> Path:
@@ -136,7 +177,9 @@ def sign_promotion(
         name,
         version,
         seq,
-        f"signed by key {key.key_id[:12]}…" if key is not None else "UNSIGNED (no signing key)",
+        f"signed by key {key.key_id[:12]}…"
+        if key is not None
+        else "UNSIGNED (HOUSING_ALLOW_UNSIGNED=1)",
         folder,
     )
     return {
@@ -229,10 +272,17 @@ def export_champion(
     model_name: str = MODEL_NAME,
     tracking_uri: str | None = None,
 ) -> PromotionRecord | None:
-    """Write the registry's current champion to ``out``; None (``out`` untouched) if none."""
+    """Write the registry's current champion to ``out``; None (``out`` untouched) if none.
+
+    A promotion its promoter recorded but did not finish (killed) is completed first, so
+    ``out`` gets the champion the history names.
+    """
+    from housing.registry.promote import recover_champion
+
     uri = resolve_tracking_uri(tracking_uri)
     check_reachable(uri, must_exist=True)
     with translated(f"exporting {model_name}@{CHAMPION} from {uri}"):
+        recover_champion(uri, model_name)
         client = make_client(uri)
         mv = get_alias(client, model_name, CHAMPION)
         if mv is None:

@@ -33,9 +33,20 @@ _HEALTH_TIMEOUT_S = 5.0
 
 
 def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
-    """The explicit URI, else ``MLFLOW_TRACKING_URI``, else a SQLite file in the working dir."""
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    return uri.strip()
+    """The explicit URI, else ``MLFLOW_TRACKING_URI``, else the SQLite file of the workspace.
+
+    The default ``sqlite:///mlflow.db`` is relative to the working directory, except inside
+    a ``dvc exp run --temp`` copy, where it names the main workspace's database (by its
+    absolute path): the copy, and a registry in it, is deleted when the experiment ends.
+    """
+    uri = (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
+    if uri:
+        return uri
+    from housing.workspace import in_experiment_copy, workspace_root
+
+    if in_experiment_copy():
+        return f"{_SQLITE_PREFIX}{workspace_root() / 'mlflow.db'}"
+    return DEFAULT_TRACKING_URI
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from housing.registry.records import MODEL_NAME
+
 SERVER_START_TIMEOUT_S = 240.0
 # MLflow 3's server starts a job runner with huey consumers (for GenAI jobs) unless told not
 # to; the registry never uses it, and it costs each server start seconds and processes.
@@ -252,3 +254,28 @@ def committed_bundle(
     }
     save_bundle(directory, model, meta)
     return directory
+
+
+def three_versions(tmp_path: Path, *, champion: str | None = "3") -> str:
+    """A SQLite registry with versions 1-3, each a run holding only ``bundle/model.json``
+    (every move signs a promotion record over the version's bundle files), ``champion``
+    promoted; its URI."""
+    from mlflow import MlflowClient
+
+    from housing.registry import promote
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model(MODEL_NAME)
+    experiment = client.create_experiment("moves", (tmp_path / "artifacts").as_uri())
+    for i in range(3):
+        run_id = client.create_run(experiment).info.run_id
+        meta = tmp_path / f"bundle{i}" / "model.json"
+        meta.parent.mkdir()
+        meta.write_text(json.dumps({"name": MODEL_NAME, "note": f"v{i + 1}"}))
+        client.log_artifact(run_id, str(meta), artifact_path="bundle")
+        client.set_terminated(run_id)
+        client.create_model_version(MODEL_NAME, source=f"runs:/{run_id}/bundle", run_id=run_id)
+    if champion is not None:
+        promote(champion, "the starting champion", tracking_uri=uri, who="setup")
+    return uri

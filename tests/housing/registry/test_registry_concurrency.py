@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from registry_support import three_versions
 
-from housing.registry import MODEL_NAME, promote, version_for_alias
+from housing.registry import MODEL_NAME, version_for_alias
 
 pytestmark = pytest.mark.slow
 
@@ -59,29 +60,8 @@ def _events(uri: str):
     return events_from_tags(client.get_registered_model(MODEL_NAME).tags)
 
 
-def _three_versions(tmp_path: Path) -> str:
-    """A SQLite registry with versions 1-3, each a run holding only ``bundle/model.json``
-    (every move signs a promotion record over the version's bundle files)."""
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    client.create_registered_model(MODEL_NAME)
-    experiment = client.create_experiment("moves", (tmp_path / "artifacts").as_uri())
-    for i in range(3):
-        run_id = client.create_run(experiment).info.run_id
-        meta = tmp_path / f"bundle{i}" / "model.json"
-        meta.parent.mkdir()
-        meta.write_text(json.dumps({"name": MODEL_NAME, "note": f"v{i + 1}"}))
-        client.log_artifact(run_id, str(meta), artifact_path="bundle")
-        client.set_terminated(run_id)
-        client.create_model_version(MODEL_NAME, source=f"runs:/{run_id}/bundle", run_id=run_id)
-    promote("3", "the starting champion", tracking_uri=uri, who="setup")
-    return uri
-
-
 def test_concurrent_promote_and_rollback_lose_no_event(tmp_path: Path):
-    uri = _three_versions(tmp_path)
+    uri = three_versions(tmp_path)
     before = _events(uri)
     script = tmp_path / "worker.py"
     script.write_text(WORKER)

@@ -276,7 +276,7 @@ def test_promote_refuses_when_the_champion_moved_since_evaluation(registry_copy:
     )
 
 
-def test_a_failure_after_the_alias_move_restores_champion_and_the_tags(
+def test_a_failure_before_the_commit_point_changes_nothing(
     registry_copy: str, monkeypatch: pytest.MonkeyPatch
 ):
     import importlib
@@ -390,14 +390,14 @@ def test_cli_list_show_promote_rollback(registry_copy: str):
     assert promoted.exit_code == 0
     assert promoted.stdout.strip() == (
         f"champion of {MODEL_NAME} is now version 2 (was 3); "
-        "promotion #3 UNSIGNED (no HOUSING_SIGNING_KEY)"
+        "promotion #3 UNSIGNED (HOUSING_ALLOW_UNSIGNED=1)"
     )
 
     rolled = _invoke("rollback", "--reason", "undo", *uri)
     assert rolled.exit_code == 0
     assert rolled.stdout.strip() == (
         f"champion of {MODEL_NAME} rolled back to version 3 (was 2); "
-        "promotion #4 UNSIGNED (no HOUSING_SIGNING_KEY)"
+        "promotion #4 UNSIGNED (HOUSING_ALLOW_UNSIGNED=1)"
     )
     assert _invoke("show", "--alias", "champion", *uri).stdout.count("version:    3") == 1
 
