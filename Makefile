@@ -21,7 +21,7 @@ export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT ?= false
 # The Streamlit page tests start HTTP servers (a stub API, the real one): `make test` runs them.
 FAST_IGNORE := --ignore=tests/app/test_app_page.py --ignore=tests/app/test_app_batch_page.py
 
-.PHONY: install system-deps pipeline test test-fast lint format serve app up bench clean images images-check
+.PHONY: install system-deps pipeline test test-fast lint format serve publish app up bench clean images images-check
 
 # uv: the one on PATH when it is the pinned version, else a project-local copy in .tools/,
 # bootstrapped from PyPI into a venv of $(PYTHON). Nothing is installed into the system
@@ -41,9 +41,12 @@ $(TOOLS)/bin/uv:
 $(TOOLS)/path/uv: $(TOOLS)/bin/uv
 	mkdir -p $(TOOLS)/path && ln -sf ../bin/uv $@
 
-## install: Python 3.11 virtualenv with every pinned dependency (uv.lock) + the project
+## install: Python 3.11 virtualenv with every pinned dependency (uv.lock) + the project, and
+## the development signing key pair in .keys/ (git-ignored; kept if it exists): promotions
+## sign with it unless HOUSING_SIGNING_KEY(_FILE) is set, from make or from a dvc typed by hand
 install: $(if $(filter uv,$(UV)),,$(TOOLS)/path/uv)
 	$(UV) sync --frozen --all-extras --python 3.11
+	@[ -f $(KEYS)/signing-key.pem ] || $(BIN)/housing-sign keygen --out $(KEYS)
 
 ## system-deps: Chromium for the browser test, wrk for the load benchmark, PostgreSQL for the
 ## registry tests (Debian packages; each installed only when missing)
@@ -59,17 +62,17 @@ system-deps:
 	    $$pkgs >/dev/null; \
 	fi
 
-# Promotion signs the champion with HOUSING_SIGNING_KEY(_FILE); without one, `pipeline`
-# generates a development key pair in $(KEYS)/ (gitignored, never pushed) and signs with it,
-# and `serve` trusts that public key. With your own key set, neither touches $(KEYS)/.
+# The register stage and housing-registry find the promotion key themselves: the environment
+# (HOUSING_SIGNING_KEY/_FILE), else the development key $(KEYS)/signing-key.pem that `install`
+# creates (docs/signing.md). Unless HOUSING_VERIFY_KEYS/_FILES say otherwise, `serve` and `up`
+# trust the team's committed public key $(TEAM_KEY) (CI signs and publishes with its private
+# half on main) and this clone's development key.
 KEYS := .keys
-WITH_DEV_KEY := if [ -z "$${HOUSING_SIGNING_KEY:-}$${HOUSING_SIGNING_KEY_FILE:-}" ]; then \
-	  [ -f $(KEYS)/signing-key.pem ] || $(BIN)/housing-sign keygen --out $(KEYS); \
-	  echo "HOUSING_SIGNING_KEY is not set: signing with the development key $(KEYS)/signing-key.pem"; \
-	  export HOUSING_SIGNING_KEY_FILE="$(CURDIR)/$(KEYS)/signing-key.pem"; fi
-TRUST_DEV_KEY := if [ -z "$${HOUSING_VERIFY_KEYS:-}$${HOUSING_VERIFY_KEY_FILES:-}" ] \
-	  && [ -f $(KEYS)/signing-key.pub ]; then \
-	  export HOUSING_VERIFY_KEY_FILES="$(CURDIR)/$(KEYS)/signing-key.pub"; fi; \
+TEAM_KEY := keys/team.pub
+TRUST_KEYS := if [ -z "$${HOUSING_VERIFY_KEYS:-}$${HOUSING_VERIFY_KEY_FILES:-}" ]; then \
+	  files="$(CURDIR)/$(TEAM_KEY)"; \
+	  if [ -f $(KEYS)/signing-key.pub ]; then files="$$files,$(CURDIR)/$(KEYS)/signing-key.pub"; fi; \
+	  export HOUSING_VERIFY_KEY_FILES="$$files"; fi; \
 	  export REPLAY_STATE_DIR="$${REPLAY_STATE_DIR-$(CURDIR)/.replay-state}"
 
 REPRO_LOG := reports/repro.log
@@ -81,7 +84,7 @@ REPRO_LOG := reports/repro.log
 ## whole output of dvc repro is in reports/repro.log (both git-ignored)
 pipeline: install
 	$(BIN)/housing-params check
-	@$(WITH_DEV_KEY); mkdir -p reports; status=0; \
+	@mkdir -p reports; status=0; \
 	  echo "+ $(BIN)/dvc repro 2>&1 | tee $(REPRO_LOG)"; \
 	  $(BIN)/dvc repro 2>&1 | tee $(REPRO_LOG) || status=$$?; \
 	  echo; $(BIN)/python -m housing.summary --repro-log $(REPRO_LOG) --out reports/summary.md; \
@@ -105,11 +108,18 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## serve: the API on 127.0.0.1:8000, serving the local registry's signed champion (verified
-## with HOUSING_VERIFY_KEYS / _FILES, else the development key of `make pipeline`); its replay
-## marks in .replay-state/ (REPLAY_STATE_DIR) refuse an older champion after a restart
+## serve: the API on 127.0.0.1:8000, serving the local registry's signed champion, else the
+## champion/ directory (`dvc pull` brings the team's published one); verified with the team
+## key and the development key (or HOUSING_VERIFY_KEYS/_FILES); its replay marks in
+## .replay-state/ (REPLAY_STATE_DIR) refuse an older champion after a restart
 serve: install
-	@$(TRUST_DEV_KEY); set -x; MLFLOW_TRACKING_URI=sqlite:///mlflow.db exec $(BIN)/python -m serve
+	@$(TRUST_KEYS); set -x; MLFLOW_TRACKING_URI=sqlite:///mlflow.db exec $(BIN)/python -m serve
+
+## publish: the release step for clones (CI runs it on main): verify champion/ with the team
+## key keys/team.pub, `dvc add` it and push it to the DVC remote; committed, champion.dvc lets
+## a clone's `dvc pull` bring it (PUBLISH_ARGS=--commit commits it)
+publish: install
+	scripts/publish_champion.sh $(PUBLISH_ARGS)
 
 ## app: the Streamlit app on 127.0.0.1:8501 (needs the API)
 app: install
@@ -117,7 +127,7 @@ app: install
 
 ## up: API and app together (Ctrl-C stops both)
 up: install
-	@$(TRUST_DEV_KEY); set -x; $(BIN)/python scripts/run_local.py
+	@$(TRUST_KEYS); set -x; $(BIN)/python scripts/run_local.py
 
 ## bench: pipeline and API benchmarks (figures quoted in the README)
 bench: install system-deps

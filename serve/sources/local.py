@@ -17,7 +17,13 @@ from serve.sources.base import SourceError
 if TYPE_CHECKING:
     from housing.signing import KeyRing
 
-_HINT = "run the pipeline, or `housing-registry export --out DIR`, or `dvc pull` a champion"
+
+def _hint(directory: Path) -> str:
+    """What makes a champion appear in ``directory``: only steps that work here."""
+    published = directory.with_name(f"{directory.name}.dvc")
+    if published.is_file():
+        return f"`dvc pull {published.name}` restores the published one; `make pipeline` makes one"
+    return f"`make pipeline` makes one; no champion is published here (no {published.name})"
 
 
 class LocalSource:
@@ -45,13 +51,13 @@ class LocalSource:
         try:
             return record_fingerprint(path.read_bytes())
         except FileNotFoundError:
-            raise SourceError(f"no champion: {path} not found ({_HINT})") from None
+            raise SourceError(f"no champion: {path} not found ({_hint(self.directory)})") from None
         except OSError as exc:
             raise SourceError(f"unreadable {path}: {exc.strerror}") from None
 
     def load(self, min_sequence: int | None = None) -> LoadedModel:
         if not self.directory.is_dir():
-            raise SourceError(f"no champion: {self.directory} not found ({_HINT})")
+            raise SourceError(f"no champion: {self.directory} not found ({_hint(self.directory)})")
         return load_champion(
             self.directory,
             keys=self.keys,

@@ -36,7 +36,7 @@ PROVEN_BY = {
     ),
     "dvc pull": (
         "tests/remote/test_remote_roundtrip.py::"
-        "test_pull_in_a_fresh_clone_restores_every_output_exactly"
+        "test_pull_in_a_fresh_clone_restores_every_output_exactly_and_make_serve_serves_it"
     ),
     "python scripts/pr_report.py --base main": (
         "tests/scripts/test_pr_report.py::test_readme_command_reports_what_differs_from_main"

@@ -2,26 +2,24 @@
 
 `make pipeline` installs the project into the copy's own `.venv` and runs the seven stages
 with the committed parameters: the outputs reproduce the committed dvc.lock and the champion
-is signed with the development key it generates. Then, on that champion, `make serve` and
-the README's `curl`; and `make test-fast` from the copy's own environment. Each command is
-read from README.md (tests/readme_support.py).
+is signed with the development key `make install` generates. Then, on that champion,
+`make serve` and the README's `curl`; and `make test-fast` from the copy's own environment.
+Each command is read from README.md (tests/readme_support.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from make_serve_support import free_port, get, stop_group, user_env
 from pipeline_support import REPO_ROOT, lock_outs, make_pipeline_repo, ran_stages
 from readme_support import readme_argv, readme_command
 
@@ -32,22 +30,6 @@ from housing.io import read_json
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 README_URL = "http://127.0.0.1:8000"
-# What only a test's environment holds: the runner's (pytest, xdist, coverage), a key or a
-# registry a test exported, the interpreter of the test run's virtualenv, and the native
-# thread pools' sizes the suite pins (tests/conftest.py): a user's shell sets none, and the
-# stages must reproduce dvc.lock without them (issue 23).
-TEST_ONLY = (
-    "PYTEST_",
-    "COV_CORE_",
-    "MLFLOW_",
-    "WANDB_",
-    "HOUSING_",
-    "VIRTUAL_ENV",
-    "PYTHONPATH",
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-)
 
 
 @dataclass(frozen=True)
@@ -56,15 +38,6 @@ class Made:
 
     repo: Path
     output: str
-
-
-def user_env(mirror: Path, **extra: str) -> dict[str, str]:
-    """The shell of a user of this machine: the test run's environment without what only
-    tests set, plus the data mirror the README's offline line sets, and DVC's analytics off
-    (no network here; `.ci/run` sets the same)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(TEST_ONLY)}
-    env.update(HOUSING_DATA_MIRROR=str(mirror), DVC_NO_ANALYTICS="1", **extra)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +91,8 @@ def test_make_pipeline_reproduces_the_committed_lock_and_meets_the_target(made: 
     assert metrics["r2"] >= 0.875, metrics
 
     # The first registration in a fresh registry is promoted, signed with the development
-    # key `make pipeline` generated in .keys/, and exported to champion/, outside the lock.
+    # key `make install` generated in .keys/ (found by the stage itself), and exported to
+    # champion/, outside the lock.
     from housing.signing import KeyRing, verify
 
     assert "signing with the development key .keys/signing-key.pem" in made.output
@@ -135,43 +109,6 @@ def test_make_pipeline_reproduces_the_committed_lock_and_meets_the_target(made: 
     assert "champion" not in rebuilt and not any(p.startswith("champion") for p in rebuilt)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def _stop_group(proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Ctrl-C to the process group we started (make and the API it runs), as a user stops
-    `make serve`; SIGKILL whatever is left after ``timeout``."""
-    pgid = proc.pid
-    try:
-        os.killpg(pgid, signal.SIGINT)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        proc.poll()
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.killpg(pgid, signal.SIGKILL)
-    proc.wait(10)
-
-
 def test_make_serve_answers_the_readme_curl(made: Made, mirror_csv: Path, tmp_path: Path):
     """`make serve` as written on the champion `make pipeline` made, then the README's curl.
 
@@ -181,7 +118,7 @@ def test_make_serve_answers_the_readme_curl(made: Made, mirror_csv: Path, tmp_pa
     """
     curl = readme_command("curl")
     assert README_URL in curl, curl
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "make-serve.log"
     with log.open("wb") as out:
@@ -202,7 +139,7 @@ def test_make_serve_answers_the_readme_curl(made: Made, mirror_csv: Path, tmp_pa
             )
             assert time.monotonic() < deadline, f"/ready not 200 in 180 s\n{log.read_text()}"
             try:
-                status, _ = _get(f"{base}/ready")
+                status, _ = get(f"{base}/ready")
             except OSError:
                 status = None
             if status != 200:
@@ -222,13 +159,13 @@ def test_make_serve_answers_the_readme_curl(made: Made, mirror_csv: Path, tmp_pa
 
         # What served it: the champion of `make pipeline`, its signature checked with the
         # development key (make serve trusts .keys/signing-key.pub).
-        _, body = _get(f"{base}/api/v1/model")
+        _, body = get(f"{base}/api/v1/model")
         model = json.loads(body)
         registration = read_json(made.repo / "reports/register/registration.json")
         assert model["signed"] is True, model
         assert str(model["version"]) == str(registration["version"])
     finally:
-        _stop_group(server)
+        stop_group(server)
 
 
 def test_make_test_fast_selects_the_unit_tiers(made: Made, mirror_csv: Path):

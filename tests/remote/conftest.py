@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_support import copy_workspace, dvc, git
+from pipeline_support import VENV_BIN, copy_workspace, dvc, git, pipeline_env, promotion_keys
 from remote_support import DVC_ENV, create_bucket, point_remote, running_emulator
 
 
@@ -41,14 +43,26 @@ def pushed(
     mirror_csv: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Pushed:
-    """A copy of the pipeline run, its signed champion `dvc add`-ed and committed (as
-    docs/governance.md tells a team to publish it), pushed with its run cache to the
-    emulator's `dvc-main`."""
+    """A copy of the pipeline run whose champion the team published: the test run's key
+    stands for the team's (its public half committed as keys/team.pub, its private half
+    signed the shared build), `scripts/publish_champion.sh --commit` (what `make publish`
+    runs on main) verified, `dvc add`-ed, pushed and committed it; outputs and run cache
+    pushed to the emulator's `dvc-main`."""
     repo = copy_workspace(pipeline_repo, tmp_path_factory.mktemp("origin") / "repo")
-    dvc(repo, "add", "champion", mirror=mirror_csv, env=DVC_ENV)
-    git(repo, "add", "champion.dvc", ".gitignore")
-    git(repo, "commit", "-q", "-m", "the signed champion")
+    shutil.copy2(promotion_keys()[1], repo / "keys" / "team.pub")
+    git(repo, "add", "keys/team.pub")
+    git(repo, "commit", "-q", "-m", "The team's verification key")
     create_bucket(remote_emulator, "dvc-main")
     point_remote(repo, remote_emulator.endpoint, "dvc-main")
+    published = subprocess.run(
+        ["scripts/publish_champion.sh", "--commit"],
+        cwd=repo,
+        env=pipeline_env(repo, mirror_csv, {**DVC_ENV, "BIN": str(VENV_BIN)}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert published.returncode == 0, published.stdout + published.stderr
+    assert "Publish the champion v" in git(repo, "log", "-1", "--format=%s")
     dvc(repo, "push", "--run-cache", mirror=mirror_csv, env=DVC_ENV)
     return Pushed(repo, "dvc-main", remote_emulator)

@@ -13,13 +13,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from pipeline_support import copy_workspace, dvc, git, lock_outs, ran_stages
+from make_serve_support import running_make_serve, user_env
+from pipeline_support import copy_workspace, dvc, git, lock_outs, promotion_keys, ran_stages
 from readme_support import readme_argv
 from remote_support import (
     DVC_ENV,
@@ -118,30 +120,77 @@ def lab(pipeline_repo, pushed, mirror_csv, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def experiments(lab, mirror_csv) -> Iterator[dict[str, Any]]:
-    """Two independent experiments (`--temp`: each from the commit, the workspace untouched).
+def experiments(lab, mirror_csv, tmp_path_factory) -> Iterator[dict[str, Any]]:
+    """Two independent experiments (`--temp`: each from the commit, the workspace untouched),
+    typed by hand while `make serve` runs on the workspace's champion.
 
-    The first is the README's `dvc exp run` line with one cheaper value: 2 trials, not 60
-    (60 trials would add minutes to this module's budget); its name follows (trials2).
+    As in a user's clone, no signing key is exported: the stage finds the workspace's
+    development key in .keys/ (this test run's pair, which signed the shared build), and the
+    registry and champion/ of the workspace, not of DVC's temporary copy. The first is the
+    README's `dvc exp run` line with one cheaper value: 2 trials, not 60 (60 trials would
+    add minutes to this module's budget); its name follows (trials2). The second has other
+    features and lets any candidate through the gates (floors and `max_delta_rmse`): it is
+    promoted, and the running API must hot-reload it.
     """
+    private, public = promotion_keys()
+    (lab / ".keys").mkdir()
+    shutil.copy2(private, lab / ".keys" / "signing-key.pem")
+    shutil.copy2(public, lab / ".keys" / "signing-key.pub")
+    hand_typed = {"HOUSING_SIGNING_KEY_FILE": "", "HOUSING_ALLOW_UNSIGNED": ""}
     baseline = head(lab)
     features_before = (lab / FEATURES).read_text()
     program, *args = cheaper(readme_argv("dvc exp run"), "sweep.n_trials", "2")
     assert program == "dvc" and args[args.index("-n") + 1] == "trials2", args
-    trials = run(lab, mirror_csv, *args)
-    # No cluster features at all: other features, so another CV score (a K search that
-    # ends on the same K would give the same sweep, and a tie ranks either way).
-    kvalues = run(
-        lab,
-        mirror_csv,
-        *("exp", "run", "--temp", "-n", "kvalues"),
-        *("-S", "featurize.k_values=[0]", "-S", "featurize.k_start=0"),
-    )
+    log = tmp_path_factory.mktemp("serve") / "make-serve.log"
+    with running_make_serve(lab, user_env(mirror_csv), log, shared_venv=True) as api:
+        api.wait("the workspace's champion served", api.ready)
+        before = api.json("/api/v1/model")
+        trials = dvc(lab, *args, mirror=mirror_csv, env={**DVC_ENV, **hand_typed}).stdout
+        # No cluster features at all: other features, so another CV score (a K search that
+        # ends on the same K would give the same sweep, and a tie ranks either way).
+        kvalues = dvc(
+            lab,
+            *("exp", "run", "--temp", "-n", "kvalues"),
+            *("-S", "featurize.k_values=[0]", "-S", "featurize.k_start=0"),
+            *("-S", "register.gates.max_delta_rmse=100000", "-S", "register.gates.min_r2=0.5"),
+            *("-S", "register.gates.max_rmse=100000"),
+            mirror=mirror_csv,
+            env={**DVC_ENV, **hand_typed},
+        ).stdout
+        champion = json.loads((lab / "champion" / "promotion.json").read_text())
+        api.wait(
+            f"hot reload of v{champion['version']}",
+            lambda: api.json("/api/v1/model")["version"] == champion["version"],
+            timeout=120,  # the reload check runs every 30 s (RELOAD_INTERVAL_S)
+        )
+        after = api.json("/api/v1/model")
     yield {
         "baseline": baseline,
         "features_before": features_before,
         "output": {"trials2": trials, "kvalues": kvalues},
+        "served": (before, after),
+        "champion": champion,
     }
+
+
+def test_a_hand_typed_experiment_is_signed_and_hot_reloaded_by_make_serve(lab, experiments):
+    """Issue 23's first flow: the experiment registers into the workspace's registry, signs
+    with the development key the stage finds itself, exports to the workspace's champion/,
+    and the running `make serve` (which trusts that key) reloads it."""
+    from housing.registry import version_for_alias
+    from housing.signing import KeyRing, verify
+
+    before, after = experiments["served"]
+    champion = experiments["champion"]
+    assert after["version"] != before["version"]
+    assert after["signed"] is True and after["source"] == "registry", after
+    assert after["promotion"]["sequence"] == champion["sequence"] > before["promotion"]["sequence"]
+    registry = version_for_alias(tracking_uri=f"sqlite:///{lab / 'mlflow.db'}")
+    assert registry.version == champion["version"] == after["version"]
+    result = verify(lab / "champion", KeyRing.from_files([lab / ".keys" / "signing-key.pub"]))
+    assert result.signed and result.record.version == champion["version"]
+    # Nothing registered inside DVC's temporary copies (deleted with them anyway).
+    assert not list((lab / ".dvc" / "tmp").rglob("mlflow.db"))
 
 
 def test_set_param_reruns_exactly_the_affected_stages(lab, experiments, mirror_csv):

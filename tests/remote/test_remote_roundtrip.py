@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from make_serve_support import get, running_make_serve, user_env
 from pipeline_support import dvc, lock_outs, promotion_keys, ran_stages
 from readme_support import readme_argv
 from remote_support import DVC_ENV, clone, md5_file, out_md5_matches, serve_support
@@ -32,17 +33,35 @@ def _sample_districts(repo: Path, n: int = 25) -> list[dict]:
     return [{k: v for k, v in row.items() if v is not None} for row in rows]
 
 
-def test_pull_in_a_fresh_clone_restores_every_output_exactly(pushed, tmp_path, mirror_csv):
-    """Clone + the README's `dvc pull`: every output's md5 is dvc.lock's, status clean,
-    repro a no-op."""
+def test_pull_in_a_fresh_clone_restores_every_output_exactly_and_make_serve_serves_it(
+    pushed, tmp_path, mirror_csv
+):
+    """Clone, `make serve`, the README's `dvc pull`: every output's md5 is dvc.lock's, status
+    clean, repro a no-op, and the running API serves the team's published champion, which
+    it verifies with the committed keys/team.pub alone (a clone has no development key).
+    Before the pull, its 503 names the step that works: `dvc pull champion.dvc`."""
+    from housing.signing import key_id
+    from housing.signing.keys import load_public_pem
+
     repo = clone(pushed.repo, tmp_path / "clone", pushed.endpoint, pushed.bucket)
     outs = lock_outs(repo)
     cached = [p for p in outs if not (repo / p).exists()]
     assert "models/model.skops" in cached  # the clone really starts without the data
+    assert not (repo / ".keys").exists()
 
     program, *args = readme_argv("dvc pull")
     assert program == "dvc"
-    pull = dvc(repo, *args, mirror=mirror_csv, env=DVC_ENV)
+    log = tmp_path / "make-serve.log"
+    with running_make_serve(repo, user_env(mirror_csv), log, shared_venv=True) as api:
+        status, body = get(f"{api.base_url}/ready")
+        assert status == 503 and b"`dvc pull champion.dvc` restores the published one" in body
+        pull = dvc(repo, *args, mirror=mirror_csv, env=DVC_ENV)
+        api.wait("the pulled champion served", api.ready, timeout=120)  # reload: every 30 s
+        served = api.json("/api/v1/model")
+    published = json.loads((pushed.repo / "champion" / "promotion.json").read_text())
+    team = key_id(load_public_pem((repo / "keys" / "team.pub").read_bytes()))
+    assert served["signed"] is True and served["key_id"] == team, served
+    assert served["source"] == "local" and served["version"] == published["version"]
 
     for path, md5 in outs.items():
         assert out_md5_matches(repo, path, md5), f"{path} differs from dvc.lock after pull"

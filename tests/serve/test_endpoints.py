@@ -120,7 +120,14 @@ def test_no_model_still_starts(tmp_path):
         assert ready.status_code == 503
         error = ready.json()["error"]
         assert error["code"] == "not_ready" and "no model loaded" in error["message"]
-        assert "local: no champion:" in error["message"] and "dvc pull" in error["message"]
+        # A clone with no published champion: only the step that works here is named.
+        assert "local: no champion:" in error["message"] and "make pipeline" in error["message"]
+        assert "no champion is published here (no empty.dvc)" in error["message"]
+        assert "dvc pull" not in error["message"]
+    (tmp_path / "empty.dvc").write_text("outs:\n- path: empty\n")  # published: pull it
+    with TestClient(create_app(settings_for(tmp_path / "empty"))) as c:
+        message = c.get("/ready").json()["error"]["message"]
+        assert "`dvc pull empty.dvc` restores the published one" in message
         predict = c.post("/api/v1/predict", json={"instances": [{}]})
         assert predict.status_code == 503 and predict.json()["error"]["code"] == "not_ready"
         assert c.get("/api/v1/contract").status_code == 503

@@ -215,6 +215,61 @@ def rollback_cmd(
     )
 
 
+def format_history(events: Sequence[object], attempts: Sequence[dict]) -> str:
+    """The champion's moves and the refused attempts, oldest first, one line each."""
+    rows: list[tuple[int, int, str]] = []
+    for event in events:
+        signed = f"signed {event.key_id[:12]}…" if event.key_id else "unsigned"
+        rows.append(
+            (
+                event.seq,
+                0,
+                f"#{event.seq:<4} {event.when}  v{event.previous or '-'} -> v{event.version}  "
+                f"{event.action} by {event.who} ({signed}): {event.why}",
+            )
+        )
+    for attempt in attempts:
+        rows.append(
+            (
+                int(attempt.get("seq", 0)),
+                1,
+                f"#{attempt.get('seq', '?'):<4} {attempt.get('when', '')}  -> "
+                f"v{attempt.get('version', '?')}  by {attempt.get('who', '?')}: "
+                f"{attempt.get('outcome', 'refused')}",
+            )
+        )
+    return "\n".join(line for *_, line in sorted(rows)) or "no champion moves recorded"
+
+
+@app.command("history")
+def history_cmd(
+    tracking_uri: TrackingUri = None,
+    model_name: ModelName = MODEL_NAME,
+) -> None:
+    """Every move of the champion (and every refused concurrent attempt), oldest first."""
+    from housing.registry.history import read_events
+    from housing.registry.lease import attempts_from_tags
+    from housing.registry.lookup import require_model
+    from housing.registry.tracking import (
+        check_reachable,
+        make_client,
+        resolve_tracking_uri,
+        translated,
+    )
+
+    def action() -> str:
+        uri = resolve_tracking_uri(tracking_uri)
+        check_reachable(uri, must_exist=True)
+        with translated(f"reading the history of {model_name} at {uri}"):
+            client = make_client(uri)
+            require_model(client, model_name, uri)
+            events, _ = read_events(client, model_name)
+            tags = dict(client.get_registered_model(model_name).tags or {})
+            return format_history(events, attempts_from_tags(tags))
+
+    typer.echo(_run(action))
+
+
 @app.command("show")
 def show_cmd(
     alias: Annotated[str, typer.Option("--alias", help="Alias to show.")] = CHAMPION,

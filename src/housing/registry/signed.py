@@ -94,7 +94,9 @@ def signing_key(environ: Mapping[str, str] | None = None) -> SigningKey | None:
             return None
         dev = workspace_root() / DEV_KEYS_DIR / PRIVATE_KEY_FILE
         if dev.is_file():
-            return SigningKey.from_pem(dev.read_bytes(), where=f"the development key {dev}")
+            key = SigningKey.from_pem(dev.read_bytes(), where=f"the development key {dev}")
+            logger.info("HOUSING_SIGNING_KEY is not set: signing with the development key %s", dev)
+            return key
     except KeyConfigError as exc:
         raise RegistryError(str(exc)) from None
     except OSError as exc:

@@ -401,6 +401,13 @@ def test_cli_list_show_promote_rollback(registry_copy: str):
     )
     assert _invoke("show", "--alias", "champion", *uri).stdout.count("version:    3") == 1
 
+    history = _invoke("history", *uri)
+    assert history.exit_code == 0
+    lines = history.stdout.strip().splitlines()
+    assert len(lines) == 4, lines  # v1 and v3 by the gates, then the two moves above
+    assert "v3 -> v2  manual by" in lines[2] and "(unsigned): manual check" in lines[2]
+    assert "v2 -> v3  rollback by" in lines[3] and lines[3].endswith(": undo")
+
 
 def test_cli_errors_are_one_line_with_exit_code_1(registry_copy: str):
     uri = ["--tracking-uri", registry_copy]

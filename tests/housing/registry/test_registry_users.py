@@ -413,3 +413,78 @@ def test_the_api_as_reader_serves_the_signed_champion(
         assert info["source_detail"].startswith("registry (rest)")
         example = client.get("/api/v1/contract").json()["example"]
         assert client.post("/api/v1/predict", json={"instances": [example]}).status_code == 200
+
+
+def test_two_concurrent_promoters_move_the_alias_once(
+    stack: Stack, champion: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signing_key
+) -> None:
+    """Issue 23: two promoters at once on the authenticated PostgreSQL-backed server. Both
+    read the same champion and the same next sequence number and reach the lease together
+    (a barrier in front of the lease's create call, the only test-side hook); the server
+    grants it to one. The alias moves once, and the loser's attempt is in the history."""
+    import threading
+
+    from mlflow import MlflowClient
+
+    from housing.registry import RegistryError, promote
+    from housing.registry.history import read_events
+    from housing.registry.lease import LEASE_INFIX, attempts_from_tags, lease_name
+
+    monkeypatch.chdir(tmp_path)
+    _as(monkeypatch, stack.admin, stack.server.admin_password)
+    monkeypatch.setenv("HOUSING_SIGNING_KEY", signing_key.private_pem().decode())
+    url = stack.server.url
+    admin = MlflowClient(tracking_uri=url, registry_uri=url)
+    current = _current_champion(stack)
+    others = [
+        str(v.version)
+        for v in admin.search_model_versions(f"name = '{MODEL_NAME}'")
+        if str(v.version) != current
+    ][:2]
+    assert len(others) == 2, others
+    before, _ = read_events(admin, MODEL_NAME)
+
+    together = threading.Barrier(2, timeout=60)
+    create = MlflowClient.create_registered_model
+
+    def lease_together(self, name, *args, **kwargs):
+        if LEASE_INFIX in name:
+            together.wait()
+        return create(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "create_registered_model", lease_together)
+    outcomes: dict[str, object] = {}
+
+    def promoter(who: str, version: str) -> None:
+        try:
+            outcomes[who] = promote(
+                version, f"{who}'s release", tracking_uri=url, expected_current=current, who=who
+            ).version
+        except RegistryError as exc:
+            outcomes[who] = exc
+
+    threads = [
+        threading.Thread(target=promoter, args=(who, version))
+        for who, version in zip(("ana", "ben"), others, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    monkeypatch.setattr(MlflowClient, "create_registered_model", create)
+
+    won = {who: v for who, v in outcomes.items() if isinstance(v, str)}
+    lost = {who: e for who, e in outcomes.items() if isinstance(e, RegistryError)}
+    assert len(won) == 1 and len(lost) == 1, outcomes
+    (winner, target), (loser, error) = *won.items(), *lost.items()
+    assert "was taken by" in str(error) and "nothing changed" in str(error)
+    after, _ = read_events(admin, MODEL_NAME)
+    assert len(after) == len(before) + 1  # the alias moved once
+    assert after[-1].who == winner and after[-1].version == target == _current_champion(stack)
+    seq = after[-1].seq
+    lease = admin.get_registered_model(lease_name(MODEL_NAME, seq))
+    assert (lease.tags or {}).get("lease.holder") == winner
+    attempts = attempts_from_tags(dict(admin.get_registered_model(MODEL_NAME).tags or {}))
+    refused = [a for a in attempts if a["who"] == loser]
+    assert len(refused) == 1 and refused[0]["seq"] == seq, attempts
+    assert refused[0]["version"] == dict(zip(("ana", "ben"), others, strict=True))[loser]
