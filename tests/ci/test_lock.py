@@ -64,3 +64,18 @@ def test_the_lock_records_the_code_and_params_the_stages_now_have():
             if deps or params:
                 stale[name] = {**deps, **params}
     assert not stale, f"dvc.lock is stale (re-run the stages and commit dvc.lock): {stale}"
+
+
+def test_no_tracked_file_is_one_git_ignores():
+    """An ignored file that is still tracked stays tracked: a clone gets it, and a run that
+    rewrites it (reports/register/registration.json, new on every registration) leaves
+    `git status` dirty. The test copies of the project never track ignored files, so only
+    this check sees it."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--ignored", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.split() == [], f"tracked but ignored (git rm --cached them): {out}"
