@@ -21,7 +21,7 @@ export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT ?= false
 # The Streamlit page tests start HTTP servers (a stub API, the real one): `make test` runs them.
 FAST_IGNORE := --ignore=tests/app/test_app_page.py --ignore=tests/app/test_app_batch_page.py
 
-.PHONY: install system-deps pipeline test test-fast lint format serve publish app up bench clean images images-check
+.PHONY: install system-deps pipeline test test-fast check dvc-push report release lint format serve publish app up bench clean images images-check
 
 # uv: the one on PATH when it is the pinned version, else a project-local copy in .tools/,
 # bootstrapped from PyPI into a venv of $(PYTHON). Nothing is installed into the system
@@ -81,19 +81,43 @@ REPRO_LOG := reports/repro.log
 ## bad key, before any stage), then run the seven DVC stages (only what changed re-runs); the
 ## register stage signs and promotes the champion and exports it to champion/. Ends with a
 ## summary of at most 15 lines (also in reports/summary.md), after a failed stage too; the
-## whole output of dvc repro is in reports/repro.log (both git-ignored)
+## whole output of dvc repro is in reports/repro.log (both git-ignored). REPRO_ARGS=--pull
+## fetches what the remote has instead of recomputing it (CI)
 pipeline: install
 	$(BIN)/housing-params check
 	@mkdir -p reports; status=0; \
-	  echo "+ $(BIN)/dvc repro 2>&1 | tee $(REPRO_LOG)"; \
-	  $(BIN)/dvc repro 2>&1 | tee $(REPRO_LOG) || status=$$?; \
+	  echo "+ $(BIN)/dvc repro $(REPRO_ARGS) 2>&1 | tee $(REPRO_LOG)"; \
+	  $(BIN)/dvc repro $(REPRO_ARGS) 2>&1 | tee $(REPRO_LOG) || status=$$?; \
 	  echo; $(BIN)/python -m housing.summary --repro-log $(REPRO_LOG) --out reports/summary.md; \
+	  if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then cat reports/summary.md >> "$$GITHUB_STEP_SUMMARY"; fi; \
 	  exit $$status
 
 ## test: install, lint, then every test tier (unit, data, model, slow, end-to-end, containers)
 ## on every core (scripts/test_all.sh; tiers and times: docs/testing.md)
 test: install system-deps lint
-	scripts/test_all.sh
+	scripts/test_all.sh $(TEST_ARGS)
+
+## check: the repository's own consistency, before any job runs (scripts/check_repo.sh):
+## uv.lock, required files, image requirements, dvc.yaml, params.yaml, workflows, compose
+## file, Dockerfiles
+check: install
+	BIN=$(BIN) scripts/check_repo.sh
+
+## dvc-push: push every output and the run cache to the DVC remote (CI on main)
+dvc-push: install
+	$(BIN)/dvc push --run-cache
+
+## report: the pull-request report of the working tree against BASE (default main) in
+## report.md (scripts/pr_report.py), and in the job summary on GitHub
+BASE ?= main
+report: install
+	$(BIN)/python scripts/pr_report.py --base $(BASE) --title "Pipeline report" -o report.md
+	@if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then cat report.md >> "$$GITHUB_STEP_SUMMARY"; fi
+
+## release: register models/ into the registry of MLFLOW_TRACKING_URI (gates decide; signed),
+## export its champion and publish it (scripts/release.sh; CI on main, RELEASE_ARGS=--push)
+release: install
+	BIN=$(BIN) scripts/release.sh $(RELEASE_ARGS)
 
 ## test-fast: the unit tiers (no servers, no DVC runs, no browser) on every core, in under a
 ## minute: the edit-test loop
@@ -119,7 +143,7 @@ serve: install
 ## key keys/team.pub, `dvc add` it and push it to the DVC remote; committed, champion.dvc lets
 ## a clone's `dvc pull` bring it (PUBLISH_ARGS=--commit commits it)
 publish: install
-	scripts/publish_champion.sh $(PUBLISH_ARGS)
+	BIN=$(BIN) scripts/publish_champion.sh $(PUBLISH_ARGS)
 
 ## app: the Streamlit app on 127.0.0.1:8501 (needs the API)
 app: install

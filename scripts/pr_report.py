@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import math
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -485,17 +486,30 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="print the working-tree files the report reads, one per line, and exit",
     )
+    parser.add_argument(
+        "--collect",
+        type=Path,
+        metavar="DIR",
+        help="copy the working-tree files the report reads into DIR (same paths), and exit",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if not args.repo.is_dir():
         parser.error(f"--repo {args.repo}: not a directory")
-    if args.list_files:
+    if args.list_files or args.collect:
         try:
             listed = report_files(Revision(args.repo, None))
         except ReportError as exc:
             logger.error("%s", exc)
             return 1
-        sys.stdout.write("".join(f"{path}\n" for path in listed))
+        if args.list_files:
+            sys.stdout.write("".join(f"{path}\n" for path in listed))
+            return 0
+        for path in listed:
+            dest = args.collect / path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(args.repo / path, dest)
+        logger.info("copied %d files the report reads to %s", len(listed), args.collect)
         return 0
     if args.base is None:
         parser.error("--base is required (or use --list-files)")

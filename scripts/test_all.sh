@@ -34,4 +34,8 @@ print(f"tests: {sys.argv[1]} s wall on {sum(tiers.values()):.0f} s of worker tim
 for tier, seconds in tiers.most_common():
     print(f"  {tier:<20} {seconds:7.0f} s")
 PY
+# On GitHub, the coverage table goes to the job summary too.
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f .coverage ]; then
+  "$PY" -m coverage report --format=markdown >> "$GITHUB_STEP_SUMMARY" || status=1
+fi
 exit "$status"

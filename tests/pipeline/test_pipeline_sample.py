@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from pipeline_support import dvc, lock_outs, make_pipeline_repo, ran_stages, sample_params
+import yaml
+from pipeline_support import (
+    VENV_BIN,
+    dvc,
+    lock_outs,
+    make_pipeline_repo,
+    pipeline_env,
+    promotion_keys,
+    ran_stages,
+    sample_params,
+)
 from sklearn.model_selection import train_test_split
 
 from housing.io import read_json
@@ -49,12 +61,24 @@ def stratified_sample(housing_df: pd.DataFrame, n: int, dest: Path) -> Path:
     return dest
 
 
-def test_full_pipeline_on_a_sample(housing_df, tmp_path):
-    sample = stratified_sample(housing_df, 4_000, tmp_path / "sample.csv")
-    params = sample_params(sample)
-    repo = make_pipeline_repo(tmp_path / "repo", params=params)
+@dataclass(frozen=True)
+class SampleRun:
+    repo: Path
+    sample: Path
+    proc: subprocess.CompletedProcess[str]
 
-    proc = dvc(repo, "repro", mirror=sample)
+
+@pytest.fixture(scope="module")
+def sample_run(housing_df, tmp_path_factory) -> SampleRun:
+    tmp_path = tmp_path_factory.mktemp("sample")
+    sample = stratified_sample(housing_df, 4_000, tmp_path / "sample.csv")
+    repo = make_pipeline_repo(tmp_path / "repo", params=sample_params(sample))
+    return SampleRun(repo, sample, dvc(repo, "repro", mirror=sample))
+
+
+def test_full_pipeline_on_a_sample(sample_run, tmp_path):
+    repo, proc = sample_run.repo, sample_run.proc
+    sample = sample_run.sample
     assert ran_stages(proc.stdout) == [
         "download",
         "split",
@@ -95,3 +119,57 @@ def test_full_pipeline_on_a_sample(housing_df, tmp_path):
     assert "- Registered: housing_price_model v1, promoted to champion" in text
     assert "- Champion: housing_price_model v1, promotion #1, signed, in champion/" in text
     assert "Missing" not in text
+
+
+def test_a_register_stage_killed_mid_promotion_is_completed_by_the_next_repro(sample_run):
+    """Issue 23: SIGKILL the register stage of a real `dvc repro` right after it signed
+    promotion #2 (somewhere in the event, the tags, the alias or the export: each is a few
+    milliseconds), then `dvc repro` again. It completes, and the registry's alias, its last
+    event and the exported, verified champion/ name the same version and promotion."""
+    import os
+    import signal
+
+    from mlflow import MlflowClient
+
+    from housing.registry import MODEL_NAME
+    from housing.registry.history import read_events
+    from housing.registry.lookup import alias_version
+    from housing.signing import KeyRing, verify
+
+    repo, sample = sample_run.repo, sample_run.sample
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    # Another model (the sweep's folds and seeds; the register stage's own seed changes no
+    # prediction of a deterministic booster, and a candidate with the champion's predictions
+    # is held), let through the paired gate: promotion #2.
+    params["sweep"]["seed"] = params["sweep"]["seed"] + 1
+    params["register"]["gates"]["max_delta_rmse"] = 1_000_000
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    stage = subprocess.Popen(
+        [str(VENV_BIN / "dvc"), "repro"],
+        cwd=repo,
+        env=pipeline_env(repo, sample),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    for line in stage.stdout:
+        seen.append(line)
+        if "promotion #2 signed by key" in line:
+            os.killpg(stage.pid, signal.SIGKILL)
+            break
+    stage.wait(60)
+    assert stage.returncode == -signal.SIGKILL, "".join(seen[-40:])
+
+    done = dvc(repo, "repro", mirror=sample)
+    assert ran_stages(done.stdout) == ["register"]  # the sweep's outputs were recorded
+    uri = f"sqlite:///{repo}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    events, _ = read_events(client, MODEL_NAME)
+    champion = alias_version(client, MODEL_NAME, "champion")
+    assert champion == events[-1].version != "1"
+    result = verify(repo / "champion", KeyRing.from_files([promotion_keys()[1]]))
+    assert result.signed and result.record.version == champion
+    assert result.record.sequence == events[-1].seq

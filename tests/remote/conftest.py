@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_support import VENV_BIN, copy_workspace, dvc, git, pipeline_env, promotion_keys
+from pipeline_support import VENV_BIN, copy_workspace, git, pipeline_env, promotion_keys
 from remote_support import DVC_ENV, create_bucket, point_remote, running_emulator
 
 
@@ -43,26 +43,30 @@ def pushed(
     mirror_csv: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Pushed:
-    """A copy of the pipeline run whose champion the team published: the test run's key
-    stands for the team's (its public half committed as keys/team.pub, its private half
-    signed the shared build), `scripts/publish_champion.sh --commit` (what `make publish`
-    runs on main) verified, `dvc add`-ed, pushed and committed it; outputs and run cache
-    pushed to the emulator's `dvc-main`."""
+    """A copy of the pipeline run released as CI's main does: the test run's key stands for
+    the team's (its public half committed as keys/team.pub, its private half signed the
+    shared build); `make dvc-push` pushed outputs and run cache to the emulator's
+    `dvc-main`, then `make release` registered models/ again (held: the same predictions as
+    the champion), exported the champion, and published it (verified with keys/team.pub,
+    pushed, champion.dvc committed). Both with ``-o install`` on the test run's virtualenv
+    (tests/make_serve_support.py says why)."""
     repo = copy_workspace(pipeline_repo, tmp_path_factory.mktemp("origin") / "repo")
     shutil.copy2(promotion_keys()[1], repo / "keys" / "team.pub")
     git(repo, "add", "keys/team.pub")
     git(repo, "commit", "-q", "-m", "The team's verification key")
     create_bucket(remote_emulator, "dvc-main")
     point_remote(repo, remote_emulator.endpoint, "dvc-main")
-    published = subprocess.run(
-        ["scripts/publish_champion.sh", "--commit"],
-        cwd=repo,
-        env=pipeline_env(repo, mirror_csv, {**DVC_ENV, "BIN": str(VENV_BIN)}),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert published.returncode == 0, published.stdout + published.stderr
+    release_env = {**DVC_ENV, "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
+    for target in ("dvc-push", "release"):
+        done = subprocess.run(
+            ["make", "-o", "install", target, f"BIN={VENV_BIN}"],
+            cwd=repo,
+            env=pipeline_env(repo, mirror_csv, release_env),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, f"make {target}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    assert ": held as challenger. Held: the candidate makes the same predictions" in done.stdout
     assert "Publish the champion v" in git(repo, "log", "-1", "--format=%s")
-    dvc(repo, "push", "--run-cache", mirror=mirror_csv, env=DVC_ENV)
     return Pushed(repo, "dvc-main", remote_emulator)

@@ -250,3 +250,47 @@ def test_readme_command_reports_what_differs_from_main(two_commit_repo: Path) ->
     assert _section_rows(done.stdout, "### Metrics") == [
         ["reports/metrics.json", "test.rmse", "45000", "44000", "-1000", "-2.22%"]
     ]
+
+
+def test_collect_copies_the_report_files(two_commit_repo: Path, tmp_path: Path) -> None:
+    """What CI's pipeline job uploads for the report job: the files --list-files names,
+    copied under the same paths (`scripts/pr_report.py --collect ci-report-files`)."""
+    listed = _run(two_commit_repo, "--list-files").stdout.splitlines()
+    out = tmp_path / "ci-report-files"
+
+    done = _run(two_commit_repo, "--collect", str(out))
+
+    assert done.returncode == 0, done.stderr
+    copied = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert copied == sorted(listed) and listed
+    for path in listed:
+        assert (out / path).read_bytes() == (two_commit_repo / path).read_bytes()
+
+
+def test_make_report_writes_report_and_summary(two_commit_repo: Path, tmp_path: Path) -> None:
+    """`make report BASE=...` as CI's report job runs it (its ``-o install``: the repository
+    here is a two-commit stand-in, the test run's virtualenv stands for its own): report.md,
+    and the same text appended to the job summary."""
+    repo = two_commit_repo
+    (repo / "scripts").mkdir()
+    shutil.copy2(SCRIPT, repo / "scripts" / "pr_report.py")
+    shutil.copy2(REPO_ROOT / "Makefile", repo / "Makefile")
+    _git(repo, "checkout", "-q", "-b", "more-trials")
+    _state(repo, n_trials=40, rmse=44000.0, residuals=[0.5, -0.5, 1.0, 2.0])
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier steps\n")
+
+    done = subprocess.run(
+        ["make", "-o", "install", "report", "BASE=main", f"BIN={Path(sys.executable).parent}"],
+        cwd=repo,
+        env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = (repo / "report.md").read_text()
+    assert report.startswith("## Pipeline report") and "Base `main`" in report
+    assert "sweep.n_trials" in report
+    assert summary.read_text() == "earlier steps\n" + report
