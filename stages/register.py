@@ -41,6 +41,7 @@ from housing.params.register import RegisterParams
 from housing.registry.committed import git_commit
 from housing.serving import SERVING_DIR
 from housing.serving.export import ExportError, write_serving
+from housing.workspace import in_experiment_copy, workspace_root
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ INTERVAL_PLOT = Path("reports/register/intervals_by_band.csv")
 REGISTRATION = Path("reports/register/registration.json")
 # The registry's champion, signed: what `make serve` and the GCS publisher serve. Not a stage
 # output (it depends on the registry's state and on a randomised signature): docs/governance.md.
-CHAMPION_DIR = Path("champion")
+# Always the main workspace's (a `dvc exp run --temp` copy registers into its registry too).
+CHAMPION_DIR = "champion"  # below the main workspace, also from `dvc exp run --temp`
 DVC_LOCK = Path("dvc.lock")
 RAW_DATA = "data/raw/housing.csv"
 PRICE_BANDS = (0, 100_000, 200_000, 300_000, 400_000, 500_000, np.inf)
@@ -481,13 +483,14 @@ def main() -> None:
     from housing.registry.signed import export_champion
 
     try:
-        record = export_champion(CHAMPION_DIR, model_name=p.model_name)
+        champion_dir = workspace_root() / CHAMPION_DIR
+        record = export_champion(champion_dir, model_name=p.model_name)
     except RegistryError as exc:
         raise stage.StageError(f"exporting the champion failed: {exc}") from exc
     if record is not None:
         logger.info(
             "%s/ now holds the champion: v%s (promotion #%d)",
-            CHAMPION_DIR,
+            champion_dir if in_experiment_copy() else CHAMPION_DIR,
             record.version,
             record.sequence,
         )

@@ -53,6 +53,10 @@ def test_pull_in_a_fresh_clone_restores_every_output_exactly_and_make_serve_serv
     assert program == "dvc"
     log = tmp_path / "make-serve.log"
     with running_make_serve(repo, user_env(mirror_csv), log, shared_venv=True) as api:
+        api.wait(
+            "the first load attempt",
+            lambda: b"model loading" not in get(f"{api.base_url}/ready")[1],
+        )
         status, body = get(f"{api.base_url}/ready")
         assert status == 503 and b"`dvc pull champion.dvc` restores the published one" in body
         pull = dvc(repo, *args, mirror=mirror_csv, env=DVC_ENV)

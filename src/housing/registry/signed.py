@@ -95,7 +95,10 @@ def signing_key(environ: Mapping[str, str] | None = None) -> SigningKey | None:
         dev = workspace_root() / DEV_KEYS_DIR / PRIVATE_KEY_FILE
         if dev.is_file():
             key = SigningKey.from_pem(dev.read_bytes(), where=f"the development key {dev}")
-            logger.info("HOUSING_SIGNING_KEY is not set: signing with the development key %s", dev)
+            shown = dev.relative_to(Path.cwd()) if dev.is_relative_to(Path.cwd()) else dev
+            logger.info(
+                "HOUSING_SIGNING_KEY is not set: signing with the development key %s", shown
+            )
             return key
     except KeyConfigError as exc:
         raise RegistryError(str(exc)) from None
