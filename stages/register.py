@@ -6,15 +6,16 @@ the pipeline's honest CV score. The same out-of-fold predictions calibrate the c
 prediction interval (``interval_level``; docs/intervals.md) that the served model answers
 with every price.
 
-The only stage that reads the test split. Writes the model bundle (``models/model.skops``
-+ ``models/model.json``, deterministic) and its serving export (``models/serving/``: plain
-arrays and LightGBM model text that the API loads without scikit-learn, and the interval;
-format in docs/serving-bundle.md), test metrics (interval coverage included) and plots for
-DVC, then logs the run
-to MLflow, registers a version of ``housing_price_model`` as ``challenger`` and moves
-``champion`` to it only if the promotion gates pass (every move is signed: docs/signing.md).
-The candidate in ``models/`` is never served: the registry's champion is exported, signed, to
-``champion/``, outside the stage's hashed outputs. Registry ids and timestamps go to an
+The only stage that reads the validation slice (the experiments' honest score,
+``reports/register/validation.json``) and the test split. Writes the model bundle
+(``models/model.skops`` + ``models/model.json``, deterministic) and its serving export
+(``models/serving/``: plain arrays and LightGBM model text that the API loads without
+scikit-learn, and the interval; format in docs/serving-bundle.md), test metrics (interval
+coverage included) and plots for DVC, then logs the run to MLflow, registers a version of
+``housing_price_model`` as ``challenger`` and moves ``champion`` to it only if the promotion
+gates pass (every move is signed: docs/signing.md). The candidate in ``models/`` is never
+served: the registry's champion is exported, signed, to ``champion/``, outside the stage's
+hashed outputs. Registry ids and timestamps go to an
 uncached report, so they never break byte-identical rebuilds.
 """
 
@@ -46,6 +47,10 @@ from housing.workspace import in_experiment_copy, workspace_root
 logger = logging.getLogger(__name__)
 
 TRAIN, TEST = Path("data/split/train.parquet"), Path("data/split/test.parquet")
+# Held out of train by the split stage; no stage before this one reads it: the final model's
+# score on it is the experiments' honest score (what `dvc exp show` ranks on).
+VALIDATION = Path("data/split/validation.parquet")
+VALIDATION_METRICS = Path("reports/register/validation.json")
 CONTRACT = Path("data/contract.json")
 BEST_PARAMS = Path("models/best_params.yaml")
 SWEEP_SUMMARY = Path("reports/sweep/summary.json")
@@ -163,6 +168,25 @@ class FinalReport:
     bands: pd.DataFrame
     interval_bands: pd.DataFrame
     importance: pd.DataFrame
+
+
+def score_on_validation(model: Any, validation: pd.DataFrame) -> dict[str, Any]:
+    """The experiments' honest score: the final model on rows no choice saw.
+
+    Every choice (imputer, features, family, hyperparameters, bag) was made by CV on train,
+    and the honest CV's folds are train's too, so both carry some selection optimism (more
+    trials lower the sweep's best CV by construction). These rows were held out of train by
+    the split stage and are read here only.
+    """
+    y_true = validation[TARGET].to_numpy(float)
+    y_pred = model.predict(validation.drop(columns=[TARGET]))
+    report = regression_report(y_true, y_pred)
+    return {
+        "validation_rmse": round(float(report["rmse"]), 6),
+        "validation_mae": round(float(report["mae"]), 6),
+        "validation_r2": round(float(report["r2"]), 6),
+        "n_validation": len(y_true),
+    }
 
 
 def report_on_test(
@@ -365,6 +389,14 @@ def main() -> None:
         raise stage.StageError(f"cannot calibrate the prediction interval: {exc}") from exc
     model, interval = trained.model, trained.interval
 
+    validation = score_on_validation(model, pd.read_parquet(VALIDATION))
+    write_json(VALIDATION_METRICS, validation)
+    logger.info(
+        "validation RMSE %.0f on %d held-out districts (the experiments' score)",
+        validation["validation_rmse"],
+        validation["n_validation"],
+    )
+
     test = pd.read_parquet(TEST)  # the one read of the test split
     report = report_on_test(trained, test, n_resamples=p.bootstrap_resamples, seed=seed)
     metrics = report.metrics
@@ -436,7 +468,9 @@ def main() -> None:
         registration = _register(
             sk_model=model,
             params={"spec": meta["spec"]},
-            metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
+            metrics={
+                k: v for k, v in {**metrics, **validation}.items() if isinstance(v, int | float)
+            },
             tags={
                 "git_commit": git_commit(),
                 "data_md5": data_md5,

@@ -18,7 +18,11 @@ import pytest
 from housing.contract import TARGET
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SPLIT_OUTS = ("data/split/train.parquet", "data/split/test.parquet")
+SPLIT_OUTS = (
+    "data/split/train.parquet",
+    "data/split/validation.parquet",
+    "data/split/test.parquet",
+)
 PREPROCESS_OUTS = (
     "data/contract.json",
     "reports/preprocess/imputation.json",
@@ -63,7 +67,7 @@ def workdir(tmp_path: Path) -> Path:
 def write_splits(workdir: Path, train: pd.DataFrame, test: pd.DataFrame) -> None:
     (workdir / "data/split").mkdir(parents=True)
     train.to_parquet(workdir / SPLIT_OUTS[0], index=False)
-    test.to_parquet(workdir / SPLIT_OUTS[1], index=False)
+    test.to_parquet(workdir / SPLIT_OUTS[2], index=False)
 
 
 def assert_nothing_written(workdir: Path, outs: tuple[str, ...]) -> None:
@@ -154,7 +158,8 @@ def test_preprocess_reports_every_violation_of_the_train_split(workdir, housing_
 
 @pytest.mark.slow
 def test_preprocess_never_reads_the_test_split(workdir, housing_df):
-    """The test split is the register stage's alone: preprocess runs without one."""
+    """The test split and the validation slice are the register stage's alone: preprocess
+    runs without either."""
     rows = housing_df.sample(300, random_state=0).reset_index(drop=True)
     (workdir / "data/split").mkdir(parents=True)
     rows.to_parquet(workdir / SPLIT_OUTS[0], index=False)
@@ -163,7 +168,7 @@ def test_preprocess_never_reads_the_test_split(workdir, housing_df):
     assert proc.returncode == 0, proc.stderr
     for out in PREPROCESS_OUTS:
         assert (workdir / out).is_file(), out
-    assert not (workdir / SPLIT_OUTS[1]).exists()
+    assert not (workdir / SPLIT_OUTS[1]).exists() and not (workdir / SPLIT_OUTS[2]).exists()
 
 
 @pytest.mark.slow

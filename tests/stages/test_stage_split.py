@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from housing.stage import StageError
-from stages.split import income_category, split
+from stages.split import hold_out, income_category, split
 
 BINS = [0.0, 1.5, 3.0, 4.5, 6.0, np.inf]
 
@@ -56,3 +58,28 @@ def test_split_refuses_incomes_outside_the_bins():
     df.loc[[3, 7], "median_income"] = -1.0
     with pytest.raises(StageError, match=r"2 row\(s\) have median_income outside split"):
         split(df, test_size=0.2, seed=42, income_bins=BINS)
+
+
+def test_the_validation_slice_is_held_out_of_train_stratified_and_disjoint():
+    df = strata_frame(20)
+    train, test = split(df, test_size=0.2, seed=42, income_bins=BINS)
+    fit, validation = hold_out(train, size=0.25, seed=42, income_bins=BINS)
+    assert len(fit) == 60 and len(validation) == 20  # a quarter of train's 80 rows
+    assert set(fit["row"]).isdisjoint(validation["row"])
+    assert set(validation["row"]).isdisjoint(test["row"])  # never a test row
+    assert sorted([*fit["row"], *validation["row"]]) == sorted(train["row"])
+    counts = income_category(validation["median_income"], BINS).value_counts()
+    assert counts.sort_index().tolist() == [4] * 5
+
+
+def test_only_register_depends_on_the_validation_slice_or_the_test_split():
+    """As dvc.yaml declares them (what DVC runs each stage with);
+    `test_preprocess_never_reads_the_test_split` runs preprocess with neither file there."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    held_out = {"data/split/validation.parquet", "data/split/test.parquet"}
+    readers = {name for name, stage in stages.items() if held_out & set(stage.get("deps", []))}
+    assert readers == {"register"}
+    assert held_out <= set(stages["split"]["outs"])

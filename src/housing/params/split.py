@@ -1,4 +1,4 @@
-"""``split``: the stratified train/test split."""
+"""``split``: the stratified train/test split and the validation slice of train."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ from housing.params.base import SEED_MAX, Section
 
 class SplitParams(Section):
     test_size: float = Field(gt=0, lt=1, description="Share of rows held out for the test.")
+    validation_size: float = Field(
+        gt=0,
+        lt=1,
+        description="Share of the non-test rows held out as the validation slice: no choice "
+        "sees it; register scores the final model on it (the experiments' honest score).",
+    )
     seed: int = Field(ge=0, le=SEED_MAX)
     income_bins: list[float] = Field(
         min_length=3,

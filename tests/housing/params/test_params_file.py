@@ -30,6 +30,7 @@ OUT_OF_RANGE: dict[str, tuple[Any, str]] = {
     "download.sha256": ("8A37", "download.sha256"),
     "download.timeout_s": (-1, "download.timeout_s"),
     "split.test_size": (1.5, "split.test_size"),
+    "split.validation_size": (0, "split.validation_size"),
     "split.seed": (-1, "split.seed"),
     "split.income_bins": ([0.0, 3.0, 1.5], "split.income_bins"),
     "preprocess.contract_margin": (-0.1, "preprocess.contract_margin"),
