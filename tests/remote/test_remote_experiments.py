@@ -1,8 +1,9 @@
 """The experiment workflows of docs/experiments.md, run for real on a pipeline copy.
 
 `dvc exp run --set-param` re-runs exactly the affected stages; `exp show`/`exp diff` list the
-params, the sweep's CV score and the test metrics; the experiment with the best CV score
-(never the best test RMSE) is chosen with the documented `exp show` command, applied,
+params, the validation score, the sweep's CV score and the test metrics; the experiment with
+the best validation score (never the best test RMSE, nor the sweep's best CV, which more
+trials lower by construction) is chosen with the documented `exp show` command, applied,
 committed and pushed; a colleague's clone pulls it exactly, and the pushed run cache spares
 them any recompute. Several experiments run one after another with `--temp` (DVC's queue
 is not tested, nor taught: docs/testing.md says why).
@@ -39,17 +40,18 @@ DOWNSTREAM_OF_FEATURIZE = ["select", "sweep", "register"]
 FEATURES = "reports/featurize/features.json"
 METRICS = "reports/register/metrics.json"  # test metrics: the final report, never a choice
 SWEEP = "reports/sweep/summary.json"  # its best_value: the sweep's best CV RMSE on train
-# docs/experiments.md's choosing command: CV score and knobs, lowest CV RMSE first, no test
-# metric.
+VALIDATION = "reports/register/validation.json"  # the experiments' honest score
+# docs/experiments.md's choosing command: the validation score (and the sweep's CV beside
+# it) and the knobs, lowest validation RMSE first, no test metric.
 CHOOSE = (
     "exp",
     "show",
     "--sort-by",
-    f"{SWEEP}:best_value",
+    f"{VALIDATION}:validation_rmse",
     "--drop",
     ".*",
     "--keep",
-    "Experiment|best_value|sweep.n_trials|featurize.k_values",
+    "Experiment|validation_rmse|best_value|sweep.n_trials|featurize.k_values",
 )
 
 
@@ -103,8 +105,8 @@ def exp_show(repo: Path, mirror: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def choose_on_cv(repo: Path, mirror: Path, candidates: set[str]) -> tuple[list[str], list[str]]:
-    """The documented choosing table as CSV: (its columns, the candidates best CV first)."""
+def choose(repo: Path, mirror: Path, candidates: set[str]) -> tuple[list[str], list[str]]:
+    """The documented choosing table as CSV: (its columns, the candidates best first)."""
     table = list(csv.DictReader(io.StringIO(run(repo, mirror, *CHOOSE, "--csv"))))
     return list(table[0]), [row["Experiment"] for row in table if row["Experiment"] in candidates]
 
@@ -216,45 +218,50 @@ def test_exp_show_lists_experiments_with_params_cv_and_test_metrics(lab, experim
     assert shown["kvalues"]["params"]["sweep"]["n_trials"] != 2
     for name in ("trials2", "kvalues"):
         assert shown[name]["metrics"][SWEEP]["best_value"] > 0
+        assert shown[name]["metrics"][VALIDATION]["validation_rmse"] > 0
         metrics = shown[name]["metrics"][METRICS]
         assert metrics["rmse"] > 0 and 0 < metrics["r2"] <= 1
     table = run(lab, mirror_csv, "exp", "show", "--md")
     assert "trials2" in table and "kvalues" in table and "sweep.n_trials" in table
-    assert "best_value" in table
+    assert "best_value" in table and "validation_rmse" in table
+
+
+def _validation(shown: dict[str, dict[str, Any]], name: str) -> float:
+    return shown[name]["metrics"][VALIDATION]["validation_rmse"]
 
 
 @pytest.fixture(scope="module")
-def cv_choice(lab, experiments, mirror_csv) -> tuple[list[str], list[str]]:
+def choice(lab, experiments, mirror_csv) -> tuple[list[str], list[str]]:
     """The choosing table of the two experiments, read before any is applied."""
-    return choose_on_cv(lab, mirror_csv, {"trials2", "kvalues"})
+    return choose(lab, mirror_csv, {"trials2", "kvalues"})
 
 
-def test_the_choosing_table_ranks_by_cv_and_hides_test_metrics(lab, cv_choice, mirror_csv):
-    columns, ranked = cv_choice
+def test_the_choosing_table_ranks_by_validation_and_hides_test_metrics(lab, choice, mirror_csv):
+    columns, ranked = choice
     assert set(columns) == {
         "Experiment",
+        "validation_rmse",
         "best_value",
         "sweep.n_trials",
         "featurize.k_values",
     }
     shown = exp_show(lab, mirror_csv)
-    cv = {name: shown[name]["metrics"][SWEEP]["best_value"] for name in ("trials2", "kvalues")}
-    assert cv["trials2"] != cv["kvalues"]  # a tie would rank either way
-    assert ranked == sorted(cv, key=cv.__getitem__)
+    score = {name: _validation(shown, name) for name in ("trials2", "kvalues")}
+    assert score["trials2"] != score["kvalues"]  # a tie would rank either way
+    assert ranked == sorted(score, key=score.__getitem__)
 
 
-def test_diff_apply_the_cv_choice_commit_push_and_a_colleague_pulls_it(
-    lab, experiments, cv_choice, pushed, mirror_csv, tmp_path
+def test_diff_apply_the_choice_commit_push_and_a_colleague_pulls_it(
+    lab, experiments, choice, pushed, mirror_csv, tmp_path
 ):
-    """The full loop: choose on CV, diff, apply, commit, push; a clone gets it exactly."""
+    """The full loop: choose on the validation score, diff, apply, commit, push; a clone gets
+    it exactly."""
     shown = exp_show(lab, mirror_csv)
-    best = cv_choice[1][0]
-    # The choice is the lowest CV RMSE, whatever the test RMSEs say.
-    assert best == min(
-        ("trials2", "kvalues"), key=lambda n: shown[n]["metrics"][SWEEP]["best_value"]
-    )
+    best = choice[1][0]
+    # The choice is the lowest validation RMSE, whatever the test RMSEs say.
+    assert best == min(("trials2", "kvalues"), key=lambda n: _validation(shown, n))
     diff = json.loads(run(lab, mirror_csv, "exp", "diff", experiments["baseline"], best, "--json"))
-    assert "best_value" in diff["metrics"][SWEEP]
+    assert "validation_rmse" in diff["metrics"][VALIDATION]
     assert "rmse" in diff["metrics"][METRICS]  # the final report of the change
     assert diff["params"]["params.yaml"]  # the changed knob is listed
 

@@ -22,6 +22,7 @@ from stages.register import (
     raw_data_md5,
     report_on_test,
     residuals_by_band,
+    score_on_validation,
 )
 
 KEYS = {
@@ -253,6 +254,17 @@ def test_the_stage_core_reports_honest_cv_and_interval_metrics(make_districts):
     import json
 
     json.dumps(report.metrics, allow_nan=False)  # metrics.json is strict JSON
+
+
+def test_the_validation_score_is_the_final_models_rmse_on_the_held_out_rows(make_districts):
+    train, validation = make_districts(400, seed=3), make_districts(150, seed=5)
+    trained = fit_final(_spec(), train, categories=None, level=0.8, cv_folds=3, cv_seed=2027)
+    score = score_on_validation(trained.model, validation)
+    y = validation["median_house_value"].to_numpy(float)
+    predicted = trained.model.predict(validation.drop(columns=["median_house_value"]))
+    assert score["validation_rmse"] == pytest.approx(rmse(y, predicted), abs=1e-6)
+    assert score["n_validation"] == 150 and 0 < score["validation_r2"] <= 1
+    assert set(score) == {"validation_rmse", "validation_mae", "validation_r2", "n_validation"}
 
 
 def test_a_train_split_too_small_for_the_level_is_a_clear_error(make_districts):
