@@ -1,8 +1,8 @@
 """The project's main workspace, also from inside ``dvc exp run --temp``.
 
 ``dvc exp run --temp`` runs the stages in a throw-away copy of the repository,
-``<workspace>/.dvc/tmp/exps/<random>/`` (DVC 3's ``TempDirExecutor``: ``EXEC_TMP_DIR`` under
-the repo's ``.dvc/tmp``). What is *not* versioned must still come from the workspace the
+``<workspace>/.dvc/tmp/exps/standalone/<random>/`` (DVC 3's ``TempDirQueue``; the queue's
+workers use ``exps/<random>/``). What is *not* versioned must still come from the workspace the
 user typed the command in: the local registry (``mlflow.db``, ``mlartifacts/``), the
 development signing key (``.keys/``) and the exported ``champion/`` that ``make serve``
 watches. Relative to the copy, they would be created there and deleted with it.
@@ -20,15 +20,18 @@ DEV_KEYS_DIR = ".keys"  # the development key pair `make install` creates (git-i
 
 
 def workspace_root(start: str | os.PathLike[str] | None = None) -> Path:
-    """The main workspace of ``start`` (default: DVC's ``DVC_ROOT`` for a stage, else the
-    working directory): ``start`` itself, or the workspace whose ``.dvc/tmp/exps/`` holds it."""
-    here = Path(start if start is not None else os.environ.get("DVC_ROOT") or Path.cwd())
-    here = here.resolve()
-    n = len(EXPERIMENT_COPIES)
-    for candidate in (here, *here.parents):
-        parts = candidate.parts
-        if len(parts) > n + 1 and parts[-n - 1 : -1] == EXPERIMENT_COPIES:
-            root = Path(*parts[: -n - 1])
+    """The main workspace of ``start`` (default: the working directory, where a stage runs):
+    ``start`` itself, or the workspace whose ``.dvc/tmp/exps/`` holds it
+    (``exps/standalone/<tmp>`` for ``--temp``, ``exps/<tmp>`` for the queue's workers).
+
+    Not DVC's ``DVC_ROOT``: in a ``--temp`` copy it names the main workspace already (DVC
+    3.67), so it cannot tell a copy from the workspace; the working directory can.
+    """
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    parts, n = here.parts, len(EXPERIMENT_COPIES)
+    for i in range(len(parts) - n, 0, -1):  # the innermost match: a copy's own .dvc/tmp
+        if parts[i : i + n] == EXPERIMENT_COPIES and len(parts) > i + n:
+            root = Path(*parts[:i])
             if (root / ".dvc").is_dir():
                 return root
     return here
@@ -36,5 +39,5 @@ def workspace_root(start: str | os.PathLike[str] | None = None) -> Path:
 
 def in_experiment_copy(start: str | os.PathLike[str] | None = None) -> bool:
     """Whether ``start`` lies in a ``dvc exp run --temp`` copy of a workspace."""
-    here = Path(start if start is not None else os.environ.get("DVC_ROOT") or Path.cwd())
-    return workspace_root(here) != here.resolve()
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    return workspace_root(here) != here

@@ -358,6 +358,7 @@ def test_pipeline_image_reproduces_on_a_sample(images, housing_df, tmp_path: Pat
     sample = stratified_sample(housing_df, 4_000, tmp_path / "sample.csv")
     params = sample_params(sample)
     repo = make_pipeline_repo(tmp_path / "repo", params=params)
+    write_keypair(repo / ".keys")  # what `make install` leaves in a checkout
     for path in [repo, *repo.rglob("*")]:
         os.chown(path, IMAGE_UID, IMAGE_UID, follow_symlinks=False)
     done = podman(
@@ -391,3 +392,7 @@ def test_pipeline_image_reproduces_on_a_sample(images, housing_df, tmp_path: Pat
     assert (repo / "models/model.skops").stat().st_size > 0
     assert (repo / "models/model.json").is_file()
     assert (repo / "dvc.lock").is_file()
+    # The stage found the checkout's development key itself, as outside the container.
+    log = done.stdout + done.stderr
+    assert "signing with the development key .keys/signing-key.pem" in log, log[-3000:]
+    assert (repo / "champion" / "model.sig").is_file()
