@@ -32,21 +32,25 @@ def districts(test_split: pd.DataFrame) -> pd.DataFrame:
     return test_split.drop(columns=[TARGET]).sample(200, random_state=0)
 
 
-def test_richer_districts_get_higher_prices(bundle, districts):
+def test_richer_districts_get_higher_prices(bundle, test_split):
     """+2 (i.e. +$20k) median income raises the price for at least 95% of real districts.
 
-    Not 100%: the model is a tree ensemble without monotone constraints. Measured on the
-    fast-params model, ~97% rise; the rest are districts with incomes of about 10 or more,
-    whose price already sits at the data set's 500,001 censoring cap (no signal above it,
-    so the trees are flat there), and rare combinations (e.g. income < 1 next to the bay)
-    where a tree split on income interacts with location.
+    Not 100%: the model is a tree ensemble without monotone constraints. The rest are
+    districts with incomes of about 10 or more, whose price already sits at the data set's
+    500,001 censoring cap (no signal above it, so the trees are flat there), and rare
+    combinations (e.g. income < 1 next to the bay) where a tree split on income interacts
+    with location. On every test district, not a sample: 200 of them made the shares move
+    by a district's 0.5 % (the fast-params model since the validation slice: 94.0 % raised,
+    2.5 % lowered on the old sample of 200; 96.2 % and 1.8 % on all 4,128; the production
+    model 97.9 % and 1.5 %, measured 2026-12-07).
     """
+    districts = test_split.drop(columns=[TARGET])
     base = bundle.model.predict(districts)
     richer = bundle.model.predict(districts.assign(median_income=districts.median_income + 2))
     raised, lowered = np.mean(richer > base), np.mean(richer < base)
     assert raised >= 0.95, f"raised {raised:.1%}, lowered {lowered:.1%}"
     assert lowered <= 0.02, f"raised {raised:.1%}, lowered {lowered:.1%}"
-    # Below the saturation zone, rises dominate even more clearly.
+    # Below the saturation zone, rises dominate even more clearly (98.1 % measured).
     modest = (districts.median_income < 8).to_numpy()
     assert np.mean(richer[modest] > base[modest]) >= 0.97
 
