@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     # (serve/replay.py). Unset: that memory ends with the process (a warning says so).
     replay_state_dir: Path | None = None
 
+    # The feature log (serve/feature_log.py): every scored instance as a JSON line, written
+    # off the request path, rotated at feature_log_max_bytes with feature_log_backups old
+    # files kept (the bound: max_bytes * (backups + 1)). Unset directory: off.
+    feature_log_dir: Path | None = None
+    feature_log_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    feature_log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    feature_log_backups: int = Field(4, ge=0, le=100)
+    feature_log_queue: int = Field(10_000, ge=1)
+
     # Request limits.
     max_batch: int = Field(1000, ge=1, le=100_000)
     max_body_bytes: int = Field(1_048_576, ge=1024)
@@ -94,6 +103,7 @@ class Settings(BaseSettings):
         "gcs_endpoint_url",
         "admin_token",
         "replay_state_dir",
+        "feature_log_dir",
         mode="before",
     )
     @classmethod

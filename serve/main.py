@@ -162,7 +162,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 close_sink=sink.close,
             )
             pred_log.start()
-        app.state.serve = ServeState(cfg, serve_metrics, store, reloader, pred_log)
+        feature_log = None
+        if cfg.feature_log_dir is not None:
+            from serve.feature_log import FeatureLog
+
+            feature_log = FeatureLog(
+                cfg.feature_log_dir,
+                sample_rate=cfg.feature_log_sample_rate,
+                max_bytes=cfg.feature_log_max_bytes,
+                backups=cfg.feature_log_backups,
+                queue_size=cfg.feature_log_queue,
+                on_drop=serve_metrics.feature_log_dropped.inc,
+                on_error=serve_metrics.feature_log_errors.inc,
+                on_written=serve_metrics.feature_log_written.inc,
+            )
+            feature_log.start()
+        app.state.serve = ServeState(cfg, serve_metrics, store, reloader, pred_log, feature_log)
         logger.info(
             "model sources in order: %s",
             ", ".join(s.describe() for s in sources) or "none configured",
@@ -181,6 +196,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             reloader.stop()
             if pred_log is not None:
                 await anyio.to_thread.run_sync(pred_log.stop)
+            if feature_log is not None:
+                await anyio.to_thread.run_sync(feature_log.stop)
             logger.info("API stopped")
 
     app = FastAPI(

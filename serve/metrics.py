@@ -62,6 +62,21 @@ class ServeMetrics:
             "Prediction-statistics records dropped because the logging queue was full.",
             registry=self.registry,
         )
+        self.feature_log_dropped = Counter(
+            "feature_log_dropped_total",
+            "Feature-log records dropped because its queue was full.",
+            registry=self.registry,
+        )
+        self.feature_log_errors = Counter(
+            "feature_log_errors_total",
+            "Feature-log writes that failed (read-only or full disk); requests are unaffected.",
+            registry=self.registry,
+        )
+        self.feature_log_written = Counter(
+            "feature_log_written_total",
+            "Scored instances written to the feature log (after sampling).",
+            registry=self.registry,
+        )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request and its latency (the labelled children are cached per series)."""

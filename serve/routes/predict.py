@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from serve.body import parse_instances
 from serve.deps import current_model
 from serve.errors import ApiError
+from serve.feature_log import batch_now
 from serve.loaded_model import LoadedModel
 from serve.logs import request_id_var
 from serve.prediction_log import PredictionRecord
@@ -49,7 +50,8 @@ def _scoring_limiter() -> anyio.CapacityLimiter:
 
 class Scored(NamedTuple):
     """A priced body: per-instance prices and interval ends rounded to cents, and the
-    prices' mean, min and max for the prediction log."""
+    prices' mean, min and max for the prediction log; the parsed instances for the feature
+    log."""
 
     prices: list[float]
     lows: list[float]
@@ -57,6 +59,7 @@ class Scored(NamedTuple):
     mean: float
     min: float
     max: float
+    instances: list[dict[str, Any]]
 
 
 def score(raw: bytes, model: LoadedModel, max_batch: int) -> Scored:
@@ -74,11 +77,17 @@ def score(raw: bytes, model: LoadedModel, max_batch: int) -> Scored:
         value = values[0]
         if not (math.isfinite(value) and math.isfinite(highs[0])):
             raise _non_finite(1)
-        return Scored(values, lows, highs, value, value, value)
+        return Scored(values, lows, highs, value, value, value, instances)
     if not (np.isfinite(prices).all() and np.isfinite(high).all()):
         raise _non_finite(int((~(np.isfinite(prices) & np.isfinite(high))).sum()))
     return Scored(
-        values, lows, highs, float(prices.mean()), float(prices.min()), float(prices.max())
+        values,
+        lows,
+        highs,
+        float(prices.mean()),
+        float(prices.min()),
+        float(prices.max()),
+        instances,
     )
 
 
@@ -117,6 +126,18 @@ async def handle_predict(request: Request) -> Response:
         latency_ms = (time.perf_counter() - start) * 1000
         state.prediction_log.record(
             PredictionRecord(count, scored.mean, scored.min, scored.max, latency_ms)
+        )
+    if state.feature_log is not None:
+        state.feature_log.submit(
+            batch_now(
+                scored.instances,
+                scored.prices,
+                scored.lows,
+                scored.highs,
+                model_name=ident.name,
+                model_version=ident.version,
+                request_id=request_id_var.get(),
+            )
         )
     level = model.interval.level
     return OrjsonResponse(

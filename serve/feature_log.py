@@ -1,0 +1,203 @@
+"""The feature log: every scored instance as one JSON line, written off the request path.
+
+Each line holds the instance's raw fields, its price and interval, the model's name and
+version, the request id and a UTC timestamp: what a drift report compares with the training
+data, and what realised error joins true values to (docs/monitoring.md).
+
+A request puts one tuple on a bounded queue (``put_nowait``: never a wait, never an
+exception) and goes on; a full queue drops the request's records and counts them. One
+daemon thread takes the tuples, samples instances at ``sample_rate``, serialises them and
+hands the lines to the standard library's ``RotatingFileHandler``: ``features.jsonl``,
+rotated at ``max_bytes`` into ``features.jsonl.1`` ... ``.<backups>``, the oldest deleted,
+so the log never holds more than ``max_bytes * (backups + 1)`` bytes. A write that fails (a
+read-only or full disk) is counted and logged once per kind, and the next is tried again:
+requests never see it. JSON lines only: the serving image has no pyarrow.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+logger = logging.getLogger(__name__)
+
+LOG_FILE = "features.jsonl"
+_STOP = object()
+
+
+class Batch(NamedTuple):
+    """One request's scored instances, as the request left them (serialised later)."""
+
+    instances: Sequence[Any]  # dicts, or the API's validated pydantic instances
+    prices: Sequence[float]
+    lows: Sequence[float]
+    highs: Sequence[float]
+    model_name: str
+    model_version: str | None
+    request_id: str
+    at: float  # time.time() when scored
+
+
+class _CountingHandler(logging.handlers.RotatingFileHandler):
+    """Rotation from the standard library; a failed write is counted, not printed."""
+
+    def __init__(self, path: Path, *, max_bytes: int, backups: int, on_error: Callable) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, delay=True)
+        self.setFormatter(logging.Formatter("%(message)s"))
+        self._on_error = on_error
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        self._on_error()
+        if self.stream is not None:  # reopen at the next write: the disk may be back
+            try:
+                self.stream.close()
+            finally:
+                self.stream = None  # type: ignore[assignment]
+
+
+def _plain(value: Any) -> Any:
+    """orjson's fallback: the API's validated instances are pydantic models."""
+    dump = getattr(value, "model_dump", None)
+    if dump is None:
+        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    return dump(mode="json")
+
+
+def lines(batch: Batch, keep: Callable[[], bool]) -> list[bytes]:
+    """The JSON lines of ``batch``'s instances that ``keep`` samples."""
+    at = datetime.fromtimestamp(batch.at, UTC).isoformat(timespec="milliseconds")
+    out = []
+    for fields, price, low, high in zip(
+        batch.instances, batch.prices, batch.lows, batch.highs, strict=True
+    ):
+        if not keep():
+            continue
+        out.append(
+            orjson.dumps(
+                {
+                    "at": at,
+                    "request_id": batch.request_id,
+                    "model": batch.model_name,
+                    "version": batch.model_version,
+                    "price": price,
+                    "low": low,
+                    "high": high,
+                    "features": fields,
+                },
+                default=_plain,
+            )
+        )
+    return out
+
+
+class FeatureLog:
+    """Bounded queue + one writer thread + a size-bounded rotating JSON-lines file."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        sample_rate: float = 1.0,
+        max_bytes: int = 10 * 1024 * 1024,
+        backups: int = 4,
+        queue_size: int = 10_000,
+        on_drop: Callable[[float], None] = lambda n: None,
+        on_error: Callable[[], None] = lambda: None,
+        on_written: Callable[[float], None] = lambda n: None,
+        seed: int | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / LOG_FILE
+        self.sample_rate = sample_rate
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._on_drop, self._on_error, self._on_written = on_drop, on_error, on_written
+        self._random = random.Random(seed)
+        self._warned: set[str] = set()
+        self._handler = _CountingHandler(
+            self.path, max_bytes=max_bytes, backups=backups, on_error=self._failed
+        )
+        self._thread = threading.Thread(target=self._run, name="feature-log", daemon=True)
+
+    def start(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the writes will fail and be counted; requests go on
+            self._warn("mkdir", f"feature log directory {self.directory}: {exc.strerror}")
+        self._thread.start()
+
+    def submit(self, batch: Batch) -> None:
+        """From the request: never blocks, never raises."""
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            self._on_drop(float(len(batch.prices)))
+            self._warn("full", "feature log queue full: records dropped (counted)")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread and close the file."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+        self._handler.close()
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything submitted so far is written (tests, shutdown)."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
+
+    def _keep(self) -> bool:
+        return self.sample_rate >= 1.0 or self._random.random() < self.sample_rate
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            try:
+                out = lines(item, self._keep)
+            except Exception:  # a record that cannot be serialised: counted, never fatal
+                logger.exception("feature log: a batch could not be serialised")
+                self._on_error()
+                continue
+            for line in out:
+                self._handler.handle(
+                    logging.makeLogRecord({"msg": line.decode(), "levelno": logging.INFO})
+                )
+            if out:
+                self._on_written(float(len(out)))
+
+    def _failed(self) -> None:
+        self._on_error()
+        self._warn("write", f"feature log: cannot write {self.path} (counted; retried)")
+
+    def _warn(self, kind: str, message: str) -> None:
+        if kind not in self._warned:  # once per kind: a full disk must not flood the log
+            self._warned.add(kind)
+            logger.warning(message)
+
+
+def batch_now(
+    instances: Sequence[Any],
+    prices: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    *,
+    model_name: str,
+    model_version: str | None,
+    request_id: str,
+) -> Batch:
+    return Batch(instances, prices, lows, highs, model_name, model_version, request_id, time.time())

@@ -1,0 +1,125 @@
+"""The feature log (serve/feature_log.py): every scored instance as a JSON line, off the
+request path, size-bounded, sampled, and never the cause of a failed request."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from serve_support import settings_for
+
+from serve.feature_log import LOG_FILE, Batch, FeatureLog
+from serve.main import create_app
+
+
+def _batch(n: int, request_id: str = "r1") -> Batch:
+    return Batch(
+        instances=[{"median_income": 3.0 + i, "ocean_proximity": "INLAND"} for i in range(n)],
+        prices=[100_000.0 + i for i in range(n)],
+        lows=[80_000.0] * n,
+        highs=[120_000.0] * n,
+        model_name="housing_price_model",
+        model_version="7",
+        request_id=request_id,
+        at=1_765_000_000.0,
+    )
+
+
+def _records(directory: Path) -> list[dict]:
+    return [
+        json.loads(line)
+        for path in sorted(directory.glob(f"{LOG_FILE}*"))
+        for line in path.read_text().splitlines()
+    ]
+
+
+def test_each_instance_is_one_line_with_its_fields_price_interval_and_lineage(tmp_path):
+    log = FeatureLog(tmp_path)
+    log.start()
+    log.submit(_batch(3))
+    log.stop()
+    records = _records(tmp_path)
+    assert len(records) == 3
+    assert records[0] == {
+        "at": "2025-12-06T05:46:40.000+00:00",
+        "request_id": "r1",
+        "model": "housing_price_model",
+        "version": "7",
+        "price": 100_000.0,
+        "low": 80_000.0,
+        "high": 120_000.0,
+        "features": {"median_income": 3.0, "ocean_proximity": "INLAND"},
+    }
+
+
+def test_rotation_keeps_the_log_within_its_bound(tmp_path):
+    counts = {"written": 0.0}
+    log = FeatureLog(
+        tmp_path,
+        max_bytes=4_096,
+        backups=2,
+        on_written=lambda n: counts.__setitem__("written", counts["written"] + n),
+    )
+    log.start()
+    for i in range(60):
+        log.submit(_batch(10, request_id=f"r{i}"))
+    log.stop()
+    files = sorted(tmp_path.glob(f"{LOG_FILE}*"))
+    assert [f.name for f in files] == [LOG_FILE, f"{LOG_FILE}.1", f"{LOG_FILE}.2"]
+    assert sum(f.stat().st_size for f in files) <= 4_096 * 3
+    assert counts["written"] == 600  # every line was written; the oldest were rotated away
+    newest = (tmp_path / LOG_FILE).read_text().splitlines()[-1]
+    assert json.loads(newest)["request_id"] == "r59"  # the current file has the newest
+
+
+def test_sampling_keeps_the_configured_share(tmp_path):
+    log = FeatureLog(tmp_path, sample_rate=0.25, seed=3)
+    log.start()
+    for i in range(40):
+        log.submit(_batch(25, request_id=f"r{i}"))
+    log.stop()
+    assert 200 <= len(_records(tmp_path)) <= 300  # 25 % of 1,000, seeded
+
+
+def test_a_full_queue_drops_and_counts_without_blocking(tmp_path):
+    dropped = []
+    log = FeatureLog(tmp_path, queue_size=2, on_drop=dropped.append)  # not started: no reader
+    for _ in range(5):
+        log.submit(_batch(4))
+    assert dropped == [4.0, 4.0, 4.0]
+
+
+def test_a_read_only_log_never_fails_a_request(champion_dir, tmp_path, example):
+    """A read-only directory (a file in the log's place: even root cannot write through it)
+    makes every write fail: counted, logged once, and every request still answers 200."""
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the log directory should be")
+    settings = settings_for(champion_dir, feature_log_dir=blocked / "log")
+    with TestClient(create_app(settings)) as client:
+        for _ in range(5):
+            response = client.post("/api/v1/predict", json={"instances": [example] * 3})
+            assert response.status_code == 200, response.text
+        state = client.app.state.serve
+        state.feature_log.flush()
+        metrics = client.get("/metrics").text
+    assert "feature_log_errors_total 15.0" in metrics
+    assert "feature_log_written_total" in metrics
+
+
+def test_the_api_logs_what_it_priced(champion_dir, tmp_path, example):
+    settings = settings_for(champion_dir, feature_log_dir=tmp_path / "log")
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/api/v1/predict", json={"instances": [example, example]})
+        assert response.status_code == 200
+        client.app.state.serve.feature_log.flush()
+        metrics = client.get("/metrics").text
+    body = response.json()
+    records = _records(tmp_path / "log")
+    assert len(records) == 2 and "feature_log_written_total 2.0" in metrics
+    first = records[0]
+    assert first["price"] == body["predictions"][0]["predicted_price"]
+    assert first["low"] == body["predictions"][0]["interval"]["low"]
+    assert first["request_id"] == body["request_id"]
+    assert first["version"] == body["model_version"] and first["model"] == body["model_name"]
+    assert first["features"]["median_income"] == example["median_income"]
