@@ -33,11 +33,12 @@ import pandas as pd
 
 from housing import choices, intervals, stage
 from housing.artifact import TRUSTED_TYPES, bundle_only, save_bundle
-from housing.contract import TARGET, Contract
+from housing.contract import CATEGORICAL_FEATURE, NUMERIC_FEATURES, TARGET, Contract
 from housing.cv import kfold, map_folds
 from housing.io import read_json, read_yaml, write_csv, write_json
 from housing.metrics import PRICE_CAP, bootstrap_rmse_ci, regression_report, rmse
 from housing.model import ModelSpec, build_model
+from housing.monitor.reference import build_reference
 from housing.params.register import RegisterParams
 from housing.registry.committed import git_commit
 from housing.serving import SERVING_DIR
@@ -134,6 +135,7 @@ class Trained:
     model: Any
     interval: intervals.Interval
     cv: dict[str, Any]
+    oof: np.ndarray | None = None  # the honest CV's out-of-fold prices, one per train row
 
 
 def fit_final(
@@ -156,7 +158,7 @@ def fit_final(
     interval = intervals.calibrate(train[TARGET].to_numpy(float), oof, level)
     model = build_model(spec, categories=categories)
     model.fit(train.drop(columns=[TARGET]), train[TARGET])
-    return Trained(model=model, interval=interval, cv=cv)
+    return Trained(model=model, interval=interval, cv=cv, oof=oof)
 
 
 @dataclass(frozen=True)
@@ -434,7 +436,16 @@ def main() -> None:
     }
     try:
         serving_sha = write_serving(
-            BUNDLE_DIR / SERVING_DIR, model, contract=contract.to_dict(), interval=interval
+            BUNDLE_DIR / SERVING_DIR,
+            model,
+            contract=contract.to_dict(),
+            interval=interval,
+            reference=build_reference(
+                train,
+                trained.oof,
+                numeric=NUMERIC_FEATURES,
+                categorical=(CATEGORICAL_FEATURE,),
+            ),
         )
     except ExportError as exc:
         raise stage.StageError(f"cannot write the serving bundle: {exc}") from exc

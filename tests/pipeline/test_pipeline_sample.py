@@ -120,6 +120,14 @@ def test_full_pipeline_on_a_sample(sample_run, tmp_path):
     assert "- Champion: housing_price_model v1, promotion #1, signed, in champion/" in text
     assert "Missing" not in text
 
+    # The training data's reference for drift travels in the serving bundle, listed in its
+    # manifest, so the champion's signature covers it (docs/monitoring.md).
+    manifest = read_json(repo / "models/serving/manifest.json")
+    assert "reference.json" in manifest["files"]
+    reference = read_json(repo / "champion/serving/reference.json")
+    assert reference["rows"] == len(pd.read_parquet(repo / "data/split/train.parquet"))
+    assert set(reference["categorical"]["ocean_proximity"]) >= {"INLAND", "NEAR BAY"}
+
 
 def test_a_register_stage_killed_mid_promotion_is_completed_by_the_next_repro(sample_run):
     """Issue 23: SIGKILL the register stage of a real `dvc repro` right after it signed

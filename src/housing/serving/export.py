@@ -24,6 +24,8 @@ from housing.io import replace_dir
 from housing.serving import BOOSTER, CONFIG, CONTRACT, MANIFEST
 from housing.serving.loader import FORMAT, FORMAT_VERSION, INTERVAL, N_NUMERIC, sha256_hex
 
+REFERENCE = "reference.json"  # housing.monitor.reference.REFERENCE_FILE
+
 
 class ExportError(ValueError):
     """The model holds something the serving bundle cannot represent exactly."""
@@ -164,7 +166,12 @@ def _json_bytes(data: Mapping[str, Any]) -> bytes:
     return (json.dumps(dict(data), indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
 
 
-def serving_files(model: Any, contract: Mapping[str, Any], interval: Interval) -> dict[str, bytes]:
+def serving_files(
+    model: Any,
+    contract: Mapping[str, Any],
+    interval: Interval,
+    reference: Mapping[str, Any] | None = None,
+) -> dict[str, bytes]:
     """Every file of the serving bundle (manifest included) for a fitted model.
 
     ``contract`` is the data contract as a dict (``Contract.to_dict()``): it is written as
@@ -235,6 +242,8 @@ def serving_files(model: Any, contract: Mapping[str, Any], interval: Interval) -
     blobs[CONFIG] = _json_bytes(config)
     blobs[CONTRACT] = _json_bytes(contract)
     blobs[INTERVAL] = _json_bytes(interval.to_dict())
+    if reference is not None:  # the training data's summaries, for drift (housing.monitor)
+        blobs[REFERENCE] = _json_bytes(reference)
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -253,14 +262,16 @@ def write_serving(
     *,
     contract: Mapping[str, Any],
     interval: Interval,
+    reference: Mapping[str, Any] | None = None,
 ) -> str:
-    """Write the serving bundle of ``model``, its ``contract`` and its prediction
-    ``interval`` to ``directory`` (replaced atomically).
+    """Write the serving bundle of ``model``, its ``contract``, its prediction ``interval``
+    and, when given, the training data's ``reference`` summaries to ``directory`` (replaced
+    atomically).
 
     Returns the bundle's sha256 (that of manifest.json, which lists every file's sha256).
     """
     directory = Path(directory)
-    blobs = serving_files(model, contract, interval)
+    blobs = serving_files(model, contract, interval, reference)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
