@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from housing.params.base import PARAMS_FILE, ParamsError, invalid, read, validate
 from housing.params.download import DownloadParams
 from housing.params.featurize import FeaturizeParams
+from housing.params.monitor import MonitorParams
 from housing.params.preprocess import PreprocessParams
 from housing.params.register import RegisterParams
 from housing.params.select import SelectParams
@@ -29,6 +30,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "select": SelectParams,
     "sweep": SweepParams,
     "register": RegisterParams,
+    "monitor": MonitorParams,
 }
 SCHEMA_FILE = Path("params.schema.json")
 
@@ -52,6 +54,7 @@ class ParamsFile(BaseModel):
     sweep: SweepParams
     # BaseModel has a `register` attribute: the field keeps the section's name as its alias.
     register_: RegisterParams = Field(alias="register")
+    monitor: MonitorParams
 
     @model_validator(mode="after")
     def _across(self) -> ParamsFile:

@@ -82,6 +82,11 @@ OUT_OF_RANGE: dict[str, tuple[Any, str]] = {
     "register.gates.min_r2": (1.5, "register.gates.min_r2"),
     "register.gates.max_rmse": (0, "register.gates.max_rmse"),
     "register.gates.max_delta_rmse": (-1, "register.gates.max_delta_rmse"),
+    "monitor.psi_threshold": (0, "monitor.psi_threshold"),
+    "monitor.min_instances": (10, "monitor.min_instances"),
+    "monitor.coverage_tolerance": (1.0, "monitor.coverage_tolerance"),
+    "monitor.min_band_instances": (0, "monitor.min_band_instances"),
+    "monitor.price_bands": ([100000, 0], "monitor.price_bands"),
 }
 # Changed alongside a key above, so that only that key is wrong.
 ALONGSIDE = {"sweep.storage": {"sweep.workers": 0}}
@@ -209,7 +214,7 @@ def test_an_unknown_or_missing_section_is_named(tmp_path):
     data["featurise"] = data.pop("featurize")
     assert refusals(tmp_path, data) == [
         "featurise: unknown section (allowed: download, split, preprocess, featurize, select, "
-        "sweep, register)",
+        "sweep, register, monitor)",
         "featurize: missing section",
     ]
 
