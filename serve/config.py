@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     feature_log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     feature_log_backups: int = Field(4, ge=0, le=100)
     feature_log_queue: int = Field(10_000, ge=1)
+    # Live drift gauges (serve/drift.py): the last drift_window scored instances against the
+    # model's reference, binned in the feature log's thread. 0 turns them off. The threshold
+    # and the floor on instances are params.yaml's monitor section (a test keeps them equal);
+    # GET /api/v1/monitoring reports a feature as drifted by them.
+    drift_window: int = Field(2000, ge=0, le=1_000_000)
+    drift_psi_threshold: float = Field(0.1, gt=0)
+    drift_min_instances: int = Field(500, ge=1)
 
     # Request limits.
     max_batch: int = Field(1000, ge=1, le=100_000)

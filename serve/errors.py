@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -143,7 +144,21 @@ def malformed_json(err: Mapping[str, Any]) -> ApiError:
     )
 
 
-async def _api_error_handler(_: Request, exc: ApiError) -> OrjsonResponse:
+_BAD_INPUT = frozenset({400, 413, 415, 422})  # refusals of what a client sent
+_INSTANCE_PREFIX = re.compile(r"^instances\[[0-9]+\]\.")
+
+
+def refused_fields(exc: ApiError) -> list[str]:
+    """The fields a refusal names, per field (``instances[3].median_income`` -> the field)."""
+    names = [_INSTANCE_PREFIX.sub("", f.get("field", "")) for f in exc.fields]
+    return [n for n in names if n] or ["body"]
+
+
+async def _api_error_handler(request: Request, exc: ApiError) -> OrjsonResponse:
+    if exc.status in _BAD_INPUT:
+        state = getattr(request.app.state, "serve", None)
+        if state is not None:
+            state.metrics.count_refusal(refused_fields(exc))
     return error_response(exc)
 
 

@@ -46,6 +46,18 @@ class Batch(NamedTuple):
     model_version: str | None
     request_id: str
     at: float  # time.time() when scored
+    # The arrays the model scored (the (n, 8) matrix and category indices), for observers
+    # (drift gauges, the shadow challenger): already built on the request path, so free.
+    numeric: Any = None
+    categories: Sequence[int] | None = None
+    model: Any = None  # the serve.loaded_model.LoadedModel that priced it
+
+
+# An observer sees every batch the writer takes (before sampling) and may return, per batch,
+# fields to add to each of its lines: a scalar for all, or a list with one value per instance.
+Observer = Callable[[Sequence[Batch]], Sequence[dict[str, Any] | None] | None]
+# Batches taken from the queue at once: observers score and bin them together.
+_GROUP = 256
 
 
 class _CountingHandler(logging.handlers.RotatingFileHandler):
@@ -73,39 +85,45 @@ def _plain(value: Any) -> Any:
     return dump(mode="json")
 
 
-def lines(batch: Batch, keep: Callable[[], bool]) -> list[bytes]:
-    """The JSON lines of ``batch``'s instances that ``keep`` samples."""
+def lines(
+    batch: Batch, keep: Callable[[], bool], extra: dict[str, Any] | None = None
+) -> list[bytes]:
+    """The JSON lines of ``batch``'s instances that ``keep`` samples, with ``extra`` fields
+    (a list value gives one item per instance, anything else is repeated)."""
     at = datetime.fromtimestamp(batch.at, UTC).isoformat(timespec="milliseconds")
     out = []
-    for fields, price, low, high in zip(
-        batch.instances, batch.prices, batch.lows, batch.highs, strict=True
+    for i, (fields, price, low, high) in enumerate(
+        zip(batch.instances, batch.prices, batch.lows, batch.highs, strict=True)
     ):
         if not keep():
             continue
-        out.append(
-            orjson.dumps(
-                {
-                    "at": at,
-                    "request_id": batch.request_id,
-                    "model": batch.model_name,
-                    "version": batch.model_version,
-                    "price": price,
-                    "low": low,
-                    "high": high,
-                    "features": fields,
-                },
-                default=_plain,
-            )
-        )
+        record = {
+            "at": at,
+            "request_id": batch.request_id,
+            "model": batch.model_name,
+            "version": batch.model_version,
+            "price": price,
+            "low": low,
+            "high": high,
+            "features": fields,
+        }
+        if extra:
+            for key, value in extra.items():
+                record[key] = value[i] if isinstance(value, list) else value
+        out.append(orjson.dumps(record, default=_plain))
     return out
 
 
 class FeatureLog:
-    """Bounded queue + one writer thread + a size-bounded rotating JSON-lines file."""
+    """Bounded queue + one writer thread + a size-bounded rotating JSON-lines file.
+
+    ``observers`` (the drift gauges, the shadow challenger) see every batch in the same
+    thread, off the request path; with no ``directory`` only they run and nothing is written.
+    """
 
     def __init__(
         self,
-        directory: Path,
+        directory: Path | None,
         *,
         sample_rate: float = 1.0,
         max_bytes: int = 10 * 1024 * 1024,
@@ -115,24 +133,31 @@ class FeatureLog:
         on_error: Callable[[], None] = lambda: None,
         on_written: Callable[[float], None] = lambda n: None,
         seed: int | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
-        self.directory = Path(directory)
-        self.path = self.directory / LOG_FILE
+        self.directory = None if directory is None else Path(directory)
+        self.path = None if self.directory is None else self.directory / LOG_FILE
+        self.observers = list(observers)
         self.sample_rate = sample_rate
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._on_drop, self._on_error, self._on_written = on_drop, on_error, on_written
         self._random = random.Random(seed)
         self._warned: set[str] = set()
-        self._handler = _CountingHandler(
-            self.path, max_bytes=max_bytes, backups=backups, on_error=self._failed
+        self._handler = (
+            None
+            if self.path is None
+            else _CountingHandler(
+                self.path, max_bytes=max_bytes, backups=backups, on_error=self._failed
+            )
         )
         self._thread = threading.Thread(target=self._run, name="feature-log", daemon=True)
 
     def start(self) -> None:
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # the writes will fail and be counted; requests go on
-            self._warn("mkdir", f"feature log directory {self.directory}: {exc.strerror}")
+        if self.directory is not None:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # the writes will fail and be counted; requests go on
+                self._warn("mkdir", f"feature log directory {self.directory}: {exc.strerror}")
         self._thread.start()
 
     def submit(self, batch: Batch) -> None:
@@ -148,7 +173,8 @@ class FeatureLog:
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)
-        self._handler.close()
+        if self._handler is not None:
+            self._handler.close()
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything submitted so far is written (tests, shutdown)."""
@@ -159,16 +185,51 @@ class FeatureLog:
     def _keep(self) -> bool:
         return self.sample_rate >= 1.0 or self._random.random() < self.sample_rate
 
+    def _take(self) -> list[Any]:
+        """The next item, and up to ``_GROUP - 1`` more if they are already waiting."""
+        items = [self._queue.get()]
+        while len(items) < _GROUP and isinstance(items[-1], Batch):
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is _STOP:
+            items = self._take()
+            batches = [item for item in items if isinstance(item, Batch)]
+            if batches:
+                self._handle(batches)
+            control = items[-1]
+            if control is _STOP:
                 return
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
+            if isinstance(control, threading.Event):
+                control.set()
+
+    def _observe(self, batches: list[Batch]) -> list[dict[str, Any]]:
+        extras: list[dict[str, Any]] = [{} for _ in batches]
+        for observer in self.observers:
             try:
-                out = lines(item, self._keep)
+                added = observer(batches)
+            except Exception:  # an observer's bug never stops the log or a request
+                name = getattr(observer, "name", type(observer).__name__)
+                if name not in self._warned:
+                    self._warned.add(name)
+                    logger.exception("feature log observer %s failed (logged once)", name)
+                continue
+            for extra, more in zip(extras, added or (), strict=False):
+                if more:
+                    extra.update(more)
+        return extras
+
+    def _handle(self, batches: list[Batch]) -> None:
+        extras = self._observe(batches) if self.observers else [{}] * len(batches)
+        if self._handler is None:
+            return
+        for batch, extra in zip(batches, extras, strict=True):
+            try:
+                out = lines(batch, self._keep, extra)
             except Exception:  # a record that cannot be serialised: counted, never fatal
                 logger.exception("feature log: a batch could not be serialised")
                 self._on_error()
@@ -199,5 +260,20 @@ def batch_now(
     model_name: str,
     model_version: str | None,
     request_id: str,
+    numeric: Any = None,
+    categories: Sequence[int] | None = None,
+    model: Any = None,
 ) -> Batch:
-    return Batch(instances, prices, lows, highs, model_name, model_version, request_id, time.time())
+    return Batch(
+        instances,
+        prices,
+        lows,
+        highs,
+        model_name,
+        model_version,
+        request_id,
+        time.time(),
+        numeric,
+        categories,
+        model,
+    )

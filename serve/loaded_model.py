@@ -60,6 +60,9 @@ class LoadedModel:
     context_total: int
     loaded_at: str
     interval: Interval  # the bundle's hashed interval.json (docs/intervals.md)
+    # The bundle's hashed reference.json (training-data summaries for the drift gauges,
+    # housing.monitor.reference); None for a bundle written before it existed.
+    reference: dict[str, Any] | None = None
 
     @property
     def serving(self) -> Any:
@@ -137,6 +140,7 @@ def assemble(serving: Any, identity: ModelIdentity, *, context_limit: int = 2000
         context_total=total,
         loaded_at=utc_now_iso(),
         interval=serving.interval,
+        reference=getattr(serving, "reference", None),
     )
 
 

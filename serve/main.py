@@ -28,7 +28,7 @@ from serve.middleware import ObservabilityMiddleware, RequestGuardMiddleware
 from serve.model_store import ModelStore, Reloader
 from serve.prediction_log import PredictionLogger, WandbSink
 from serve.responses import OrjsonResponse
-from serve.routes import admin, health, metrics, model, predict
+from serve.routes import admin, health, metrics, model, monitoring, predict
 from serve.sources import build_sources
 from serve.state import ServeState
 
@@ -163,11 +163,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             pred_log.start()
         feature_log = None
-        if cfg.feature_log_dir is not None:
+        drift = None
+        observers: list = []
+        if cfg.drift_window > 0:
+            from serve.drift import DriftObserver
+
+            drift = DriftObserver(serve_metrics, cfg.drift_window)
+            observers.append(drift)
+        if cfg.feature_log_dir is not None or observers:
             from serve.feature_log import FeatureLog
 
             feature_log = FeatureLog(
                 cfg.feature_log_dir,
+                observers=observers,
                 sample_rate=cfg.feature_log_sample_rate,
                 max_bytes=cfg.feature_log_max_bytes,
                 backups=cfg.feature_log_backups,
@@ -177,7 +185,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 on_written=serve_metrics.feature_log_written.inc,
             )
             feature_log.start()
-        app.state.serve = ServeState(cfg, serve_metrics, store, reloader, pred_log, feature_log)
+        app.state.serve = ServeState(
+            cfg, serve_metrics, store, reloader, pred_log, feature_log, drift
+        )
         logger.info(
             "model sources in order: %s",
             ", ".join(s.describe() for s in sources) or "none configured",
@@ -208,8 +218,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=OrjsonResponse,
     )
     install_error_handlers(app)
-    for router in (health.router, predict.router, model.router, admin.router, metrics.router):
-        app.include_router(router)
+    routers = (health, predict, model, monitoring, admin, metrics)
+    for module in routers:
+        app.include_router(module.router)
     # Added innermost first. CORS wraps the guard (applied by the observability middleware
     # to requests with an Origin), so the guard's 413/415 carry CORS headers.
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=lambda: resolve().max_body_bytes)

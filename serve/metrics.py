@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -77,6 +78,38 @@ class ServeMetrics:
             "Scored instances written to the feature log (after sampling).",
             registry=self.registry,
         )
+
+        # Drift of the last DRIFT_WINDOW instances against the model's training reference
+        # (serve/drift.py); the alert rules in deploy/prometheus/alerts.yml read these.
+        self.feature_drift = Gauge(
+            "feature_drift_psi",
+            "Population stability index of an input over the drift window, against the "
+            "training data's reference.",
+            ["feature"],
+            registry=self.registry,
+        )
+        self.prediction_drift = Gauge(
+            "prediction_drift_psi",
+            "Population stability index of the predicted prices over the drift window, "
+            "against the training data's out-of-fold prices.",
+            registry=self.registry,
+        )
+        self.drift_window = Gauge(
+            "drift_window_instances",
+            "Instances in the drift window (PSI is judged from monitor.min_instances).",
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "refused_requests_total",
+            "Requests refused with a 4xx, by field the error names (a request naming several "
+            "fields counts once for each; instances[i].x counts as x).",
+            ["field"],
+            registry=self.registry,
+        )
+
+    def count_refusal(self, fields: Iterable[str]) -> None:
+        for name in sorted(set(fields)):
+            self.refusals.labels(name).inc()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request and its latency (the labelled children are cached per series)."""

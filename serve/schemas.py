@@ -196,3 +196,30 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         503: "No model loaded",
     }.items()
 }
+
+
+class DriftFeaturePublic(BaseModel):
+    psi: float = Field(description="Population stability index over the window.")
+    drifted: bool = Field(description="PSI above the threshold, with enough instances.")
+
+
+class DriftPublic(BaseModel):
+    available: bool = Field(description="False: drift gauges off, or no reference in the model.")
+    instances: int = Field(description="Instances in the window now.")
+    window: int = Field(description="The window's capacity (DRIFT_WINDOW).")
+    threshold: float
+    min_instances: int
+    enough: bool = Field(description="The window holds at least min_instances.")
+    features: dict[str, DriftFeaturePublic] = Field(default_factory=dict)
+    prediction: DriftFeaturePublic | None = None
+
+
+class MonitoringPublic(BaseModel):
+    drift: DriftPublic
+    shadow: dict[str, Any] | None = Field(
+        None, description="The shadow challenger's agreement with the champion (SHADOW=on)."
+    )
+    predict_requests: int = Field(description="Prediction requests answered, any status.")
+    refused_by_field: dict[str, int] = Field(
+        description="Requests refused (4xx) by the field they named."
+    )

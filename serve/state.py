@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from serve.config import Settings
+from serve.drift import DriftObserver
 from serve.feature_log import FeatureLog
 from serve.metrics import ServeMetrics
 from serve.model_store import ModelStore, Reloader
@@ -18,4 +19,5 @@ class ServeState:
     store: ModelStore
     reloader: Reloader
     prediction_log: PredictionLogger | None
-    feature_log: FeatureLog | None = None
+    feature_log: FeatureLog | None = None  # the log and its observers' thread
+    drift: DriftObserver | None = None

@@ -125,12 +125,17 @@ def train_small_model(train: pd.DataFrame, *, family: str = "lightgbm", seed: in
 def small_interval(train: pd.DataFrame, spec, *, level: float = 0.9, folds: int = 3):
     """The conformal interval of ``spec`` on ``train``, calibrated as the register stage does
     (out-of-fold residuals of the whole model; 3 folds of the stage's seed 2027, for speed)."""
+    return small_interval_oof(train, spec, level=level, folds=folds)[0]
+
+
+def small_interval_oof(train: pd.DataFrame, spec, *, level: float = 0.9, folds: int = 3):
+    """:func:`small_interval` and the out-of-fold prices it was calibrated on."""
     from housing.contract import TARGET
     from housing.intervals import calibrate
     from stages.register import out_of_fold
 
     oof, _ = out_of_fold(spec, train, n_splits=folds, seed=2027)
-    return calibrate(train[TARGET].to_numpy(float), oof, level)
+    return calibrate(train[TARGET].to_numpy(float), oof, level), oof
 
 
 def write_bundle(directory: Path, train: pd.DataFrame, *, seed: int = 42) -> Path:
@@ -138,16 +143,18 @@ def write_bundle(directory: Path, train: pd.DataFrame, *, seed: int = 42) -> Pat
 
     ``model.skops`` + ``model.json`` + the serving bundle ``serving/`` (written by the same
     functions as stages/register.py: ``out_of_fold`` and ``calibrate`` for its prediction
-    interval, ``write_serving`` then ``save_bundle``).
+    interval, ``build_reference`` of the rows and their out-of-fold prices for drift,
+    ``write_serving`` then ``save_bundle``).
     """
     from housing.artifact import save_bundle
-    from housing.contract import TARGET, derive_contract
+    from housing.contract import CATEGORICAL_FEATURE, NUMERIC_FEATURES, TARGET, derive_contract
     from housing.metrics import regression_report
+    from housing.monitor.reference import build_reference
     from housing.serving import SERVING_DIR
     from housing.serving.export import write_serving
 
     spec, model = train_small_model(train, seed=seed)
-    interval = small_interval(train, spec)
+    interval, oof = small_interval_oof(train, spec)
     contract = derive_contract(train, margin=0.25)
     y = train[TARGET].to_numpy()
     meta = {
@@ -164,7 +171,13 @@ def write_bundle(directory: Path, train: pd.DataFrame, *, seed: int = 42) -> Pat
         "data_md5": "test-fixture",
     }
     meta["serving_sha256"] = write_serving(
-        Path(directory) / SERVING_DIR, model, contract=contract.to_dict(), interval=interval
+        Path(directory) / SERVING_DIR,
+        model,
+        contract=contract.to_dict(),
+        interval=interval,
+        reference=build_reference(
+            train, oof, numeric=NUMERIC_FEATURES, categorical=(CATEGORICAL_FEATURE,)
+        ),
     )
     save_bundle(directory, model, meta)
     return directory

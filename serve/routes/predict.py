@@ -60,6 +60,8 @@ class Scored(NamedTuple):
     min: float
     max: float
     instances: list[dict[str, Any]]
+    numeric: np.ndarray  # what the model scored, for the feature log's observers
+    categories: list[int]
 
 
 def score(raw: bytes, model: LoadedModel, max_batch: int) -> Scored:
@@ -77,7 +79,7 @@ def score(raw: bytes, model: LoadedModel, max_batch: int) -> Scored:
         value = values[0]
         if not (math.isfinite(value) and math.isfinite(highs[0])):
             raise _non_finite(1)
-        return Scored(values, lows, highs, value, value, value, instances)
+        return Scored(values, lows, highs, value, value, value, instances, numeric, categories)
     if not (np.isfinite(prices).all() and np.isfinite(high).all()):
         raise _non_finite(int((~(np.isfinite(prices) & np.isfinite(high))).sum()))
     return Scored(
@@ -88,6 +90,8 @@ def score(raw: bytes, model: LoadedModel, max_batch: int) -> Scored:
         float(prices.min()),
         float(prices.max()),
         instances,
+        numeric,
+        categories,
     )
 
 
@@ -137,6 +141,9 @@ async def handle_predict(request: Request) -> Response:
                 model_name=ident.name,
                 model_version=ident.version,
                 request_id=request_id_var.get(),
+                numeric=scored.numeric,
+                categories=scored.categories,
+                model=model,
             )
         )
     level = model.interval.level

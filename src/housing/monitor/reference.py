@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-REFERENCE_FILE = "reference.json"
 REFERENCE_VERSION = 1
 
 

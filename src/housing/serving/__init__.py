@@ -20,6 +20,7 @@ MANIFEST = "manifest.json"  # serving/manifest.json: every serving file's sha256
 CONFIG = "config.json"
 BOOSTER = "booster.txt"
 CONTRACT = "contract.json"  # the data contract the API validates requests against
+REFERENCE = "reference.json"  # the training data's summaries for drift (housing.monitor)
 
 _LOADER_NAMES = {
     "BundleError",
@@ -33,7 +34,16 @@ _LOADER_NAMES = {
 
 __all__ = sorted(
     _LOADER_NAMES
-    | {"MODEL_FILE", "META_FILE", "SERVING_DIR", "MANIFEST", "CONFIG", "BOOSTER", "CONTRACT"}
+    | {
+        "MODEL_FILE",
+        "META_FILE",
+        "SERVING_DIR",
+        "MANIFEST",
+        "CONFIG",
+        "BOOSTER",
+        "CONTRACT",
+        "REFERENCE",
+    }
 )
 
 

@@ -21,10 +21,8 @@ import numpy as np
 
 from housing.intervals import Interval
 from housing.io import replace_dir
-from housing.serving import BOOSTER, CONFIG, CONTRACT, MANIFEST
+from housing.serving import BOOSTER, CONFIG, CONTRACT, MANIFEST, REFERENCE
 from housing.serving.loader import FORMAT, FORMAT_VERSION, INTERVAL, N_NUMERIC, sha256_hex
-
-REFERENCE = "reference.json"  # housing.monitor.reference.REFERENCE_FILE
 
 
 class ExportError(ValueError):

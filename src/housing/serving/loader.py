@@ -34,6 +34,7 @@ from housing.serving import (
     CONTRACT,
     MANIFEST,
     META_FILE,
+    REFERENCE,
     SERVING_DIR,
     transforms,
 )
@@ -187,6 +188,21 @@ def _interval(blobs: dict[str, bytes]) -> Interval:
         raise BundleError(f"unusable {INTERVAL} in the serving bundle: {exc}") from exc
 
 
+def _reference(blobs: dict[str, bytes]) -> dict[str, Any] | None:
+    raw = blobs.get(REFERENCE)
+    if raw is None:
+        return None
+    try:
+        reference = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"unreadable {REFERENCE} in the serving bundle: {exc}") from exc
+    if not isinstance(reference, dict) or not {"numeric", "categorical", "prediction"} <= set(
+        reference
+    ):
+        raise BundleError(f"{REFERENCE} in the serving bundle is not a drift reference")
+    return reference
+
+
 class ServingModel:
     """The fitted model's arithmetic on float matrices: encode, impute, features, booster."""
 
@@ -205,6 +221,10 @@ class ServingModel:
         #: the conformal prediction interval (docs/intervals.md), from the hashed
         #: interval.json: prices [ŷ·exp(log_low), ŷ·exp(log_high)] at interval.level
         self.interval: Interval = _interval(blobs)
+        #: the training data's summaries a drift check compares traffic with
+        #: (housing.monitor.reference), from the hashed reference.json; None in bundles
+        #: written before it existed
+        self.reference: dict[str, Any] | None = _reference(blobs)
         self.categories: tuple[str, ...] = tuple(str(c) for c in config["categories"])
         self._cat_index = {c: i for i, c in enumerate(self.categories)}
         self._impute = _imputer(config["imputer"], blobs)
