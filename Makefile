@@ -49,13 +49,15 @@ install: $(if $(filter uv,$(UV)),,$(TOOLS)/path/uv)
 	@[ -f $(KEYS)/signing-key.pem ] || $(BIN)/housing-sign keygen --out $(KEYS)
 
 ## system-deps: Chromium for the browser test, wrk for the load benchmark, PostgreSQL for the
-## registry tests (Debian packages; each installed only when missing)
+## registry tests, Prometheus for promtool (the alert rules' checks and tests) (Debian
+## packages; each installed only when missing)
 system-deps:
 	@pkgs=""; \
 	if ! command -v chromium >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then \
 	  pkgs="chromium chromium-driver wrk"; \
 	fi; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then pkgs="$$pkgs postgresql"; fi; \
+	if ! command -v promtool >/dev/null 2>&1; then pkgs="$$pkgs prometheus"; fi; \
 	if [ -n "$$pkgs" ]; then \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \

@@ -25,8 +25,14 @@ from dockerfile_support import instructions as _instructions
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 MLFLOW_DIR = REPO_ROOT / "docker" / "mlflow"
 POSTGRES_DIR = REPO_ROOT / "docker" / "postgres"
-# The registry stack's images (not the project's own three, which DOCKERFILES lists).
-SERVICE_DOCKERFILES = [MLFLOW_DIR / "Dockerfile", POSTGRES_DIR / "Dockerfile"]
+PROMETHEUS_DIR = REPO_ROOT / "docker" / "prometheus"
+PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus"
+# The stack's service images (not the project's own three, which DOCKERFILES lists).
+SERVICE_DOCKERFILES = [
+    MLFLOW_DIR / "Dockerfile",
+    POSTGRES_DIR / "Dockerfile",
+    PROMETHEUS_DIR / "Dockerfile",
+]
 
 
 def _final_stage(path: Path) -> list[tuple[str, str]]:
@@ -112,7 +118,15 @@ def _documented() -> set[str]:
 
 def test_compose_wiring() -> None:
     services = _compose()["services"]
-    assert set(services) == {"postgres", "mlflow", "registry-users", "api", "app", "sweep-worker"}
+    assert set(services) == {
+        "postgres",
+        "mlflow",
+        "registry-users",
+        "api",
+        "app",
+        "sweep-worker",
+        "prometheus",
+    }
     postgres, mlflow, users = services["postgres"], services["mlflow"], services["registry-users"]
     api, app = services["api"], services["app"]
     assert postgres["image"] == "${POSTGRES_IMAGE:-postgres:15}"
@@ -208,8 +222,45 @@ def test_compose_publishes_every_port_on_loopback_only() -> None:
         "mlflow": "127.0.0.1:${MLFLOW_PORT:-5000}:5000",
         "api": "127.0.0.1:${API_PORT:-8000}:8000",
         "app": "127.0.0.1:${APP_PORT:-8501}:8501",
+        "prometheus": "127.0.0.1:${PROMETHEUS_PORT:-9090}:9090",
     }  # PostgreSQL is reachable from the compose network only
     assert "network_mode" not in json.dumps(services)  # no host networking around the ports
+
+
+def test_compose_prometheus_scrapes_the_api_with_the_checked_rules() -> None:
+    """The service reads deploy/prometheus/ (what tests/deploy checks with promtool), on the
+    path its command names, and that configuration scrapes the api service on its PORT."""
+    services = _compose()["services"]
+    prometheus, api = services["prometheus"], services["api"]
+    assert prometheus["image"] == "${PROMETHEUS_IMAGE:-prom/prometheus:v2.42.0}"
+    assert "build" not in prometheus and "depends_on" not in prometheus  # it must see api down
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in prometheus["command"])
+    assert options == {
+        "config.file": "/etc/prometheus/prometheus.yml",
+        "storage.tsdb.path": "/prometheus",
+    }
+    mounts = {v.split(":")[1]: v for v in prometheus["volumes"]}
+    assert mounts["/etc/prometheus"] == "./deploy/prometheus:/etc/prometheus:ro"
+    assert mounts["/prometheus"] == "prometheus-data:/prometheus"
+    assert "prometheus-data" in _compose()["volumes"]
+    config = yaml.safe_load((PROMETHEUS_CONFIG / "prometheus.yml").read_text(encoding="utf-8"))
+    for rules in config["rule_files"]:
+        assert (PROMETHEUS_CONFIG / rules).is_file(), f"{rules} is not beside prometheus.yml"
+    [job] = config["scrape_configs"]
+    [static] = job["static_configs"]
+    assert static["targets"] == [f"api:{api['environment']['PORT']}"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    # The Debian-package image has the official image's contract (entrypoint, paths, user).
+    pairs = _instructions(PROMETHEUS_DIR / "Dockerfile")
+    entry = json.loads(next(arg for kw, arg in pairs if kw == "ENTRYPOINT"))
+    assert entry == ["/usr/bin/prometheus"]
+    cmd = json.loads(next(arg for kw, arg in pairs if kw == "CMD"))
+    assert cmd == [f"--{k}={v}" for k, v in options.items()]
+    assert [arg for kw, arg in pairs if kw == "USER"] == ["65534:65534"]
+    copies = [arg for kw, arg in pairs if kw == "COPY"]
+    assert copies == [
+        "deploy/prometheus/prometheus.yml deploy/prometheus/alerts.yml /etc/prometheus/"
+    ]
 
 
 def test_compose_mlflow_is_authenticated_on_postgresql_with_served_artifacts() -> None:

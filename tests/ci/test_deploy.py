@@ -21,9 +21,10 @@ import yaml
 from ci_tools import COMPOSE, REPO_ROOT
 from dockerfile_support import instructions
 
-DEPLOY = REPO_ROOT / "deploy"
-MANIFESTS = sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")])
-SWEEP_WORKERS = DEPLOY / "kubernetes" / "sweep-workers.yaml"
+# Kubernetes manifests only: deploy/prometheus/ holds Prometheus files (tests/deploy checks them).
+KUBERNETES = REPO_ROOT / "deploy" / "kubernetes"
+MANIFESTS = sorted([*KUBERNETES.rglob("*.yaml"), *KUBERNETES.rglob("*.yml")])
+SWEEP_WORKERS = KUBERNETES / "sweep-workers.yaml"
 # Pinned, so a kubernetes-validate upgrade cannot change what is checked: an older minor than
 # the newest bundled (1.37), since clusters lag; the newest fields used (ttlSecondsAfterFinished)
 # are GA since 1.23. Each manifest is also checked against the newest schemas bundled.

@@ -6,8 +6,10 @@ and a fresh signing key pair, `podman-compose up -d`, registers and promotes a r
 LightGBM bundle into the stack's MLflow as the admin with `housing-registry register`
 (HOUSING_SIGNING_KEY set, so the promotion is signed), waits for the API (the read-only
 registry user) to hot-reload it with `"signed": true`, prices a district from inside the app
-container through its API_URL, checks the anonymous client gets 401 on the MLflow port, then
-`podman-compose down -v` and checks nothing of the project is left. Phase times are printed.
+container through its API_URL, checks the anonymous client gets 401 on the MLflow port, that
+Prometheus (docker/prometheus's image, started with the API) loaded deploy/prometheus's alert
+rules and scrapes the API as `up` with a model loaded, then `podman-compose down -v` and checks
+nothing of the project is left. Phase times are printed.
 
 No GCS emulator: the compose file keeps MLflow's artifacts on a served volume
 (docs/governance.md, "Shared registry (compose)").
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from base64 import b64encode
 from pathlib import Path
@@ -41,6 +44,8 @@ from scripts.compose_stack import (
     compose,
     leftovers,
 )
+from scripts.images.base import Base
+from scripts.images.build import ImageSpec, build_image
 from scripts.images.podman import PodmanError, podman
 
 pytestmark = pytest.mark.containers
@@ -51,6 +56,12 @@ PROJECT = "housing-compose-test"
 # `make serve` or `make app` left running on 8000/8501 does not stop it.
 PORT_VARS = ("MLFLOW_PORT", "API_PORT", "APP_PORT")
 RESULTS = REPO_ROOT / "test-output" / "compose_stack.json"
+# Prometheus from Debian's package (prom/prometheus cannot be pulled here), as PROMETHEUS_IMAGE;
+# built beside the stack's images (a warm build takes about a second).
+PROMETHEUS = ImageSpec(
+    "prometheus", "docker/prometheus/Dockerfile", "localhost/housing-prometheus:2.42"
+)
+ALERTS = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
 UP_TIMEOUT_S = 300.0  # first start: PostgreSQL initdb, MLflow's migrations (43 s here)
 RELOAD_INTERVAL_S = 2
 
@@ -103,7 +114,8 @@ def _logs(service: str) -> str:
 
 
 def _all_logs() -> str:
-    return "\n".join(_logs(s) for s in ("postgres", "mlflow", "registry-users", "api", "app"))
+    services = ("postgres", "mlflow", "registry-users", "api", "app", "prometheus")
+    return "\n".join(_logs(s) for s in services)
 
 
 def _wait(what: str, probe, timeout: float) -> Any:
@@ -222,6 +234,28 @@ def _bundle(root: Path, housing_df) -> tuple[Path, Path, Path]:
     return bundle, split, params
 
 
+def _check_prometheus(url: str) -> None:
+    """Every rule of deploy/prometheus/alerts.yml loaded; the api target `up`, model_loaded 1."""
+    rules = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
+    expected = {r["alert"] for g in rules for r in g["rules"] if "alert" in r}
+    status, body = _request(f"{url}/api/v1/rules?type=alert")
+    assert status == 200, body
+    loaded = {r["name"] for g in body["data"]["groups"] for r in g["rules"]}
+    assert loaded == expected, loaded
+
+    def scraped() -> bool:
+        # The last scrape of the API: target up, and the champion loaded (scrapes every 15 s).
+        query = 'up{job="housing-api"} * on(job, instance) model_loaded'
+        status, body = _request(f"{url}/api/v1/query?query={urllib.parse.quote(query)}")
+        result = body["data"]["result"] if status == 200 else []
+        return [(r["metric"]["instance"], r["value"][1]) for r in result] == [("api:8000", "1")]
+
+    _wait("Prometheus scraping the API with a model loaded", scraped, 60.0)
+    status, body = _request(f"{url}/api/v1/targets?state=active")
+    [target] = body["data"]["activeTargets"]
+    assert (target["labels"]["job"], target["health"]) == ("housing-api", "up"), target
+
+
 # --- the test -----------------------------------------------------------------------------
 
 
@@ -239,8 +273,12 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
         stack = build_stack()
     except PodmanError as exc:
         pytest.fail(f"the compose stack's images cannot be built here: {exc}", pytrace=False)
+    try:
+        prometheus_image = build_image(PROMETHEUS, Base(stack.base, stack.base_reason))
+    except PodmanError as exc:
+        pytest.fail(f"the Prometheus image cannot be built here: {exc}", pytrace=False)
     phase("build", start)
-    per_image = {b.name: round(b.seconds, 1) for b in stack.built}
+    per_image = {b.name: round(b.seconds, 1) for b in [*stack.built, prometheus_image]}
     assert {b.name for b in stack.built} == set(STACK_IMAGES)
     # What was built is what the compose file names (podman resolves short names to localhost/).
     services = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]
@@ -252,12 +290,15 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
     }
     assert named == {name: spec.tag for name, spec in STACK_IMAGES.items()}
     assert services["registry-users"]["image"] == services["mlflow"]["image"]
+    assert services["prometheus"]["image"].startswith("${PROMETHEUS_IMAGE:-")
 
     key = SigningKey.generate()
     env_file = tmp_path / ".env"
-    ports = {var: str(free_port()) for var in PORT_VARS}
-    values = _write_env(env_file, key, {**stack.env(), **ports})
+    ports = {var: str(free_port()) for var in (*PORT_VARS, "PROMETHEUS_PORT")}
+    images_env = {**stack.env(), "PROMETHEUS_IMAGE": PROMETHEUS.tag}
+    values = _write_env(env_file, key, {**images_env, **ports})
     mlflow, api, app = (f"http://127.0.0.1:{ports[var]}" for var in PORT_VARS)
+    prometheus = f"http://127.0.0.1:{ports['PROMETHEUS_PORT']}"
     admin = (values["MLFLOW_ADMIN_USERNAME"], values["MLFLOW_ADMIN_PASSWORD"])
     reader = (values["HOUSING_READER_USERNAME"], values["HOUSING_READER_PASSWORD"])
 
@@ -282,7 +323,8 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
             UP_TIMEOUT_S,
         )
         _wait("registry-users done", lambda: _exited("registry-users"), UP_TIMEOUT_S)
-        compose(PROJECT, env_file, "up", "-d", "--no-deps", "api", "app")
+        # Prometheus starts with the API: its first scrapes overlap the waits below.
+        compose(PROJECT, env_file, "up", "-d", "--no-deps", "api", "app", "prometheus")
         _wait(
             "MLflow /health",
             lambda: _request(f"{mlflow}/health", timeout=3)[0] == 200,
@@ -391,6 +433,11 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
         assert answer["predictions"][0]["predicted_price"] > 0
         assert answer["model_name"] == "housing_price_model"
         phase("predict via app", start)
+
+        # Prometheus: the checked rules loaded, the API scraped over the compose network.
+        start = time.monotonic()
+        _check_prometheus(prometheus)
+        phase("prometheus", start)
     finally:
         start = time.monotonic()
         down = compose(PROJECT, env_file, "down", "-v", "-t", "10", check=False)
