@@ -21,7 +21,7 @@ export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT ?= false
 # The Streamlit page tests start HTTP servers (a stub API, the real one): `make test` runs them.
 FAST_IGNORE := --ignore=tests/app/test_app_page.py --ignore=tests/app/test_app_batch_page.py
 
-.PHONY: install system-deps pipeline test test-fast check dvc-push report release lint format serve publish app up bench clean images images-check
+.PHONY: install system-deps pipeline test test-fast check dvc-push report release lint format serve monitor publish app up bench clean images images-check
 
 # uv: the one on PATH when it is the pinned version, else a project-local copy in .tools/,
 # bootstrapped from PyPI into a venv of $(PYTHON). Nothing is installed into the system
@@ -137,9 +137,17 @@ format: install
 ## serve: the API on 127.0.0.1:8000, serving the local registry's signed champion, else the
 ## champion/ directory (`dvc pull` brings the team's published one); verified with the team
 ## key and the development key (or HOUSING_VERIFY_KEYS/_FILES); its replay marks in
-## .replay-state/ (REPLAY_STATE_DIR) refuse an older champion after a restart
+## .replay-state/ (REPLAY_STATE_DIR) refuse an older champion after a restart; its feature
+## log in monitoring/features/ (FEATURE_LOG_DIR; empty turns it off), what `monitor` reads
 serve: install
-	@$(TRUST_KEYS); set -x; MLFLOW_TRACKING_URI=sqlite:///mlflow.db exec $(BIN)/python -m serve
+	@$(TRUST_KEYS); export FEATURE_LOG_DIR="$${FEATURE_LOG_DIR-monitoring/features}"; set -x; \
+	MLFLOW_TRACKING_URI=sqlite:///mlflow.db exec $(BIN)/python -m serve
+
+## monitor: the served traffic (monitoring/features/) against the champion's training data:
+## monitoring/report.html and summary.json; exit 1 on an alert (docs/monitoring.md).
+## MONITOR_ARGS: more options, e.g. --since 24h --labels truth.csv --api http://127.0.0.1:8000
+monitor: install
+	$(BIN)/housing-monitor $(MONITOR_ARGS)
 
 ## publish: the release step for clones (CI runs it on main): verify champion/ with the team
 ## key keys/team.pub, `dvc add` it and push it to the DVC remote; committed, champion.dvc lets

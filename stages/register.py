@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,15 @@ from housing.artifact import TRUSTED_TYPES, bundle_only, save_bundle
 from housing.contract import CATEGORICAL_FEATURE, NUMERIC_FEATURES, TARGET, Contract
 from housing.cv import kfold, map_folds
 from housing.io import read_json, read_yaml, write_csv, write_json
-from housing.metrics import PRICE_CAP, bootstrap_rmse_ci, regression_report, rmse
+from housing.metrics import (
+    PRICE_BANDS,
+    PRICE_CAP,
+    band_coverage_metric,
+    bootstrap_rmse_ci,
+    price_bands,
+    regression_report,
+    rmse,
+)
 from housing.model import ModelSpec, build_model
 from housing.monitor.reference import build_reference
 from housing.params.register import RegisterParams
@@ -71,8 +78,6 @@ REGISTRATION = Path("reports/register/registration.json")
 CHAMPION_DIR = "champion"  # below the main workspace, also from `dvc exp run --temp`
 DVC_LOCK = Path("dvc.lock")
 RAW_DATA = "data/raw/housing.csv"
-PRICE_BANDS = (0, 100_000, 200_000, 300_000, 400_000, 500_000, np.inf)
-CAPPED_BAND = "capped (500,001)"
 
 
 def out_of_fold(
@@ -208,20 +213,6 @@ def report_on_test(
     )
 
 
-def _band_masks(y_true: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """The price bands of ``residuals_by_band``, the districts capped at 500,001 on their own."""
-    capped = y_true >= PRICE_CAP
-    out = []
-    for left, right in pairwise(PRICE_BANDS):
-        mask = (y_true >= left) & (y_true < right) & ~capped
-        if mask.any():
-            upper = "cap" if np.isinf(right) else f"{right / 1000:.0f}k"
-            out.append((f"{left / 1000:.0f}k-{upper}", mask))
-    if capped.any():
-        out.append((CAPPED_BAND, capped))
-    return out
-
-
 def interval_report(
     y_true: np.ndarray, y_pred: np.ndarray, interval: intervals.Interval
 ) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -256,8 +247,10 @@ def interval_report(
             "above": float(np.mean(y_true[mask] > high[mask])),
             "n": int(mask.sum()),
         }
-        for band, mask in _band_masks(y_true)
+        for band, mask in price_bands(y_true)
     ]
+    # Each band's coverage is a metric too: housing-monitor judges realised coverage against it.
+    metrics |= {band_coverage_metric(row["band"]): row["coverage"] for row in rows}
     rounded = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
     return rounded, pd.DataFrame(rows)
 

@@ -2,9 +2,36 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 PRICE_CAP = 500_001.0  # the census data set censors district values at this amount
+# Bands of the true price that the register stage and housing-monitor report by.
+PRICE_BANDS = (0, 100_000, 200_000, 300_000, 400_000, 500_000, np.inf)
+CAPPED_BAND = "capped (500,001)"
+
+
+def price_bands(y_true: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The non-empty bands of ``PRICE_BANDS`` as (label, mask), the capped districts apart."""
+    y_true = np.asarray(y_true, float)
+    capped = y_true >= PRICE_CAP
+    out = []
+    for left, right in pairwise(PRICE_BANDS):
+        mask = (y_true >= left) & (y_true < right) & ~capped
+        if mask.any():
+            upper = "cap" if np.isinf(right) else f"{right / 1000:.0f}k"
+            out.append((f"{left / 1000:.0f}k-{upper}", mask))
+    if capped.any():
+        out.append((CAPPED_BAND, capped))
+    return out
+
+
+def band_coverage_metric(band: str) -> str:
+    """The metric name of the interval's test coverage in ``band`` (a :func:`price_bands`
+    label): ``interval_coverage_100k_200k``, ``interval_coverage_capped``."""
+    slug = "capped" if band == CAPPED_BAND else band.replace("-", "_")
+    return f"interval_coverage_{slug}"
 
 
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -9,10 +9,9 @@ import pytest
 import yaml
 
 from housing.intervals import Interval
-from housing.metrics import rmse
+from housing.metrics import CAPPED_BAND, band_coverage_metric, rmse
 from housing.model import FAMILIES, FeatureConfig, ModelSpec, build_model
 from stages.register import (
-    CAPPED_BAND,
     cv_metrics,
     evaluate,
     feature_importance,
@@ -206,7 +205,15 @@ def test_interval_report_overall_and_by_band_with_the_capped_districts_apart():
     y_true = np.array([50_000, 95_000, 150_000, 250_000, 450_000, 500_000, 500_001, 500_001.0])
     y_pred = np.array([60_000, 70_000, 150_000, 250_000, 400_000, 450_000, 450_000, 300_000.0])
     metrics, bands = interval_report(y_true, y_pred, interval)
-    assert set(metrics) == INTERVAL_KEYS
+    by_band = {
+        "interval_coverage_0k_100k": 0.5,
+        "interval_coverage_100k_200k": 1,
+        "interval_coverage_200k_300k": 1,
+        "interval_coverage_400k_500k": 1,
+        "interval_coverage_500k_cap": 1,
+    }
+    assert set(metrics) == INTERVAL_KEYS | set(by_band)
+    assert {k: metrics[k] for k in by_band} == pytest.approx(by_band)
     # Inside: 50k (48k..75k), 150k, 250k, 450k (320k..500k), 500,000 and the first capped
     # (360k..562.5k); outside: 95k > 87.5k and the second capped (> 375k).
     assert metrics["interval_coverage"] == pytest.approx(6 / 8)
@@ -236,7 +243,8 @@ def test_the_stage_core_reports_honest_cv_and_interval_metrics(make_districts):
     assert trained.interval.level == 0.8 and trained.interval.n_calibration == 400
     assert trained.interval.log_low < 0 < trained.interval.log_high
     report = report_on_test(trained, test, n_resamples=50, seed=0)
-    assert set(report.metrics) == KEYS | CV_KEYS | INTERVAL_KEYS
+    bands = {band_coverage_metric(band) for band in report.interval_bands["band"]}
+    assert set(report.metrics) == KEYS | CV_KEYS | INTERVAL_KEYS | bands
     assert len(report.metrics["cv_rmse_folds"]) == 3
     assert report.metrics["cv_rmse"] == pytest.approx(np.mean(report.metrics["cv_rmse_folds"]))
     # Calibrated on held-out residuals, the 80 % interval covers roughly 80 % of fresh rows.

@@ -86,7 +86,6 @@ OUT_OF_RANGE: dict[str, tuple[Any, str]] = {
     "monitor.min_instances": (10, "monitor.min_instances"),
     "monitor.coverage_tolerance": (1.0, "monitor.coverage_tolerance"),
     "monitor.min_band_instances": (0, "monitor.min_band_instances"),
-    "monitor.price_bands": ([100000, 0], "monitor.price_bands"),
 }
 # Changed alongside a key above, so that only that key is wrong.
 ALONGSIDE = {"sweep.storage": {"sweep.workers": 0}}
