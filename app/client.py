@@ -150,6 +150,10 @@ class ApiClient:
         """GET the champion's name, version, alias, metrics and lineage."""
         return self._request("GET", f"{API_PREFIX}/model")
 
+    def monitoring(self) -> dict[str, Any]:
+        """GET live drift by feature, the shadow's agreement and refusals by field."""
+        return self._request("GET", f"{API_PREFIX}/monitoring")
+
     def context(self) -> list[dict[str, float]] | None:
         """GET training districts for the map, or None when the API does not serve them."""
         try:

@@ -27,6 +27,7 @@ from app.settings import AppSettings, SettingsError  # noqa: E402
 from app.views.batch import render_batch  # noqa: E402
 from app.views.common import show_unavailable  # noqa: E402
 from app.views.model import render_model  # noqa: E402
+from app.views.monitoring import render_monitoring  # noqa: E402
 from app.views.single import render_single  # noqa: E402
 
 logger = logging.getLogger("app.main")
@@ -55,13 +56,15 @@ def main() -> None:
         st.error(f"The API's data contract cannot drive the form: {exc}.")
         st.stop()
 
-    single, batch, panel = st.tabs(["Single district", "Batch CSV", "Model"])
+    single, batch, panel, monitor = st.tabs(["Single district", "Batch CSV", "Model", "Monitoring"])
     with single:
         render_single(client, specs)
     with batch:
         render_batch(client, specs, settings, model, cross_rules(contract))
     with panel:
         render_model(model)
+    with monitor:
+        render_monitoring(client)
 
 
 if __name__ == "__main__":  # Streamlit runs the page as __main__; importing it does nothing

@@ -24,6 +24,9 @@ class AppSettings:
     chunk_size: int = 500
     max_rows: int = 100_000
     cache_ttl: float = 60.0
+    # Realised error of uploads with true values: params.yaml's monitor section (equal by test).
+    coverage_tolerance: float = 0.05
+    min_band_instances: int = 50
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppSettings:
@@ -39,6 +42,10 @@ class AppSettings:
             chunk_size=_positive_int(env, "APP_CHUNK_SIZE", cls.chunk_size),
             max_rows=_positive_int(env, "APP_MAX_ROWS", cls.max_rows),
             cache_ttl=_positive_float(env, "APP_CACHE_TTL", cls.cache_ttl),
+            coverage_tolerance=_positive_float(
+                env, "APP_COVERAGE_TOLERANCE", cls.coverage_tolerance
+            ),
+            min_band_instances=_positive_int(env, "APP_MIN_BAND_INSTANCES", cls.min_band_instances),
         )
 
 

@@ -28,6 +28,7 @@ from app.client import ApiClient, ApiRejectedError, ApiUnavailableError
 from app.inputs import CrossRule, FieldSpec
 from app.settings import AppSettings
 from app.views.common import money, percent, show_unavailable
+from app.views.realised import show_realised
 
 MAX_PROBLEMS_SHOWN = 1000
 
@@ -126,6 +127,7 @@ def render_batch(
     result = st.session_state.get("batch_result")
     if result and result["key"] == key:
         _show_batch_results(result["frame"], result["name"], result["levels"])
+        show_realised(result["frame"], model, settings, result["levels"])
 
 
 def _price_in_chunks(

@@ -75,6 +75,16 @@ def test_browser_fills_the_form_and_reads_the_price(champion_dir, tmp_path):
                     timeout=30_000
                 )
                 page.screenshot(path=str(shots / "app_e2e.png"), full_page=True)
+
+                # The Monitoring tab draws the API's live drift (the price above is in it).
+                page.get_by_role("tab", name="Monitoring").click()
+                expect(page.get_by_text("Drift against the training data")).to_be_visible(
+                    timeout=30_000
+                )
+                expect(page.get_by_text("nothing is judged yet")).to_be_visible(timeout=30_000)
+                page.get_by_test_id("stVegaLiteChart").last.wait_for(timeout=30_000)
+                expect(page.get_by_text("Shadow challenger", exact=True)).to_be_visible()
+                page.screenshot(path=str(shots / "app_monitoring.png"), full_page=True)
             finally:
                 browser.close()
 
@@ -88,3 +98,4 @@ def test_browser_fills_the_form_and_reads_the_price(champion_dir, tmp_path):
         low, high = contract["target_range"]["min"], contract["target_range"]["max"]
         assert low * 0.5 <= float(shown.strip("$").replace(",", "")) <= high * 1.5
     assert (shots / "app_e2e.png").stat().st_size > 10_000
+    assert (shots / "app_monitoring.png").stat().st_size > 10_000

@@ -429,3 +429,30 @@ def test_cross_field_rules_from_the_contract_are_checked_before_sending():
             "problem": "must be <= total_rooms (bedrooms are rooms)",
         }
     ]
+
+
+def test_the_app_imports_only_the_housing_modules_its_image_carries():
+    """app/Dockerfile copies these files of `housing` and no other: nothing else may load."""
+    import re
+    import subprocess
+    import sys
+
+    from app_servers import REPO_ROOT
+
+    code = (
+        "import sys, app.main, app.views.batch, app.views.monitoring, app.views.realised; "
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'housing')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = done.stdout.strip().splitlines()[-1].split(",")
+    assert loaded == ["housing", "housing.metrics", "housing.monitor", "housing.monitor.realised"]
+    dockerfile = (REPO_ROOT / "app" / "Dockerfile").read_text()
+    copied = re.findall(r"src/(housing/[\w/]+)\.py", dockerfile)
+    assert sorted(copied) == [
+        "housing/__init__",
+        "housing/metrics",
+        "housing/monitor/__init__",
+        "housing/monitor/realised",
+    ]

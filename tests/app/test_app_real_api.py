@@ -149,3 +149,56 @@ def test_model_panel_shows_the_real_model(real_api, make_app):
     lineage = dict(zip(*panel.dataframe[0].value.T.to_numpy(), strict=True))
     assert lineage["sha256"] == model["sha256"]
     assert lineage["max_batch"] == str(REAL_API_MAX_BATCH)
+
+
+def test_an_upload_with_true_values_shows_realised_error(real_api, make_app, small_train):
+    """The census columns as they come: the true value beside the inputs."""
+    from housing.contract import RAW_FEATURES, TARGET
+
+    rows = small_train[[*RAW_FEATURES, TARGET]].head(60)
+    at = make_app(real_api).run()
+    at.file_uploader(key="batch_file").set_value(
+        ("census.csv", rows.to_csv(index=False).encode(), "text/csv")
+    )
+    at.run()
+    at.button(key="batch_go").click().run()
+    assert not at.exception
+    tab = at.tabs[1]
+    table = tab.dataframe[-2].value  # the priced rows, then the realised bands
+    truth = pd.to_numeric(table[TARGET])  # uploads are read as text, then checked
+    err = table["predicted_price"] - truth
+    shown = {m.label: m.value for m in tab.metric}
+    assert shown["Realised RMSE"] == f"${float((err**2).mean() ** 0.5):,.0f}"
+    assert shown["Realised MAE"] == f"${float(err.abs().mean()):,.0f}"
+    inside = (truth >= table["interval_low"]) & (truth <= table["interval_high"])
+    assert shown["Interval coverage"] == f"{inside.mean():.1%}"
+    bands = tab.dataframe[-1].value
+    assert bands["n"].sum() == 60 and "test_coverage" in bands.columns
+
+
+def test_an_upload_without_true_values_shows_no_realised_error(real_api, make_app):
+    contract = _get(real_api, "/api/v1/contract")
+    at = make_app(real_api).run()
+    at.file_uploader(key="batch_file").set_value(
+        ("d.csv", pd.DataFrame([contract["example"]]).to_csv(index=False).encode(), "text/csv")
+    )
+    at.run()
+    at.button(key="batch_go").click().run()
+    assert not at.exception
+    assert "Realised RMSE" not in {m.label for m in at.tabs[1].metric}
+
+
+def test_the_monitoring_tab_shows_the_apis_drift(real_api, make_app):
+    from housing.contract import RAW_FEATURES
+
+    contract = _get(real_api, "/api/v1/contract")
+    _direct_prices(real_api, [contract["example"]] * 3)
+    monitoring = _get(real_api, "/api/v1/monitoring")
+    at = make_app(real_api).run()
+    assert not at.exception
+    tab = at.tabs[3]
+    frame = tab.dataframe[0].value
+    assert sorted(frame["feature"]) == sorted([*RAW_FEATURES, "predicted price"])
+    assert any("nothing is judged yet" in w.value for w in tab.warning)  # few instances
+    assert monitoring["drift"]["instances"] >= 3
+    assert any("Refused" in m.value for m in tab.markdown)
