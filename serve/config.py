@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     drift_window: int = Field(2000, ge=0, le=1_000_000)
     drift_psi_threshold: float = Field(0.1, gt=0)
     drift_min_instances: int = Field(500, ge=1)
+    # The shadow challenger (serve/shadow.py): with a registry configured, also load its
+    # `challenger` (verified like the champion) and price every request with it off the
+    # request path; its agreement goes to /metrics, the feature log and /api/v1/monitoring.
+    shadow: bool = False
 
     # Request limits.
     max_batch: int = Field(1000, ge=1, le=100_000)

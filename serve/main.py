@@ -29,6 +29,7 @@ from serve.model_store import ModelStore, Reloader
 from serve.prediction_log import PredictionLogger, WandbSink
 from serve.responses import OrjsonResponse
 from serve.routes import admin, health, metrics, model, monitoring, predict
+from serve.shadow import Shadow
 from serve.sources import build_sources
 from serve.state import ServeState
 
@@ -131,6 +132,21 @@ def _log_verification(cfg: Settings) -> None:
         )
 
 
+def _shadow(cfg: Settings, metrics: ServeMetrics) -> Shadow | None:
+    """The shadow challenger when SHADOW is on and a registry is configured (else None)."""
+    if not cfg.shadow:
+        return None
+    from serve.sources.build import build_challenger_source
+
+    source = build_challenger_source(cfg)
+    if source is None:
+        logger.warning("SHADOW is on but no MLFLOW_TRACKING_URI is set: no challenger to load")
+        return None
+    from serve.shadow import Shadow
+
+    return Shadow(source, metrics, cfg.reload_interval_s)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` default to the environment (read in the lifespan)."""
     resolve = _LazySettings(settings)
@@ -170,6 +186,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             drift = DriftObserver(serve_metrics, cfg.drift_window)
             observers.append(drift)
+        shadow = _shadow(cfg, serve_metrics)
+        if shadow is not None:
+            observers.append(shadow)
         if cfg.feature_log_dir is not None or observers:
             from serve.feature_log import FeatureLog
 
@@ -186,8 +205,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             feature_log.start()
         app.state.serve = ServeState(
-            cfg, serve_metrics, store, reloader, pred_log, feature_log, drift
+            cfg, serve_metrics, store, reloader, pred_log, feature_log, drift, shadow
         )
+        if shadow is not None:
+            shadow.start()
         logger.info(
             "model sources in order: %s",
             ", ".join(s.describe() for s in sources) or "none configured",
@@ -204,6 +225,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             store.draining = True
             reloader.stop()
+            if shadow is not None:
+                shadow.stop()
             if pred_log is not None:
                 await anyio.to_thread.run_sync(pred_log.stop)
             if feature_log is not None:

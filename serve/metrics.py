@@ -107,6 +107,40 @@ class ServeMetrics:
             registry=self.registry,
         )
 
+        # The shadow challenger (serve/shadow.py): agreement with the champion, as sums so
+        # that any window's mean is a ratio of increases (deploy/prometheus/alerts.yml).
+        self.shadow_loaded = Gauge(
+            "shadow_loaded",
+            "1 while a verified challenger scores in shadow.",
+            registry=self.registry,
+        )
+        self.shadow_info = Gauge(
+            "shadow_info",
+            "The shadow challenger (value 1): its version and whether it is signed.",
+            ["version", "signed"],
+            registry=self.registry,
+        )
+        self.shadow_scored = Counter(
+            "shadow_scored",
+            "Instances priced by the champion and the shadow challenger.",
+            registry=self.registry,
+        )
+        self.shadow_abs_diff = Counter(
+            "shadow_abs_diff_dollars",
+            "Sum of |challenger - champion| prices (USD) over the shadow's instances.",
+            registry=self.registry,
+        )
+        self.shadow_rel_diff = Counter(
+            "shadow_rel_diff",
+            "Sum of |challenger - champion| / champion over the shadow's instances.",
+            registry=self.registry,
+        )
+        self.shadow_inside = Counter(
+            "shadow_inside_interval",
+            "Shadow instances whose challenger price lies inside the champion's interval.",
+            registry=self.registry,
+        )
+
     def count_refusal(self, fields: Iterable[str]) -> None:
         for name in sorted(set(fields)):
             self.refusals.labels(name).inc()

@@ -10,6 +10,7 @@ from serve.feature_log import FeatureLog
 from serve.metrics import ServeMetrics
 from serve.model_store import ModelStore, Reloader
 from serve.prediction_log import PredictionLogger
+from serve.shadow import Shadow
 
 
 @dataclass
@@ -21,3 +22,4 @@ class ServeState:
     prediction_log: PredictionLogger | None
     feature_log: FeatureLog | None = None  # the log and its observers' thread
     drift: DriftObserver | None = None
+    shadow: Shadow | None = None
