@@ -4,9 +4,11 @@ Import-light on purpose: nothing here imports MLflow at module level (it costs s
 the API can import :func:`resolve` only when a registry is configured and pay for MLflow then.
 One module a concern: ``log`` (the MLflow run), ``register`` (version + tags + gate call),
 ``gates`` (the pure decision), ``champion`` (scoring the champion for the gate), ``promote``
-(every move of ``champion``), ``history`` (the champion event log), ``lookup`` (reads).
+(every move of ``champion``), ``challenger`` (every move of ``challenger``), ``history`` (the
+alias event logs), ``lookup`` (reads).
 """
 
+from housing.registry.challenger import drop_challenger, set_challenger
 from housing.registry.champion import ChampionScorer, champion_predictions
 from housing.registry.gates import (
     ChampionEvidence,
@@ -56,6 +58,7 @@ __all__ = [
     "actor",
     "champion_predictions",
     "decision_report",
+    "drop_challenger",
     "evaluate_gates",
     "gate_tags",
     "list_versions",
@@ -65,6 +68,7 @@ __all__ = [
     "resolve",
     "resolve_tracking_uri",
     "rollback",
+    "set_challenger",
     "test_fingerprint",
     "version_for_alias",
 ]

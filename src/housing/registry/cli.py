@@ -19,7 +19,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from housing import cli_errors
-from housing.registry.records import CHAMPION, MODEL_NAME, RegistryError, VersionInfo
+from housing.registry.records import CHALLENGER, CHAMPION, MODEL_NAME, RegistryError, VersionInfo
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +91,11 @@ def _run(action: Callable[[], T]) -> T:
         cli_errors.fail(f"{type(exc).__name__}: {cli_errors.one_line(exc)}")
 
 
-def _signed(info: VersionInfo) -> str:
-    seq = info.tags.get("promotion.sequence", "?")
-    if info.tags.get("promotion.signed") == "true":
-        return f"promotion #{seq} signed by key {info.tags.get('promotion.key_id', '')[:12]}…"
-    return f"promotion #{seq} UNSIGNED (HOUSING_ALLOW_UNSIGNED=1)"
+def _signed(info: VersionInfo, prefix: str = "promotion.", what: str = "promotion") -> str:
+    seq = info.tags.get(f"{prefix}sequence", "?")
+    if info.tags.get(f"{prefix}signed") == "true":
+        return f"{what} #{seq} signed by key {info.tags.get(f'{prefix}key_id', '')[:12]}…"
+    return f"{what} #{seq} UNSIGNED (HOUSING_ALLOW_UNSIGNED=1)"
 
 
 def _fmt_float(value: float | None, pattern: str) -> str:
@@ -215,16 +215,20 @@ def rollback_cmd(
     )
 
 
-def format_history(events: Sequence[object], attempts: Sequence[dict]) -> str:
-    """The champion's moves and the refused attempts, oldest first, one line each."""
+def format_history(
+    events: Sequence[object], attempts: Sequence[dict], alias: str = CHAMPION
+) -> str:
+    """An alias's moves and the refused attempts, oldest first, one line each."""
     rows: list[tuple[int, int, str]] = []
     for event in events:
         signed = f"signed {event.key_id[:12]}…" if event.key_id else "unsigned"
+        before = f"v{event.previous}" if event.previous else "-"
+        after = "-" if event.action == "drop" else f"v{event.version}"
         rows.append(
             (
                 event.seq,
                 0,
-                f"#{event.seq:<4} {event.when}  v{event.previous or '-'} -> v{event.version}  "
+                f"#{event.seq:<4} {event.when}  {before} -> {after}  "
                 f"{event.action} by {event.who} ({signed}): {event.why}",
             )
         )
@@ -238,15 +242,27 @@ def format_history(events: Sequence[object], attempts: Sequence[dict]) -> str:
                 f"{attempt.get('outcome', 'refused')}",
             )
         )
-    return "\n".join(line for *_, line in sorted(rows)) or "no champion moves recorded"
+    return "\n".join(line for *_, line in sorted(rows)) or f"no {alias} moves recorded"
+
+
+def _log(alias: str):
+    from housing.registry.history import CHALLENGER_LOG, CHAMPION_LOG
+
+    logs = {CHAMPION: CHAMPION_LOG, CHALLENGER: CHALLENGER_LOG}
+    if alias not in logs:
+        cli_errors.fail(f"--alias must be {CHAMPION} or {CHALLENGER}, not {alias!r}")
+    return logs[alias]
 
 
 @app.command("history")
 def history_cmd(
     tracking_uri: TrackingUri = None,
     model_name: ModelName = MODEL_NAME,
+    alias: Annotated[
+        str, typer.Option("--alias", help="Whose moves: champion or challenger.")
+    ] = CHAMPION,
 ) -> None:
-    """Every move of the champion (and every refused concurrent attempt), oldest first."""
+    """Every move of an alias (and every refused concurrent attempt), oldest first."""
     from housing.registry.history import read_events
     from housing.registry.lease import attempts_from_tags
     from housing.registry.lookup import require_model
@@ -257,17 +273,45 @@ def history_cmd(
         translated,
     )
 
+    log = _log(alias)
+
     def action() -> str:
         uri = resolve_tracking_uri(tracking_uri)
         check_reachable(uri, must_exist=True)
         with translated(f"reading the history of {model_name} at {uri}"):
             client = make_client(uri)
             require_model(client, model_name, uri)
-            events, _ = read_events(client, model_name)
+            events, _ = read_events(client, model_name, log)
             tags = dict(client.get_registered_model(model_name).tags or {})
-            return format_history(events, attempts_from_tags(tags))
+            return format_history(events, attempts_from_tags(tags, log), alias)
 
     typer.echo(_run(action))
+
+
+def format_record(info: VersionInfo, check: object | None, problem: str = "") -> str:
+    """The challenger's signed record (a ``signed.RecordCheck``) as ``show`` prints it."""
+    if check is None:
+        return f"challenger record: none ({problem})"
+    record = check.record
+    head = f"challenger record: {check.folder}"
+    if record is None:
+        return f"{head}\n  verified:   {check.detail}"
+    mode = record.extra.get("mode", "")
+    previous = record.extra.get("previous_challenger") or "-"
+    key = "UNSIGNED"
+    if check.signed:
+        key = f"signed by key {info.tags.get('challenger.key_id', '?')[:12]}…"
+    return "\n".join(
+        [
+            f"{head} (challenger move #{record.sequence}, {record.action}"
+            f"{f' ({mode})' if mode else ''})",
+            f"  record:     {record.name} version {record.version} as {record.alias!r}; {key}",
+            f"  verified:   {check.detail}",
+            f"  by:         {record.who} at {record.timestamp}",
+            f"  reason:     {record.decision}",
+            f"  previous:   {previous}",
+        ]
+    )
 
 
 @app.command("show")
@@ -275,12 +319,67 @@ def show_cmd(
     alias: Annotated[str, typer.Option("--alias", help="Alias to show.")] = CHAMPION,
     tracking_uri: TrackingUri = None,
     model_name: ModelName = MODEL_NAME,
+    evidence: Annotated[
+        Path | None,
+        typer.Option(
+            "--evidence",
+            help="housing-monitor's JSON summary with the shadow evidence (challenger only; "
+            "default: monitoring/summary.json in the workspace).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Show the version an alias points at: metrics, lineage tags and the last decision."""
+    """Show the version an alias points at: metrics, lineage tags and the last decision.
+
+    For the challenger, also its signed record (verified when HOUSING_VERIFY_KEYS is set) and
+    the shadow evidence for that version.
+    """
     from housing.registry.lookup import version_for_alias
 
     info = _run(lambda: version_for_alias(alias, model_name=model_name, tracking_uri=tracking_uri))
     typer.echo(format_version(info, model_name))
+    if alias != CHALLENGER:
+        return
+    from housing.registry.evidence import default_path, evidence_lines
+    from housing.registry.signed import verify_alias
+
+    try:
+        with _fail_fast_http():
+            check = verify_alias(
+                info.version, CHALLENGER, model_name=model_name, tracking_uri=tracking_uri
+            )
+        typer.echo(format_record(info, check))
+    except RegistryError as exc:
+        typer.echo(format_record(info, None, cli_errors.one_line(exc)))
+    path = evidence if evidence is not None else default_path()
+    typer.echo("\n".join(evidence_lines(path, info.version)))
+
+
+@app.command("challenger")
+def challenger_cmd(
+    reason: Reason,
+    version: Annotated[
+        str | None, typer.Argument(help="Version number to make the challenger.")
+    ] = None,
+    drop: Annotated[
+        bool, typer.Option("--drop", help="Take the challenger alias off its version.")
+    ] = False,
+    tracking_uri: TrackingUri = None,
+    model_name: ModelName = MODEL_NAME,
+) -> None:
+    """Point the challenger alias at VERSION (or --drop it), as a signed, recorded move."""
+    from housing.registry.challenger import drop_challenger, set_challenger
+
+    if drop == (version is not None):
+        cli_errors.fail("give either VERSION or --drop")
+    if drop:
+        info = _run(lambda: drop_challenger(reason, model_name, tracking_uri))
+        moved = f"challenger of {model_name} dropped from version {info.version}"
+    else:
+        info = _run(lambda: set_challenger(str(version), reason, model_name, tracking_uri))
+        previous = info.tags.get("challenger.previous") or "none"
+        moved = f"challenger of {model_name} is now version {info.version} (was {previous})"
+    typer.echo(f"{moved}; {_signed(info, 'challenger.', 'challenger move')}")
 
 
 def _register_settings(params_file: Path) -> dict:

@@ -1,6 +1,6 @@
-"""Champion history as an append-only event log on the registered model.
+"""Alias histories as append-only event logs on the registered model.
 
-MLflow's REST API has no compare-and-swap, so the history is never rewritten: each move of
+MLflow's REST API has no compare-and-swap, so a history is never rewritten: each move of
 ``champion`` appends one tag ``champion_event.<seq>`` (zero-padded, so keys sort) holding
 JSON ``{seq, version, previous, action, who, when, why, nonce, record, key_id}``; the writer
 re-reads the tag to confirm its nonce is the one stored. The event is a promotion's commit
@@ -11,6 +11,10 @@ A promotion refused because another held its sequence number leaves a
 champions that :func:`rollback` walks is a replay of the log (promotions push, rollbacks
 pop), seeded from the legacy ``champion_history`` JSON tag of registries written before
 the log existed.
+
+``challenger`` keeps a log of its own (:data:`CHALLENGER_LOG`: ``challenger_event.<seq>``,
+its own sequence, leases and record folders), so its moves never advance or reorder the
+champion's sequence, which the API's replay protection counts.
 """
 
 from __future__ import annotations
@@ -39,8 +43,49 @@ ACTIONS = ("gates", "manual", "rollback")
 
 
 @dataclass(frozen=True)
+class AliasLog:
+    """Where one alias keeps its moves: the names of its events, leases, attempts, records
+    and version tags. Two logs never share a sequence number space."""
+
+    alias: str
+    event_prefix: str  # model tag of each move: <prefix><seq>
+    lease_infix: str  # registered model leasing move <seq>: <model><infix><seq>
+    attempt_prefix: str  # model tag of a refused attempt: <prefix><seq>.<nonce>
+    artifact_root: str  # run artifacts of each signed record: <root>/<seq>/
+    tag_prefix: str  # the version tags a move writes: <prefix>record, <prefix>sequence, ...
+    actions: tuple[str, ...]
+    what: str  # how messages name one move
+
+
+CHAMPION_LOG = AliasLog(
+    alias="champion",
+    event_prefix=EVENT_TAG_PREFIX,
+    lease_infix=".promotion.",
+    attempt_prefix="champion_attempt.",
+    artifact_root="champion",
+    tag_prefix="promotion.",
+    actions=ACTIONS,
+    what="promotion",
+)
+CHALLENGER_LOG = AliasLog(
+    alias="challenger",
+    event_prefix="challenger_event.",
+    lease_infix=".challenger.",
+    attempt_prefix="challenger_attempt.",
+    artifact_root="challenger",
+    tag_prefix="challenger.",
+    # hold: the gates held a new version back (it takes the alias); manual: by hand;
+    # drop: the alias leaves the version (it was promoted, or dropped by hand).
+    actions=("hold", "manual", "drop"),
+    what="challenger move",
+)
+
+
+@dataclass(frozen=True)
 class ChampionEvent:
-    """One move of ``champion``: to ``version`` from ``previous``, by whom, when and why."""
+    """One move of an alias: ``champion`` to ``version`` from ``previous``, by whom, when and
+    why. In the challenger's log ``version`` is the version the move signs a record for: the
+    new challenger, or for a ``drop`` the one that loses the alias."""
 
     seq: int
     version: str
@@ -101,20 +146,20 @@ def actor(env: Mapping[str, str] | None = None) -> str:
     return f"ci:{user}" if env.get("CI") else user
 
 
-def event_key(seq: int) -> str:
-    return f"{EVENT_TAG_PREFIX}{seq:0{_SEQ_WIDTH}d}"
+def event_key(seq: int, log: AliasLog = CHAMPION_LOG) -> str:
+    return f"{log.event_prefix}{seq:0{_SEQ_WIDTH}d}"
 
 
-def events_from_tags(tags: Mapping[str, str]) -> list[ChampionEvent]:
-    """Every parseable event in a registered model's tags, by sequence number."""
+def events_from_tags(tags: Mapping[str, str], log: AliasLog = CHAMPION_LOG) -> list[ChampionEvent]:
+    """Every parseable event of ``log`` in a registered model's tags, by sequence number."""
     events = []
     for key, value in tags.items():
-        if not key.startswith(EVENT_TAG_PREFIX):
+        if not key.startswith(log.event_prefix):
             continue
         try:
             events.append(ChampionEvent.from_json(value))
         except (ValueError, KeyError, TypeError):
-            logger.warning("model tag %s is not a champion event; ignored", key)
+            logger.warning("model tag %s is not a %s event; ignored", key, log.alias)
     return sorted(events, key=lambda event: event.seq)
 
 
@@ -154,15 +199,18 @@ def champion_stack(
     return stack
 
 
-def read_events(client: MlflowClient, name: str) -> tuple[list[ChampionEvent], list[str]]:
-    """The event log and the legacy history of model ``name``."""
+def read_events(
+    client: MlflowClient, name: str, log: AliasLog = CHAMPION_LOG
+) -> tuple[list[ChampionEvent], list[str]]:
+    """The event log of ``log`` and (for the champion) the legacy history of model ``name``."""
     tags = dict(client.get_registered_model(name).tags or {})
-    return events_from_tags(tags), legacy_history(tags)
+    legacy = legacy_history(tags) if log == CHAMPION_LOG else []
+    return events_from_tags(tags, log), legacy
 
 
-def next_seq(client: MlflowClient, name: str) -> int:
+def next_seq(client: MlflowClient, name: str, log: AliasLog = CHAMPION_LOG) -> int:
     """The sequence number the next event will get (read under the registry lock)."""
-    events, _ = read_events(client, name)
+    events, _ = read_events(client, name, log)
     return events[-1].seq + 1 if events else 1
 
 
@@ -178,6 +226,7 @@ def append_event(
     seq: int | None = None,
     record: str = "",
     key_id: str = "",
+    log: AliasLog = CHAMPION_LOG,
 ) -> ChampionEvent:
     """Append one event (number ``seq``, default the next), then re-read it to confirm it stuck.
 
@@ -185,12 +234,12 @@ def append_event(
     one stored): the caller holds the sequence's lease, so this means a writer that bypassed
     it, and the caller must not carry on as if the move were recorded.
     """
-    if action not in ACTIONS:
-        raise ValueError(f"unknown champion event action {action!r}")
-    seq = next_seq(client, name) if seq is None else seq
-    if event_key(seq) in (client.get_registered_model(name).tags or {}):
+    if action not in log.actions:
+        raise ValueError(f"unknown {log.alias} event action {action!r}")
+    seq = next_seq(client, name, log) if seq is None else seq
+    if event_key(seq, log) in (client.get_registered_model(name).tags or {}):
         raise RegistryError(
-            f"champion event {seq} of {name!r} exists already: a writer bypassed the lease"
+            f"{log.alias} event {seq} of {name!r} exists already: a writer bypassed the lease"
         )
     event = ChampionEvent(
         seq=seq,
@@ -204,7 +253,7 @@ def append_event(
         record=record,
         key_id=key_id,
     )
-    key = event_key(seq)
+    key = event_key(seq, log)
     client.set_registered_model_tag(name, key, event.to_json())
     stored = (client.get_registered_model(name).tags or {}).get(key)
     try:
@@ -213,7 +262,7 @@ def append_event(
         confirmed = False
     if not confirmed:
         raise RegistryError(
-            f"champion event {seq} of {name!r} was overwritten by a concurrent writer; "
+            f"{log.alias} event {seq} of {name!r} was overwritten by a concurrent writer; "
             "re-read the registry and retry"
         )
     return event

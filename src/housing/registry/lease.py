@@ -13,6 +13,9 @@ file lock (SQLite: no one else can hold a lease meanwhile) at once, on a server 
 older than ``HOUSING_PROMOTION_LEASE_TTL_S`` (default 600 s; a promotion takes seconds).
 The next promoter then skips that number: sequence numbers may have gaps, never repeats.
 Leases stay as the registry's record of who held each number.
+
+The challenger's moves are leased the same way in a number space of their own
+(``M.challenger.<N>``, ``challenger_attempt.<N>.<nonce>``; :data:`CHALLENGER_LOG`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from housing.registry.history import actor, now_iso, read_events
+from housing.registry.history import CHAMPION_LOG, AliasLog, actor, now_iso, read_events
 from housing.registry.records import RegistryError
 
 if TYPE_CHECKING:
@@ -33,8 +36,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LEASE_INFIX = ".promotion."
-ATTEMPT_TAG_PREFIX = "champion_attempt."
+LEASE_INFIX = CHAMPION_LOG.lease_infix
+ATTEMPT_TAG_PREFIX = CHAMPION_LOG.attempt_prefix
 LEASE_TTL_ENV = "HOUSING_PROMOTION_LEASE_TTL_S"
 DEFAULT_LEASE_TTL_S = 600.0
 
@@ -49,8 +52,8 @@ class Lease:
     who: str
 
 
-def lease_name(model: str, seq: int) -> str:
-    return f"{model}{LEASE_INFIX}{seq:06d}"
+def lease_name(model: str, seq: int, log: AliasLog = CHAMPION_LOG) -> str:
+    return f"{model}{log.lease_infix}{seq:06d}"
 
 
 def lease_ttl_s(environ: dict[str, str] | None = None) -> float:
@@ -86,8 +89,10 @@ def take_lease(
     who: str | None = None,
     exclusive: bool,
     ttl_s: float | None = None,
+    log: AliasLog = CHAMPION_LOG,
 ) -> Lease:
-    """Lease the next promotion number of ``model`` to move ``champion`` to ``target``.
+    """Lease the next move number of ``log`` (default the champion's promotions) of ``model``
+    to move the alias to (or, for a challenger drop, off) ``target``.
 
     ``exclusive``: the caller holds the registry's file lock, so a lease without its event
     was abandoned by a killed holder. Raises RegistryError, after recording the attempt,
@@ -98,35 +103,36 @@ def take_lease(
     who = who or actor()
     ttl = lease_ttl_s() if ttl_s is None else ttl_s
     nonce = uuid.uuid4().hex
-    events, _ = read_events(client, model)
+    events, _ = read_events(client, model, log)
     seq = events[-1].seq + 1 if events else 1
     while True:
-        name = lease_name(model, seq)
+        name = lease_name(model, seq, log)
         try:
             client.create_registered_model(
                 name,
                 tags={"lease.holder": who, "lease.nonce": nonce, "lease.target": str(target)},
-                description=f"Lease of promotion #{seq} of {model} (housing.registry.lease).",
+                description=f"Lease of {log.what} #{seq} of {model} (housing.registry.lease).",
             )
             return Lease(model=model, seq=seq, nonce=nonce, who=who)
         except MlflowException as exc:
             if not _already_exists(exc):
                 raise
-        recorded = {event.seq for event in read_events(client, model)[0]}
+        recorded = {event.seq for event in read_events(client, model, log)[0]}
         if seq not in recorded and _abandoned(client, name, exclusive=exclusive, ttl_s=ttl):
             logger.warning(
-                "promotion #%d of %s was leased and never recorded (a killed promoter): skipped",
+                "%s #%d of %s was leased and never recorded (a killed mover): skipped",
+                log.what,
                 seq,
                 model,
             )
             seq += 1
             continue
         holder = dict(client.get_registered_model(name).tags or {}).get("lease.holder", "?")
-        record_attempt(client, model, seq, nonce, who=who, target=target, holder=holder)
+        record_attempt(client, model, seq, nonce, who=who, target=target, holder=holder, log=log)
         raise RegistryError(
-            f"promotion #{seq} of {model!r} was taken by {holder} at the same time; this "
+            f"{log.what} #{seq} of {model!r} was taken by {holder} at the same time; this "
             f"attempt (to version {target}) is recorded and nothing changed: re-evaluate "
-            "against the new champion"
+            f"against the new {log.alias}"
         )
 
 
@@ -139,27 +145,30 @@ def record_attempt(
     who: str,
     target: str,
     holder: str,
+    log: AliasLog = CHAMPION_LOG,
 ) -> None:
-    """Keep a refused promotion in the model's history (``housing-registry history``)."""
+    """Keep a refused move in the model's history (``housing-registry history``)."""
     value = {
         "seq": seq,
         "version": str(target),
         "who": who,
         "when": now_iso(),
-        "outcome": f"refused: promotion #{seq} was leased by {holder}",
+        "outcome": f"refused: {log.what} #{seq} was leased by {holder}",
     }
     client.set_registered_model_tag(
         model,
-        f"{ATTEMPT_TAG_PREFIX}{seq:06d}.{nonce[:12]}",
+        f"{log.attempt_prefix}{seq:06d}.{nonce[:12]}",
         json.dumps(value, sort_keys=True, separators=(",", ":")),
     )
 
 
-def attempts_from_tags(tags: dict[str, str]) -> list[dict[str, object]]:
-    """The refused attempts recorded in a registered model's tags, by sequence number."""
+def attempts_from_tags(
+    tags: dict[str, str], log: AliasLog = CHAMPION_LOG
+) -> list[dict[str, object]]:
+    """The refused attempts of ``log`` recorded in a registered model's tags, by sequence."""
     out = []
     for key, value in tags.items():
-        if key.startswith(ATTEMPT_TAG_PREFIX):
+        if key.startswith(log.attempt_prefix):
             try:
                 out.append(json.loads(value))
             except ValueError:

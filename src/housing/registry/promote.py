@@ -6,7 +6,9 @@ docstring lists the steps). The event is the commit point: written after the sig
 and before the alias moves, so a promoter killed at any step leaves either the registry as
 it was or a move that the next one completes (:func:`recover`). On a tracking server, the
 sequence number is leased (:mod:`housing.registry.lease`): two promoters at once cannot
-both move the alias.
+both move the alias. When the promoted version was the challenger, the challenger is then
+dropped by a signed move of its own (:mod:`housing.registry.challenger`), which recovery
+completes too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from housing.registry.challenger import LOOKUP_KEY, drop_if_challenger, recover_challenger
 from housing.registry.history import (
     ChampionEvent,
     actor,
@@ -30,7 +33,7 @@ from housing.registry.lookup import (
     require_model,
     version_info,
 )
-from housing.registry.records import CHALLENGER, CHAMPION, MODEL_NAME, RegistryError, VersionInfo
+from housing.registry.records import CHAMPION, MODEL_NAME, RegistryError, VersionInfo
 from housing.registry.signed import KEY_TAG, RECORD_TAG, SIGNED_TAG, sign_promotion, signing_key
 from housing.registry.tracking import (
     check_reachable,
@@ -43,6 +46,8 @@ from housing.registry.tracking import (
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+    from housing.signing import SigningKey
 
 logger = logging.getLogger(__name__)
 
@@ -87,25 +92,43 @@ def event_tags(event: ChampionEvent) -> dict[str, str]:
     return tags
 
 
-def _finish(client: MlflowClient, name: str, event: ChampionEvent) -> None:
+def _drop_challenger(
+    client: MlflowClient, name: str, event: ChampionEvent, key: SigningKey | object | None
+) -> None:
+    """Step 6: the promoted version stops being the challenger (a signed challenger move)."""
+    drop_if_challenger(
+        client,
+        name,
+        event.version,
+        reason=f"promoted to champion (promotion #{event.seq})",
+        who=event.who,
+        key=key,
+    )
+
+
+def _finish(
+    client: MlflowClient, name: str, event: ChampionEvent, key: SigningKey | object | None
+) -> None:
     """Steps 4 to 6 of a move, each idempotent: tags, alias, challenger."""
     write_tags(client, name, event.version, event_tags(event))
     client.set_registered_model_alias(name, CHAMPION, event.version)
-    if alias_version(client, name, CHALLENGER) == event.version:
-        client.delete_registered_model_alias(name, CHALLENGER)
+    _drop_challenger(client, name, event, key)
 
 
-def recover(client: MlflowClient, name: str) -> ChampionEvent | None:
-    """Complete the last recorded move of ``champion`` if its promoter was killed after the
-    commit point (the event) and before the alias moved; return it, or None if none was
-    pending. Call it holding the registry lock."""
+def recover(
+    client: MlflowClient, name: str, *, key: SigningKey | object | None = LOOKUP_KEY
+) -> ChampionEvent | None:
+    """Complete the last recorded moves of ``challenger`` and ``champion`` if their movers
+    were killed after the commit point (the event) and before the alias moved; return the
+    champion's, or None if none was pending. Call it holding the registry lock. ``key`` signs
+    a challenger drop still due (default: looked up; without one the drop waits)."""
+    recover_challenger(client, name)
     events, _ = read_events(client, name)
     if not events or not events[-1].record:  # none, or written before recovery existed
         return None
     last = events[-1]
     if alias_version(client, name, CHAMPION) == last.version:
-        if alias_version(client, name, CHALLENGER) == last.version:
-            client.delete_registered_model_alias(name, CHALLENGER)  # killed at step 6
+        _drop_challenger(client, name, last, key)  # killed at step 6
         return None
     logger.warning(
         "%s: completing promotion #%d (champion -> v%s by %s), interrupted before the alias moved",
@@ -114,7 +137,7 @@ def recover(client: MlflowClient, name: str) -> ChampionEvent | None:
         last.version,
         last.who,
     )
-    _finish(client, name, last)
+    _finish(client, name, last, key)
     return last
 
 
@@ -139,6 +162,7 @@ def move_champion(
     action: str,
     reason: str,
     who: str | None = None,
+    key: SigningKey | object | None = LOOKUP_KEY,
 ) -> ChampionEvent:
     """Point ``champion`` at ``target`` if it still points at ``expected_current``.
 
@@ -156,15 +180,16 @@ def move_champion(
        yet);
     4. append ``champion_event.<seq>``: the commit point;
     5. write the version's ``promotion.*`` tags, then move the alias, then drop
-       ``challenger`` if it named the target.
+       ``challenger`` if it named the target (a signed challenger move of its own).
 
     Killed before 4, the registry is as it was (an abandoned lease, unreferenced artifacts);
     killed after, the next move, export or registration completes 5 (:func:`recover`).
+    ``key`` defaults to :func:`~housing.registry.signed.signing_key`.
     """
     who = who or actor()
-    key = signing_key()  # a missing or bad key fails here, before anything moves
+    key = signing_key() if key is LOOKUP_KEY else key  # a missing or bad key fails here
     with registry_lock(uri):
-        recover(client, name)
+        recover(client, name, key=key)
         current = alias_version(client, name, CHAMPION)
         if expected_current is not _UNSET and current != expected_current:
             raise RegistryError(
@@ -193,7 +218,7 @@ def move_champion(
             reason=reason,
             who=who,
             previous=current,
-            key=key,
+            key=key,  # type: ignore[arg-type]
         )
         event = append_event(
             client,
@@ -207,7 +232,7 @@ def move_champion(
             record=signing[RECORD_TAG],
             key_id=signing[KEY_TAG],
         )
-        _finish(client, name, event)
+        _finish(client, name, event, key)
         now = alias_version(client, name, CHAMPION)
         if now != target:
             raise RegistryError(

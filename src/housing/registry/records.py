@@ -30,6 +30,7 @@ class Registration:
     previous_champion: str | None
     gate_tags: dict[str, str] = field(default_factory=dict)
     promotion_sequence: int | None = None  # the champion event's seq when promoted
+    challenger_sequence: int | None = None  # the challenger move's seq (held, or a drop)
 
 
 @dataclass

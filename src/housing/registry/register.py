@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from housing.io import sha256_file
+from housing.registry.challenger import DROP, HOLD, move_challenger
 from housing.registry.champion import ChampionScorer, score_version
 from housing.registry.gates import (
     GATE_TAG_PREFIX,
@@ -34,6 +35,7 @@ from housing.registry.records import (
     Registration,
     RegistryError,
 )
+from housing.registry.signed import signing_key
 from housing.registry.tracking import (
     check_reachable,
     make_client,
@@ -57,10 +59,12 @@ evidence (`gate.*`) and the sha256 of its `bundle/model.skops` as version tags.
 
 **Aliases**
 - `champion`: the version the prediction API serves.
-- `challenger`: the newest candidate that the promotion gates held back.
+- `challenger`: the newest candidate that the promotion gates held back (none after a
+  promotion); the API may score it in shadow.
 
-Every move of `champion` is recorded in `promotion.*` version tags and appended to the
-model's `champion_event.<seq>` tags; use `housing-registry list|promote|rollback|show`.
+Every move of either alias is signed and recorded: `promotion.*` / `challenger.*` version
+tags, the model's `champion_event.<seq>` / `challenger_event.<seq>` tags; use
+`housing-registry list|promote|rollback|challenger|history|show`.
 """
 
 
@@ -116,12 +120,14 @@ def log_and_register(
 ) -> Registration:
     """Log a run, register its model as a new version, gate it, and promote it if it passes.
 
-    The new version gets ``challenger``. With ``evaluation`` (test targets, the candidate's
-    predictions, the rows' fingerprint, the data md5) and ``score_champion`` (predicts the
-    champion from its downloaded ``bundle/``), the paired gate decides; without them a
-    champion cannot be compared and the candidate is held (fail closed). The champion moves
-    only if it is still the version the gate compared against. ``force_promote_reason``
-    skips the gate's verdict (still recorded) and promotes as a manual, attributed move.
+    With ``evaluation`` (test targets, the candidate's predictions, the rows' fingerprint,
+    the data md5) and ``score_champion`` (predicts the champion from its downloaded
+    ``bundle/``), the paired gate decides; without them a champion cannot be compared and the
+    candidate is held (fail closed). The champion moves only if it is still the version the
+    gate compared against. ``force_promote_reason`` skips the gate's verdict (still
+    recorded) and promotes as a manual, attributed move. A held version becomes the
+    ``challenger`` (a signed move); a promoted one leaves no challenger (the previous one is
+    dropped, signed). The signing key is looked up first: without one nothing is registered.
     """
     bundle_dir = Path(bundle_dir)
     model_file = _validate_inputs(bundle_dir, plots, metrics)
@@ -132,6 +138,7 @@ def log_and_register(
     artifact_sha256 = sha256_file(model_file)
     uri = resolve_tracking_uri(tracking_uri)
     check_reachable(uri, must_exist=False)
+    key = signing_key()  # every outcome signs an alias move: fail before registering
 
     import mlflow
 
@@ -163,7 +170,6 @@ def log_and_register(
         mv = mlflow.register_model(run.model_uri, model_name, tags=version_tags)
         version = str(mv.version)
         client.update_registered_model(model_name, description=_MODEL_DESCRIPTION)
-        client.set_registered_model_alias(model_name, CHALLENGER, version)
 
         recover_champion(uri, model_name)  # a promotion a killed run recorded, completed
         champion_mv = get_alias(client, model_name, CHAMPION)
@@ -202,6 +208,7 @@ def log_and_register(
                     expected_current=previous,
                     action="manual" if manual else "gates",
                     reason=reason,
+                    key=key,
                 )
                 promoted, sequence = True, event.seq
             except RegistryError as exc:
@@ -231,6 +238,9 @@ def log_and_register(
                     who=actor(),
                 ),
             )
+        challenger_seq = _move_challenger(
+            client, uri, model_name, version, promoted=promoted, reason=decision.reason, key=key
+        )
         client.update_model_version(
             model_name, version, description=_version_description(description, decision, metrics)
         )
@@ -246,4 +256,38 @@ def log_and_register(
         previous_champion=previous,
         gate_tags=evidence_tags,
         promotion_sequence=sequence,
+        challenger_sequence=challenger_seq,
     )
+
+
+def _move_challenger(
+    client: Any,
+    uri: str,
+    name: str,
+    version: str,
+    *,
+    promoted: bool,
+    reason: str,
+    key: Any,
+) -> int | None:
+    """A held version takes ``challenger``; a promoted one drops the previous challenger
+    (held against a champion that is gone). Returns the challenger move's sequence number.
+
+    The decision is recorded already, so a refused move (another registration took the
+    sequence number at the same moment) is a warning, not a failed registration.
+    """
+    current = alias_version(client, name, CHALLENGER)
+    if promoted and current is None:
+        return None
+    try:
+        if promoted:
+            why = f"v{version} was promoted to champion over it"
+            event = move_challenger(
+                client, uri, name, str(current), action=DROP, reason=why, key=key
+            )
+        else:
+            event = move_challenger(client, uri, name, version, action=HOLD, reason=reason, key=key)
+    except RegistryError as exc:
+        logger.warning("%s version %s: the challenger did not move: %s", name, version, exc)
+        return None
+    return event.seq

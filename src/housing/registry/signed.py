@@ -10,6 +10,11 @@ and the signature are logged as the run's artifacts ``champion/<seq>/promotion.j
 The skops model is not in the champion directory (the API never reads it); its sha256 is in
 the signed record (``extra.model_skops_sha256``), so it is authenticated too.
 
+Every move of ``challenger`` is signed the same way (``housing.registry.challenger``): a record
+with ``alias="challenger"`` and the challenger's own sequence number, logged as
+``challenger/<seq>/`` and named by the version's ``challenger.record`` tag; a drop (the alias
+taken off a version) is signed as a record with ``action="drop"``, which no verifier serves.
+
 The key is found by :func:`signing_key`: the environment, else the workspace's development
 key in ``.keys/``. A promotion without a key is refused unless ``HOUSING_ALLOW_UNSIGNED=1``;
 then the record is written unsigned: verifiers with keys refuse it, verifiers without keys
@@ -26,9 +31,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from housing.registry.history import CHAMPION_LOG, AliasLog
 from housing.registry.lookup import BUNDLE_ARTIFACT_PATH, SHA_TAG, get_alias, get_version
 from housing.registry.records import CHAMPION, MODEL_NAME, RegistryError
 from housing.registry.tracking import (
@@ -52,11 +59,23 @@ SIGNED_TAG = "promotion.signed"  # "true" / "false"
 KEY_TAG = "promotion.key_id"
 SERVING_FILES = ("model.json", "serving")  # what a champion directory holds besides the record
 ALLOW_UNSIGNED_ENV = "HOUSING_ALLOW_UNSIGNED"  # 1: promote without a key (docs/signing.md)
-_RECORD_ACTIONS = {"gates": "promote", "manual": "promote", "rollback": "rollback"}
+# An event's action -> the signed record's (hold: the challenger alias given to the version).
+_RECORD_ACTIONS = {
+    "gates": "promote",
+    "manual": "promote",
+    "rollback": "rollback",
+    "hold": "promote",
+    "drop": "drop",
+}
 
 
-def record_folder(seq: int) -> str:
-    return f"{CHAMPION_ARTIFACT_PATH}/{seq:06d}"
+def record_folder(seq: int, log: AliasLog = CHAMPION_LOG) -> str:
+    return f"{log.artifact_root}/{seq:06d}"
+
+
+def record_tag(alias: str) -> str:
+    """The version tag naming the folder of its latest record for ``alias``."""
+    return RECORD_TAG if alias == CHAMPION else f"{alias}.record"
 
 
 def unsigned_allowed(environ: Mapping[str, str] | None = None) -> bool:
@@ -136,11 +155,14 @@ def sign_promotion(
     who: str,
     previous: str | None,
     key: SigningKey | None,
+    log: AliasLog = CHAMPION_LOG,
 ) -> dict[str, str]:
-    """Sign the promotion of ``version`` as event ``seq``; log record + signature; return tags.
+    """Sign move ``seq`` of ``log``'s alias (default: the champion's promotions) for
+    ``version``; log record + signature as ``<root>/<seq>/``; return the version's tags
+    (``<prefix>record``, ``<prefix>signed``, ``<prefix>key_id``).
 
     Raises (and logs nothing to the registry) if the bundle cannot be fetched or signed:
-    the caller then undoes the alias move.
+    nothing refers to the artifacts until the move's event is appended.
     """
     from housing.signing import PromotionRecord, build_champion, now_utc
 
@@ -149,7 +171,7 @@ def sign_promotion(
     record = PromotionRecord(
         name=name,
         version=str(version),
-        alias=CHAMPION,
+        alias=log.alias,
         action=_RECORD_ACTIONS.get(action, "promote"),
         data_md5=tags.get("data_md5") or "unknown",
         git_commit=tags.get("git_commit") or "unknown",
@@ -159,7 +181,7 @@ def sign_promotion(
         who=who,
         extra={
             "mode": action,
-            "previous_champion": previous or "",
+            f"previous_{log.alias}": previous or "",
             "run_id": str(mv.run_id),
             "model_skops_sha256": tags.get(SHA_TAG, ""),
             # Whose sequence this is: the API keeps its replay marks per registry.
@@ -171,16 +193,17 @@ def sign_promotion(
         champion = Path(tmp) / "champion"
         present = [n for n in SERVING_FILES if (bundle / n).exists()]  # serving/ since format 2
         record = build_champion(bundle, champion, record, key, include=present)
-        folder = record_folder(seq)
+        folder = record_folder(seq, log)
         files = [champion / "promotion.json"]
         if key is not None:
             files.append(champion / "model.sig")
         for path in files:
             client.log_artifact(str(mv.run_id), str(path), artifact_path=folder)
     logger.info(
-        "%s v%s: promotion #%d %s (%s)",
+        "%s v%s: %s #%d %s (%s)",
         name,
         version,
+        log.what,
         seq,
         f"signed by key {key.key_id[:12]}…"
         if key is not None
@@ -188,9 +211,9 @@ def sign_promotion(
         folder,
     )
     return {
-        RECORD_TAG: folder,
-        SIGNED_TAG: "true" if key is not None else "false",
-        KEY_TAG: key.key_id if key is not None else "",
+        f"{log.tag_prefix}record": folder,
+        f"{log.tag_prefix}signed": "true" if key is not None else "false",
+        f"{log.tag_prefix}key_id": key.key_id if key is not None else "",
     }
 
 
@@ -201,44 +224,48 @@ def _atomic_dir(staging: Path, out: Path) -> None:
     replace_dir(staging, out)
 
 
+def _fetch_signed(client: MlflowClient, name: str, version: str, alias: str, staging: Path) -> str:
+    """Copy ``version``'s serving files and its latest ``alias`` record (``promotion.json``,
+    ``model.sig``) into ``staging``: the directory a verifier checks. Returns the folder."""
+    from housing.signing import RECORD_FILE, SIGNATURE_FILE
+
+    mv = get_version(client, name, version)
+    tag = record_tag(alias)
+    folder = (mv.tags or {}).get(tag)
+    if not folder:
+        if alias == CHAMPION:
+            why = "was never promoted with a record (promote or roll back to it to sign one)"
+        else:
+            why = f"never held {alias!r} with a signed record"
+        raise RegistryError(f"{name} version {version} has no {tag} tag: it {why}")
+    with tempfile.TemporaryDirectory(prefix="housing-export-") as tmp:
+        bundle = _download_serving(client, str(mv.run_id), Path(tmp) / "bundle")
+        for item in SERVING_FILES:
+            src = bundle / item
+            if src.is_dir():
+                shutil.copytree(src, staging / item)
+            elif src.is_file():
+                shutil.copy2(src, staging / item)
+        records = Path(client.download_artifacts(str(mv.run_id), folder, dst_path=tmp))
+        for item in (RECORD_FILE, SIGNATURE_FILE):
+            if (records / item).is_file():
+                shutil.copy2(records / item, staging / item)
+    return folder
+
+
 def export_version(client: MlflowClient, name: str, version: str, out: Path) -> PromotionRecord:
     """Write ``version``'s champion directory (its latest signed record) to ``out``, atomically.
 
     The result is verified before it replaces ``out``: against the keys of
     ``HOUSING_VERIFY_KEYS``/``HOUSING_VERIFY_KEY_FILES`` when set, else for integrity.
     """
-    from housing.signing import (
-        RECORD_FILE,
-        SIGNATURE_FILE,
-        KeyConfigError,
-        KeyRing,
-        SigningError,
-        verify,
-    )
+    from housing.signing import RECORD_FILE, KeyConfigError, KeyRing, SigningError, verify
 
-    mv = get_version(client, name, version)
-    folder = (mv.tags or {}).get(RECORD_TAG)
-    if not folder:
-        raise RegistryError(
-            f"{name} version {version} has no {RECORD_TAG} tag: it was never promoted with a "
-            "record (promote or roll back to it to sign one)"
-        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        with tempfile.TemporaryDirectory(prefix="housing-export-") as tmp:
-            bundle = _download_serving(client, str(mv.run_id), Path(tmp) / "bundle")
-            for item in SERVING_FILES:
-                src = bundle / item
-                if src.is_dir():
-                    shutil.copytree(src, staging / item)
-                elif src.is_file():
-                    shutil.copy2(src, staging / item)
-            records = Path(client.download_artifacts(str(mv.run_id), folder, dst_path=tmp))
-            for item in (RECORD_FILE, SIGNATURE_FILE):
-                if (records / item).is_file():
-                    shutil.copy2(records / item, staging / item)
+        folder = _fetch_signed(client, name, version, CHAMPION, staging)
         try:
             result = verify(
                 staging,
@@ -294,6 +321,62 @@ def export_champion(
             logger.warning("%s has no champion at %s: nothing exported", model_name, uri)
             return None
         return export_version(client, model_name, str(mv.version), Path(out))
+
+
+@dataclass(frozen=True)
+class RecordCheck:
+    """A version's latest signed record for an alias, checked as the API checks it."""
+
+    folder: str
+    record: PromotionRecord | None  # as written (unauthenticated when not verified)
+    signed: bool  # a model.sig is there
+    verified: bool  # a key of HOUSING_VERIFY_KEYS verified signature and record
+    detail: str  # one line: by which key, why not verified, or why refused
+
+
+def check_record(client: MlflowClient, name: str, version: str, alias: str) -> RecordCheck:
+    """Fetch ``version``'s latest ``alias`` record with its serving files and verify them the
+    way the API does (signature, file digests, name/version/alias, not a drop) against
+    ``HOUSING_VERIFY_KEYS``; a refusal is reported, not raised (``housing-registry show``)."""
+    from housing.signing import (
+        RECORD_FILE,
+        SIGNATURE_FILE,
+        KeyConfigError,
+        KeyRing,
+        PromotionRecord,
+        SigningError,
+        verify,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="housing-check-") as tmp:
+        staging = Path(tmp)
+        folder = _fetch_signed(client, name, version, alias, staging)
+        signed = (staging / SIGNATURE_FILE).is_file()
+        try:
+            record = PromotionRecord.from_bytes((staging / RECORD_FILE).read_bytes())
+        except (OSError, SigningError):
+            record = None
+        try:
+            keys = KeyRing.from_env()
+            result = verify(
+                staging, keys, expected={"name": name, "version": version, "alias": alias}
+            )
+        except (KeyConfigError, SigningError) as exc:
+            return RecordCheck(folder, record, signed, False, f"REFUSED: {exc}")
+    if result.signed:
+        return RecordCheck(folder, result.record, signed, True, result.reason)
+    why = "no HOUSING_VERIFY_KEYS set" if signed else "UNSIGNED (no key signed it)"
+    return RecordCheck(folder, result.record or record, signed, False, f"not verified: {why}")
+
+
+def verify_alias(
+    version: str, alias: str, model_name: str = MODEL_NAME, tracking_uri: str | None = None
+) -> RecordCheck:
+    """:func:`check_record` for ``model_name`` version ``version`` at the tracking URI."""
+    uri = resolve_tracking_uri(tracking_uri)
+    check_reachable(uri, must_exist=True)
+    with translated(f"checking the {alias} record of {model_name} version {version} at {uri}"):
+        return check_record(make_client(uri), model_name, str(version), alias)
 
 
 def promotion_tags(tags: Mapping[str, str]) -> dict[str, str]:

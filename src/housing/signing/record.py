@@ -20,7 +20,10 @@ from typing import Any
 RECORD_FILE = "promotion.json"
 SIGNATURE_FILE = "model.sig"
 RECORD_FORMAT = "housing-promotion/v1"
-ACTIONS = ("promote", "rollback")
+# promote/rollback give the alias to the version; drop records that it took the alias off it
+# (a challenger promoted or dropped): a verifier never serves a drop (verify.check_record).
+ACTIONS = ("promote", "rollback", "drop")
+DROP = "drop"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REQUIRED_STR = ("name", "version", "alias", "data_md5", "git_commit", "decision")
 _REQUIRED_STR += ("action", "timestamp", "who")
@@ -36,7 +39,8 @@ class RecordError(SigningError):
 
 @dataclass(frozen=True)
 class PromotionRecord:
-    """One promotion (or rollback) of one registered version to one alias.
+    """One promotion (or rollback) of one registered version to one alias, or (``drop``)
+    the alias taken off it.
 
     ``files`` maps each model file's POSIX path (relative to the directory) to its sha256;
     it is filled in by the signer, never by hand. ``extra`` carries optional context

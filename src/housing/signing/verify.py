@@ -11,8 +11,9 @@ what model-signing's own verifier accepts and refuses, on valid and on tampered 
 On top of model-signing's checks, :func:`verify` applies the promotion policy: the signed
 manifest must include ``promotion.json``, whose file list must equal the signed manifest, whose
 name and data md5 must agree with ``model.json``, whose name, version and alias must match
-what the caller expects (no replay under another version or alias), and whose sequence number
-must not be lower than the one already served (no replay of a demoted champion).
+what the caller expects (no replay under another version or alias), whose action must not be
+``drop`` (the signed record that a challenger lost its alias), and whose sequence number must
+not be lower than the one already served (no replay of a demoted champion).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from housing.signing.digests import GIT_PATHS, file_digests
 from housing.signing.keys import KeyRing
 from housing.signing.record import (
+    DROP,
     RECORD_FILE,
     SIGNATURE_FILE,
     PromotionRecord,
@@ -289,7 +291,12 @@ def check_record(
     expected: Mapping[str, object] | None = None,
     min_sequence: int | None = None,
 ) -> None:
-    """Refuse a record promoted as something else, or older than the one being served."""
+    """Refuse a record promoted as something else, a drop, or older than the one served."""
+    if record.action == DROP:
+        raise VerificationError(
+            f"{RECORD_FILE} records that version {record.version} was dropped from "
+            f"{record.alias!r} (move #{record.sequence}): it no longer holds the alias"
+        )
     for key, want in (expected or {}).items():
         if key not in ("name", "version", "alias", "data_md5", "git_commit"):
             raise ValueError(f"cannot expect record field {key!r}")

@@ -29,6 +29,7 @@ from housing.registry import (
     promote,
     resolve,
     rollback,
+    set_challenger,
     version_for_alias,
 )
 from housing.registry.cli import app
@@ -120,6 +121,41 @@ def test_better_third_version_takes_champion_and_records_history(registry_scenar
     assert second.why == reg.decision.reason and second.who
     assert reg.promotion_sequence == 2 and versions["3"].tags["promotion.sequence"] == "2"
     assert float(versions["3"].tags["gate.delta_rmse_ci95_high"]) < 0
+
+
+def test_the_challenger_moves_are_signed_records_in_a_log_of_their_own(
+    registry_scenario: Scenario,
+):
+    """v2 held: it takes challenger (move #1); v3 promoted: v2 is dropped (move #2). The
+    champion's log still counts 1, 2: the challenger's moves never advance it."""
+    from housing.registry.history import CHALLENGER_LOG, read_events
+
+    uri, regs = registry_scenario.uri, registry_scenario.registrations
+    assert (regs["1"].challenger_sequence, regs["2"].challenger_sequence) == (None, 1)
+    assert regs["3"].challenger_sequence == 2
+    client = _client(uri)
+    events, _ = read_events(client, MODEL_NAME, CHALLENGER_LOG)
+    assert [(e.seq, e.version, e.previous, e.action) for e in events] == [
+        (1, "2", None, "hold"),
+        (2, "2", "2", "drop"),
+    ]
+    assert events[0].why == regs["2"].decision.reason and "v3 was promoted" in events[1].why
+    assert [e.seq for e in _events(uri)] == [1, 2]
+    tags = client.get_model_version(MODEL_NAME, "2").tags
+    assert tags["challenger.record"] == events[1].record == "challenger/000002"
+    assert (tags["challenger.action"], tags["challenger.sequence"]) == ("drop", "2")
+    assert "promotion.record" not in tags  # a held version never had a champion record
+    run_dir = next(registry_scenario.root.rglob(f"{regs['2'].run_id}/artifacts"))
+    records = [json.loads((run_dir / e.record / "promotion.json").read_text()) for e in events]
+    assert [(r["alias"], r["version"], r["sequence"]) for r in records] == [
+        ("challenger", "2", 1),
+        ("challenger", "2", 2),
+    ]
+    assert [(r["action"], r["extra"]["mode"]) for r in records] == [
+        ("promote", "hold"),
+        ("drop", "drop"),
+    ]
+    assert records[1]["extra"]["previous_challenger"] == "2"
 
 
 def test_run_records_params_metrics_tags_note_plots_and_bundle(registry_scenario: Scenario):
@@ -283,7 +319,7 @@ def test_a_failure_before_the_commit_point_changes_nothing(
 
     promote_module = importlib.import_module("housing.registry.promote")  # not the function
     uri = registry_copy
-    _client(uri).set_registered_model_alias(MODEL_NAME, "challenger", "2")
+    set_challenger("2", "shadow it", tracking_uri=uri)  # a signed move: recovery keeps it
     before = _by_version(list_versions(tracking_uri=uri))
     assert before["3"].aliases == ["champion"] and before["2"].aliases == ["challenger"]
 
@@ -299,6 +335,35 @@ def test_a_failure_before_the_commit_point_changes_nothing(
     assert promotion == {k: v for k, v in before["2"].tags.items() if k.startswith("promotion.")}
     assert promotion.get("promotion.decision") != "promoted"
     assert len(_events(uri)) == 2  # nothing recorded
+
+
+def test_a_challenger_move_interrupted_after_its_commit_point_is_completed(
+    registry_copy: str, monkeypatch: pytest.MonkeyPatch
+):
+    """The process dies between the event (the commit point) and the alias: whatever runs
+    next (an export, a registration, a promotion) completes the move from the event."""
+    from mlflow import MlflowClient
+
+    from housing.registry.history import CHALLENGER_LOG, read_events
+    from housing.registry.promote import recover_champion
+
+    uri = registry_copy
+
+    def killed(*args, **kwargs):
+        raise SystemExit("killed before the alias moved")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(MlflowClient, "set_registered_model_alias", killed)
+        with pytest.raises(SystemExit):
+            set_challenger("1", "interrupted", tracking_uri=uri, who="ana")
+    client = _client(uri)
+    assert "challenger" not in client.get_registered_model(MODEL_NAME).aliases
+    last = read_events(client, MODEL_NAME, CHALLENGER_LOG)[0][-1]
+    assert (last.seq, last.version, last.action, last.who) == (3, "1", "manual", "ana")
+    recover_champion(uri)
+    assert str(client.get_registered_model(MODEL_NAME).aliases["challenger"]) == "1"
+    assert client.get_model_version(MODEL_NAME, "1").tags["challenger.sequence"] == "3"
+    assert [e.seq for e in _events(uri)] == [1, 2]  # the champion's log untouched
 
 
 def test_actor_comes_from_ci_or_the_os_user():
@@ -407,6 +472,77 @@ def test_cli_list_show_promote_rollback(registry_copy: str):
     assert len(lines) == 4, lines  # v1 and v3 by the gates, then the two moves above
     assert "v3 -> v2  manual by" in lines[2] and "(unsigned): manual check" in lines[2]
     assert "v2 -> v3  rollback by" in lines[3] and lines[3].endswith(": undo")
+
+
+SHADOW = {
+    "challenger_version": "1",
+    "champion_version": "3",
+    "instances": 1234,
+    "mean_abs_diff": 1234.5,
+    "mean_rel_diff": 0.031,
+    "inside_interval_share": 0.94,
+    "window": {"start": "2026-12-01T00:00:00Z", "end": "2026-12-02T00:00:00Z"},
+}
+
+
+def test_cli_moves_and_shows_the_challenger_with_its_record_and_evidence(
+    registry_copy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    uri = ["--tracking-uri", registry_copy]
+    refused = _invoke("challenger", "3", "--reason", "shadow the champion", *uri)
+    assert refused.exit_code == 1 and "is the champion" in refused.stderr
+    moved = _invoke("challenger", "1", "--reason", "shadow the old ridge", *uri)
+    assert moved.exit_code == 0, moved.output
+    assert moved.stdout.strip() == (
+        f"challenger of {MODEL_NAME} is now version 1 (was none); "
+        "challenger move #3 UNSIGNED (HOUSING_ALLOW_UNSIGNED=1)"
+    )
+
+    # No summary in the workspace (the working directory): the show says so.
+    monkeypatch.chdir(tmp_path)
+    shown = _invoke("show", "--alias", "challenger", *uri)
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    assert "version:    1" in out and "aliases:    challenger" in out
+    assert "challenger record: challenger/000003 (challenger move #3, promote (manual))" in out
+    assert f"record:     {MODEL_NAME} version 1 as 'challenger'; UNSIGNED" in out
+    assert "verified:   not verified: UNSIGNED" in out and "reason:     shadow the old ridge" in out
+    assert (
+        "shadow evidence: none for version 1 (monitoring/summary.json has no shadow summary)" in out
+    )
+
+    summary = tmp_path / "monitoring" / "summary.json"
+    summary.parent.mkdir()
+    summary.write_text(json.dumps({"drift": {}, "shadow": SHADOW}))
+    out = _invoke("show", "--alias", "challenger", *uri).stdout
+    assert "shadow evidence (" in out and "window:     2026-12-01T00:00:00Z .. 2026-12-02" in out
+    assert "instances:  1,234 scored by both, against champion 3" in out
+    assert "mean |diff|: 1,234.5 USD (3.1% relative)" in out
+    assert "inside the champion's interval: 94.0%" in out
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"shadow": {**SHADOW, "challenger_version": "2"}}))
+    out = _invoke("show", "--alias", "challenger", "--evidence", str(other), *uri).stdout
+    assert "shadow evidence: none for version 1" in out and "about version 2" in out
+    assert "instances:" not in out
+    other.write_text("{not json")
+    out = _invoke("show", "--alias", "challenger", "--evidence", str(other), *uri).stdout
+    assert "shadow evidence: unreadable" in out
+    # The champion's show has neither section.
+    champion = _invoke("show", *uri).stdout
+    assert "challenger record" not in champion and "shadow evidence" not in champion
+
+    dropped = _invoke("challenger", "--drop", "--reason", "enough shadowing", *uri)
+    assert dropped.exit_code == 0, dropped.output
+    assert dropped.stdout.startswith(f"challenger of {MODEL_NAME} dropped from version 1;")
+    history = _invoke("history", "--alias", "challenger", *uri).stdout.strip().splitlines()
+    assert len(history) == 4, history
+    assert "-> v2  hold by" in history[0] and "v2 -> -  drop by" in history[1]
+    assert "- -> v1  manual by" in history[2] and history[2].endswith(": shadow the old ridge")
+    assert "v1 -> -  drop by" in history[3] and history[3].endswith(": enough shadowing")
+    assert len(_invoke("history", *uri).stdout.strip().splitlines()) == 2  # the champion's
+    none = _invoke("challenger", "--drop", "--reason", "again", *uri)
+    assert none.exit_code == 1 and "has no challenger to drop" in none.stderr
 
 
 def test_cli_errors_are_one_line_with_exit_code_1(registry_copy: str):
