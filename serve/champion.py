@@ -14,6 +14,10 @@ Every source (registry, GCS, local) ends here once a champion directory is on lo
 
 Only after that is a byte of the model parsed: the serving bundle is loaded against the
 record's signed ``serving/manifest.json`` sha256.
+
+The registry's ``challenger`` (the shadow) is verified by the same function with
+``expected={"alias": "challenger", ...}``: its record is signed at the challenger's move and
+counts the challenger's own sequence; a record that the alias was dropped is refused.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ class SourceError(RuntimeError):
     """A source cannot provide a model now; the message (one line) says why."""
 
 
+class NoAliasError(SourceError):
+    """The registry has no version under the alias (e.g. no challenger: the shadow is idle)."""
+
+
 class ModelSource(Protocol):
     name: str
 

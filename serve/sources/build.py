@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from serve.config import Settings
 from serve.sources.base import ModelSource
+
+if TYPE_CHECKING:
+    from serve.sources.registry import RegistrySource
 
 logger = logging.getLogger(__name__)
 
@@ -61,3 +65,22 @@ def build_sources(settings: Settings) -> tuple[list[ModelSource], list[str]]:
                 )
             )
     return sources, skipped
+
+
+def build_challenger_source(settings: Settings) -> RegistrySource | None:
+    """The registry's ``challenger`` as a source, verified like the champion (same keys,
+    model name and context limit); None when no MLflow tracking URI is configured.
+
+    Its ``load()`` raises ``NoAliasError`` (a SourceError) while the registry has no
+    challenger, and a SourceError for a challenger without a valid signed record.
+    """
+    if not settings.mlflow_tracking_uri:
+        return None
+    from serve.sources.registry import RegistrySource
+
+    return RegistrySource.challenger(
+        settings.mlflow_tracking_uri,
+        model_name=settings.model_name,
+        context_limit=settings.context_points,
+        keys=settings.verify_keys,
+    )

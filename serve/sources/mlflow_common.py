@@ -14,7 +14,14 @@ SHA_TAG = "artifact_sha256"  # version tag: sha256 of bundle/model.skops
 SERVING_SHA_TAG = "serving_sha256"  # version tag: sha256 of the serving bundle (manifest)
 METRIC_TAG_PREFIX = "metric."
 RECORD_TAG = "promotion.record"  # version tag: run artifact folder of its signed record
+CHALLENGER_RECORD_TAG = "challenger.record"  # the same for its latest challenger move
 SKIPPED_FILES = frozenset({"model.skops"})  # the API never loads the skops model
+
+
+def record_tag(alias: str) -> str:
+    """The version tag naming the run artifact folder of the version's latest signed record
+    for ``alias`` (``champion/<seq>``, ``challenger/<seq>``)."""
+    return CHALLENGER_RECORD_TAG if alias == "challenger" else RECORD_TAG
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,7 @@ class AliasTarget:
     @property
     def fingerprint(self) -> str:
         sha = self.tags.get(SERVING_SHA_TAG) or self.tags.get(SHA_TAG, "")
-        return f"{self.version}:{sha}:{self.tags.get(RECORD_TAG, '')}"
+        return f"{self.version}:{sha}:{self.tags.get(record_tag(self.alias), '')}"
 
     @property
     def metrics(self) -> dict[str, float]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from housing.redact import redact, redact_uri, secrets_in
-from serve.sources.base import SourceError
+from serve.sources.base import NoAliasError, SourceError
 from serve.sources.mlflow_common import BUNDLE_ARTIFACT_PATH, AliasTarget, wanted
 
 TIMEOUT_S = 10.0  # per call: connect and each read
@@ -78,7 +78,13 @@ class RestRegistry:
         try:
             return urllib.request.urlopen(request, timeout=self.timeout_s, context=self._context)
         except urllib.error.HTTPError as exc:
-            raise SourceError(self._clean(f"{path}: {_http_reason(exc)}")) from None
+            reason = _http_reason(exc)
+            if path.endswith("/registered-models/alias") and _alias_not_found(reason, params):
+                name, alias = params.get("name"), params.get("alias")
+                raise NoAliasError(
+                    self._clean(f"model {name!r} has no version with alias {alias!r} ({reason})")
+                ) from None
+            raise SourceError(self._clean(f"{path}: {reason}")) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise SourceError(
@@ -225,6 +231,14 @@ def _http_reason(exc: urllib.error.HTTPError) -> str:
     if exc.code in {401, 403}:
         detail = detail or "credentials refused (set MLFLOW_TRACKING_USERNAME/PASSWORD)"
     return f"HTTP {exc.code}" + (f": {detail[:300]}" if detail else "")
+
+
+def _alias_not_found(reason: str, params: dict[str, str]) -> bool:
+    """Whether an alias lookup failed because the model has no such alias (MLflow 3.17:
+    ``HTTP 400: INVALID_PARAMETER_VALUE: Registered model alias X not found.``)."""
+    return reason.startswith(("HTTP 400", "HTTP 404")) and (
+        f"alias {params.get('alias')} not found" in reason
+    )
 
 
 def _ssl_context() -> ssl.SSLContext | None:

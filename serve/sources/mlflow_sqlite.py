@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from serve.sources.base import SourceError
+from serve.sources.base import NoAliasError, SourceError
 from serve.sources.mlflow_common import BUNDLE_ARTIFACT_PATH, AliasTarget, wanted
 
 _PREFIX = "sqlite:///"
@@ -78,7 +78,7 @@ class SqliteRegistry:
                 ).fetchone()
                 if known is None:
                     raise SourceError(f"no registered model named {name!r} in {self.path}")
-                raise SourceError(f"model {name!r} has no version with alias {alias!r}")
+                raise NoAliasError(f"model {name!r} has no version with alias {alias!r}")
             version = str(row[0])
             mv = conn.execute(
                 f"SELECT run_id, status FROM model_versions WHERE name = ? AND version = ?{ws}",

@@ -8,6 +8,12 @@ record (``champion/<seq>/promotion.json`` + ``model.sig``); those and the run's 
 files (all but the skops model) are fetched to a temp dir and verified like every champion
 (serve/champion.py: signature, record, then the serving bundle's sha256s) before parsing.
 
+The ``challenger`` alias is loaded the same way (``alias="challenger"``, or
+:meth:`RegistrySource.challenger`): its version's ``challenger.record`` tag names
+``challenger/<seq>/``, a record signed at the challenger's move with ``alias="challenger"`` and
+the challenger's own sequence number; a record of a drop is refused. With no challenger,
+loading raises :class:`~serve.sources.base.NoAliasError` ("no challenger"): the shadow idles.
+
 Every message that leaves this module (SourceError, describe) is redacted: the tracking URI
 may carry a password.
 """
@@ -23,14 +29,16 @@ from typing import TYPE_CHECKING, Any
 
 from housing.redact import redact, redact_uri, secrets_in
 from serve.loaded_model import LoadedModel
-from serve.sources.base import SourceError
-from serve.sources.mlflow_common import RECORD_TAG, SERVING_SHA_TAG, SHA_TAG, AliasTarget
+from serve.sources.base import NoAliasError, SourceError
+from serve.sources.mlflow_common import SERVING_SHA_TAG, SHA_TAG, AliasTarget, record_tag
 
 if TYPE_CHECKING:
     from housing.signing import KeyRing
 
 logger = logging.getLogger(__name__)
-_RECORD_FOLDER = re.compile(r"champion/[0-9]{6}")
+CHALLENGER = "challenger"
+# The artifact folder a version's record tag may name, by alias (any other: the champion's).
+_RECORD_ROOT = {CHALLENGER: "challenger"}
 
 
 class RegistrySource:
@@ -54,6 +62,19 @@ class RegistrySource:
         scheme = self.tracking_uri.split(":", 1)[0].lower()
         self.via = {"http": "rest", "https": "rest", "sqlite": "sqlite"}.get(scheme, scheme)
         self._reader: Any = None
+
+    @classmethod
+    def challenger(
+        cls, tracking_uri: str, *, model_name: str, context_limit: int, keys: KeyRing
+    ) -> RegistrySource:
+        """The registry's ``challenger``, verified like the champion (the shadow's source)."""
+        return cls(
+            tracking_uri,
+            model_name=model_name,
+            alias=CHALLENGER,
+            context_limit=context_limit,
+            keys=keys,
+        )
 
     def describe(self) -> str:
         return (
@@ -86,18 +107,24 @@ class RegistrySource:
     def _guarded(self, action: str, fn: Any) -> Any:
         """Run ``fn``; any failure becomes a one-line, redacted SourceError without a chain
         (a chained cause would print the raw text in a traceback)."""
+        kind: type[SourceError] = SourceError
         try:
             return fn()
         except SourceError as exc:
-            message = str(exc)
+            message, kind = str(exc), type(exc)
         except Exception as exc:  # a reader bug or an OS error: still one redacted line
             message = f"{action}: {type(exc).__name__}: {exc}"
         lines = [line.strip() for line in message.splitlines() if line.strip()]
         secrets = (*self._secrets, *getattr(self._reader, "secrets", ()))
-        raise SourceError(redact(lines[0] if lines else action, secrets)) from None
+        raise kind(redact(lines[0] if lines else action, secrets)) from None
 
     def _target(self) -> AliasTarget:
-        target = self._registry().alias_target(self.model_name, self.alias)
+        try:
+            target = self._registry().alias_target(self.model_name, self.alias)
+        except NoAliasError as exc:
+            if self.alias != CHALLENGER:
+                raise
+            raise NoAliasError(f"no challenger: {exc}; the shadow stays idle") from None
         if not (target.tags.get(SERVING_SHA_TAG) or target.tags.get(SHA_TAG)):
             raise SourceError(
                 f"{self.model_name} version {target.version} has no {SERVING_SHA_TAG} or "
@@ -114,13 +141,16 @@ class RegistrySource:
 
     def _load(self, min_sequence: int | None) -> LoadedModel:
         target = self._target()
-        folder = target.tags.get(RECORD_TAG)
-        if folder and not _RECORD_FOLDER.fullmatch(folder):
-            raise SourceError(f"refused: {RECORD_TAG} tag {folder[:40]!r} is not champion/<seq>")
+        tag = record_tag(self.alias)
+        folder = target.tags.get(tag)
+        root = _RECORD_ROOT.get(self.alias, "champion")
+        if folder and not re.fullmatch(rf"{root}/[0-9]{{6}}", folder):
+            raise SourceError(f"refused: {tag} tag {folder[:40]!r} is not {root}/<seq>")
         if not folder:
+            how = "made the challenger" if self.alias == CHALLENGER else "promoted"
             raise SourceError(
                 f"refused: {target.name} version {target.version} (@{target.alias}) has no "
-                f"{RECORD_TAG} tag: it was never promoted with a signed record"
+                f"{tag} tag: it was never {how} with a signed record"
             )
         tmp = Path(tempfile.mkdtemp(prefix="housing-serve-"))
         try:

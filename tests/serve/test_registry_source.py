@@ -72,13 +72,15 @@ def _verified_file(root: Path, run_id: str, tags: dict[str, str]) -> Path:
 
 
 def test_conventions_match_the_register_code():
-    from housing.registry import lookup
+    from housing.registry import lookup, signed
     from serve.sources import mlflow_common
 
     assert mlflow_common.BUNDLE_ARTIFACT_PATH == lookup.BUNDLE_ARTIFACT_PATH
     assert mlflow_common.SHA_TAG == lookup.SHA_TAG
     assert mlflow_common.METRIC_TAG_PREFIX == lookup.METRIC_TAG_PREFIX
     assert mlflow_common.SERVING_SHA_TAG == lookup.SERVING_SHA_TAG
+    for alias in ("champion", "challenger"):
+        assert mlflow_common.record_tag(alias) == signed.record_tag(alias)
 
 
 def test_mlflow_schema_has_what_the_reader_uses(registry):
