@@ -13,8 +13,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app.client import ApiClient, ApiError
-from app.views.common import money, show_unavailable
+from app.client import ApiClient, ApiRejectedError, ApiUnavailableError
+from app.views.common import money
 
 
 def drift_frame(drift: dict[str, Any]) -> pd.DataFrame:
@@ -33,8 +33,11 @@ def render_monitoring(client: ApiClient) -> None:
     st.button("Refresh", key="monitoring_refresh")
     try:
         body = client.monitoring()
-    except ApiError as exc:
-        show_unavailable(exc, key="retry_monitoring")
+    except ApiRejectedError as exc:  # an API from before monitoring (404): not an outage
+        st.info(f"This API reports no monitoring: {exc.message}.")
+        return
+    except ApiUnavailableError as exc:  # the page above already offers a retry
+        st.warning(f"Monitoring is unavailable now: {exc.message} Refresh to try again.")
         return
     drift = body["drift"]
     st.markdown("#### Drift against the training data")

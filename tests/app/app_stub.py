@@ -66,6 +66,27 @@ CONTEXT: dict[str, Any] = {
 }
 
 
+# GET /api/v1/monitoring of an API that has priced a few requests (shape: serve/schemas.py).
+MONITORING: dict[str, Any] = {
+    "drift": {
+        "available": True,
+        "instances": 12,
+        "window": 2000,
+        "threshold": 0.1,
+        "min_instances": 500,
+        "enough": False,
+        "features": {
+            name: {"psi": 0.5, "drifted": False}
+            for name in ("longitude", "latitude", "median_income", "ocean_proximity")
+        },
+        "prediction": {"psi": 0.4, "drifted": False},
+    },
+    "shadow": None,
+    "predict_requests": 5,
+    "refused_by_field": {"median_income": 1},
+}
+
+
 def stub_price(instance: dict[str, Any]) -> float:
     """The stub model: a price that depends on the inputs, so tests can check what was sent."""
     return round(
@@ -139,6 +160,7 @@ class StubApi:
         self.set("GET", "/api/v1/contract", body=copy.deepcopy(CONTRACT))
         self.set("GET", "/api/v1/model", body=copy.deepcopy(MODEL))
         self.set("GET", "/api/v1/context", body=copy.deepcopy(CONTEXT))
+        self.set("GET", "/api/v1/monitoring", body=copy.deepcopy(MONITORING))
         self.set("POST", "/api/v1/predict", handler=_predict)
 
     def set(

@@ -59,7 +59,7 @@ def test_valid_upload_is_priced_in_chunks_with_summary_histogram_and_download(st
     assert metrics["Rows"] == "10"
     assert metrics["Max"] == f"${max(expected):,.0f}"
     assert metrics["Min"] == f"${min(expected):,.0f}"
-    assert len(at.get("vega_lite_chart")) == 1
+    assert len(at.tabs[1].get("vega_lite_chart")) == 1  # the price histogram
     download = at.download_button(key="batch_download")
     assert download.label == "Download results (CSV)"
     assert download.proto.url.endswith(".csv")

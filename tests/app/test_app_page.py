@@ -246,3 +246,22 @@ def test_an_answer_without_an_interval_still_shows_the_price(stub, make_app):
     assert _price_metric(at) == f"${stub_price(CONTRACT['example']):,.0f}"
     assert _interval_metric(at) is None
     assert any("no prediction interval" in c.value for c in at.caption)
+
+
+def test_the_monitoring_tab_shows_drift_shadow_and_refusals(stub, make_app):
+    at = make_app(stub.url).run()
+    assert not at.exception and not at.error
+    tab = at.tabs[3]
+    frame = tab.dataframe[0].value
+    assert frame["feature"].tolist()[-1] == "predicted price" and len(frame) == 5
+    assert any("nothing is judged yet" in w.value for w in tab.warning)
+    assert any("No shadow challenger" in i.value for i in tab.info)
+    refused = tab.dataframe[1].value
+    assert refused.to_dict("records") == [{"field": "median_income", "refused": 1, "share": 0.2}]
+
+
+def test_an_api_without_monitoring_is_told_apart_from_an_outage(stub, make_app):
+    stub.routes.pop(("GET", "/api/v1/monitoring"))
+    at = make_app(stub.url).run()
+    assert not at.exception and not at.error
+    assert any("reports no monitoring" in i.value for i in at.tabs[3].info)
