@@ -43,6 +43,7 @@ PROVEN_BY = {
     ),
     "make serve": f"{FULL}::test_make_serve_answers_the_readme_curl",
     README_CURL: f"{FULL}::test_make_serve_answers_the_readme_curl",
+    "make monitor": f"{FULL}::test_make_serve_answers_the_readme_curl",
     "make test-fast": f"{FULL}::test_make_test_fast_selects_the_unit_tiers",
 }
 LOOKUPS = {"readme_command", "readme_argv"}

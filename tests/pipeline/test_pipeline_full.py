@@ -110,7 +110,8 @@ def test_make_pipeline_reproduces_the_committed_lock_and_meets_the_target(made: 
 
 
 def test_make_serve_answers_the_readme_curl(made: Made, mirror_csv: Path, tmp_path: Path):
-    """`make serve` as written on the champion `make pipeline` made, then the README's curl.
+    """`make serve` as written on the champion `make pipeline` made, then the README's curl,
+    then `make monitor` on what it priced.
 
     One substitution, the port: a test never needs a fixed port (docs/testing.md), so the
     API listens on a free one through its documented ``PORT`` setting and the curl's URL
@@ -166,6 +167,23 @@ def test_make_serve_answers_the_readme_curl(made: Made, mirror_csv: Path, tmp_pa
         assert str(model["version"]) == str(registration["version"])
     finally:
         stop_group(server)
+
+    # Then `make monitor` as written: the curl's district, from the feature log `make serve`
+    # kept, against the champion's reference. One instance is too few to judge: exit 0.
+    done = subprocess.run(
+        readme_argv("make monitor"),
+        cwd=made.repo,
+        env=user_env(mirror_csv),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = read_json(made.repo / "monitoring" / "summary.json")
+    assert summary["rows"] == 1 and summary["alerts"] == [], summary
+    assert summary["drift"]["enough_rows"] is False
+    assert summary["model_versions"] == [str(registration["version"])]
+    assert (made.repo / "monitoring" / "report.html").stat().st_size > 1000
 
 
 def test_make_test_fast_selects_the_unit_tiers(made: Made, mirror_csv: Path):
