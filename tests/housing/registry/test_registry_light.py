@@ -139,3 +139,35 @@ def test_check_reachable_on_a_dead_or_malformed_uri_is_one_redacted_line(templat
     message = str(err.value)
     assert "S3cret" not in message and "\n" not in message
     assert message.startswith("tracking server unreachable at ")
+
+
+def test_show_reads_the_shadow_section_housing_monitor_writes(tmp_path):
+    """`show --alias challenger` reads what housing-monitor writes: its own shadow summary."""
+    import json
+
+    from housing.monitor.check import shadow_agreement
+    from housing.registry.evidence import evidence_lines
+
+    at = ("2026-12-01T00:00:00Z", "2026-12-01T06:00:00Z")
+    records = [
+        {"price": 200_000.0, "low": 150_000.0, "high": 250_000.0, "version": "2", "at": at[0]},
+        {"price": 100_000.0, "low": 90_000.0, "high": 110_000.0, "version": "2", "at": at[1]},
+    ]
+    for record, shadow in zip(records, (210_000.0, 120_000.0), strict=True):
+        record |= {"shadow_version": "3", "shadow_price": shadow}
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"shadow": shadow_agreement(records)}))
+    assert evidence_lines(summary, "3")[1:] == [
+        f"  window:     {at[0]} .. {at[1]}",
+        "  instances:  2 scored by both, against champion 2",
+        "  mean |diff|: 15,000.0 USD (12.5% relative)",
+        "  inside the champion's interval: 50.0%",
+    ]
+    assert "none for version 4" in evidence_lines(summary, "4")[0]
+    summary.write_text(json.dumps({"shadow": None}))  # no shadow in the window
+    assert "has no shadow summary" in evidence_lines(summary, "3")[0]
+    assert "has no shadow summary" in evidence_lines(tmp_path / "missing.json", "3")[0]
+    summary.write_text(json.dumps({"shadow": {"challenger_version": "3"}}))
+    assert evidence_lines(summary, "3") == [
+        "shadow evidence: unreadable (shadow.instances is missing)"
+    ]

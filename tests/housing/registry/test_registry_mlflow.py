@@ -230,6 +230,24 @@ def test_bad_inputs_fail_before_anything_is_logged(registry_copy: str, tmp_path:
         log_and_register(**kwargs)
 
 
+def test_without_a_signing_key_nothing_is_registered(
+    registry_copy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Every registration signs an alias move (held: challenger), so the key comes first."""
+    X, _ = synthetic_frame()
+    kwargs = register_kwargs(
+        None, tmp_path / "b", X, {"r2": 0.9, "rmse": 1.0}, [], tmp_path / "p.csv", registry_copy
+    )
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "model.skops").write_bytes(b"not read before the key")
+    (tmp_path / "p.csv").write_text("a\n1\n")
+    monkeypatch.delenv("HOUSING_ALLOW_UNSIGNED")
+    monkeypatch.chdir(tmp_path)  # no development key in this workspace
+    with pytest.raises(RegistryError, match="no signing key"):
+        log_and_register(**kwargs)
+    assert [v.version for v in list_versions(tracking_uri=registry_copy)] == ["3", "2", "1"]
+
+
 # --- resolve ------------------------------------------------------------------------------
 
 
@@ -364,6 +382,10 @@ def test_a_challenger_move_interrupted_after_its_commit_point_is_completed(
     assert str(client.get_registered_model(MODEL_NAME).aliases["challenger"]) == "1"
     assert client.get_model_version(MODEL_NAME, "1").tags["challenger.sequence"] == "3"
     assert [e.seq for e in _events(uri)] == [1, 2]  # the champion's log untouched
+    # The alias moved by hand, outside the log: the next recovery puts it back.
+    client.set_registered_model_alias(MODEL_NAME, "challenger", "2")
+    recover_champion(uri)
+    assert str(client.get_registered_model(MODEL_NAME).aliases["challenger"]) == "1"
 
 
 def test_actor_comes_from_ci_or_the_os_user():
