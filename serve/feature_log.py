@@ -134,7 +134,9 @@ class FeatureLog:
         on_written: Callable[[float], None] = lambda n: None,
         seed: int | None = None,
         observers: Sequence[Observer] = (),
+        linger_s: float = 0.0,
     ) -> None:
+        self.linger_s = linger_s
         self.directory = None if directory is None else Path(directory)
         self.path = None if self.directory is None else self.directory / LOG_FILE
         self.observers = list(observers)
@@ -186,11 +188,18 @@ class FeatureLog:
         return self.sample_rate >= 1.0 or self._random.random() < self.sample_rate
 
     def _take(self) -> list[Any]:
-        """The next item, and up to ``_GROUP - 1`` more if they are already waiting."""
+        """The next item, then whatever arrives within ``linger_s`` (up to ``_GROUP`` items,
+        or until a control item): a group is binned, shadow-scored and written together, so
+        under load the thread wakes, and competes with requests for the GIL, once per group
+        rather than once per request."""
         items = [self._queue.get()]
+        deadline = time.monotonic() + self.linger_s
         while len(items) < _GROUP and isinstance(items[-1], Batch):
             try:
-                items.append(self._queue.get_nowait())
+                wait = deadline - time.monotonic()
+                items.append(
+                    self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                )
             except queue.Empty:
                 break
         return items

@@ -118,7 +118,9 @@ def test_a_batch_larger_than_the_window_keeps_its_newest_rows(reference, halves)
     window = DriftWindow(reference, size=300)
     prices = live["median_house_value"].to_numpy(float)
     window.add(_columns(live), prices)
-    expected = compare(reference, _columns(live.iloc[-300:]), prices[-300:], threshold=1, min_rows=1)
+    expected = compare(
+        reference, _columns(live.iloc[-300:]), prices[-300:], threshold=1, min_rows=1
+    )
     assert window.psi()["median_income"] == pytest.approx(
         next(d.psi for d in expected.features if d.name == "median_income"), abs=1e-12
     )
