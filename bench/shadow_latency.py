@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.runs < 5:
         parser.error("--runs must be at least 5 (the issue's median of interleaved runs)")
+    if not (args.model_dir / "model.json").is_file():
+        parser.error(f"{args.model_dir}: no model.json (run the pipeline first: make pipeline)")
     require_wrk()
     from bench.serve_load import candidate_rows, cpu_model, vet_rows
 
