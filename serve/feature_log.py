@@ -20,6 +20,7 @@ import logging
 import logging.handlers
 import queue
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -67,12 +68,16 @@ class _CountingHandler(logging.handlers.RotatingFileHandler):
         super().__init__(path, maxBytes=max_bytes, backupCount=backups, delay=True)
         self.setFormatter(logging.Formatter("%(message)s"))
         self._on_error = on_error
+        self.failures = 0  # writes that failed so far (the caller counts what was written)
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
-        self._on_error()
+        self.failures += 1
+        self._on_error(sys.exc_info()[1])
         if self.stream is not None:  # reopen at the next write: the disk may be back
             try:
-                self.stream.close()
+                self.stream.close()  # flushes: on a full disk that fails too
+            except OSError:
+                pass
             finally:
                 self.stream = None  # type: ignore[assignment]
 
@@ -209,7 +214,12 @@ class FeatureLog:
             items = self._take()
             batches = [item for item in items if isinstance(item, Batch)]
             if batches:
-                self._handle(batches)
+                try:
+                    self._handle(batches)
+                except Exception:  # never let the writer die: requests would pile up unseen
+                    self._on_error()
+                    self._warn("handle", "feature log: a group of batches failed (counted)")
+                    logger.debug("feature log failure", exc_info=True)
             control = items[-1]
             if control is _STOP:
                 return
@@ -243,16 +253,19 @@ class FeatureLog:
                 logger.exception("feature log: a batch could not be serialised")
                 self._on_error()
                 continue
+            failed_before = self._handler.failures
             for line in out:
                 self._handler.handle(
                     logging.makeLogRecord({"msg": line.decode(), "levelno": logging.INFO})
                 )
-            if out:
-                self._on_written(float(len(out)))
+            written = len(out) - (self._handler.failures - failed_before)
+            if written:
+                self._on_written(float(written))
 
-    def _failed(self) -> None:
+    def _failed(self, exc: BaseException | None = None) -> None:
         self._on_error()
-        self._warn("write", f"feature log: cannot write {self.path} (counted; retried)")
+        reason = f": {exc}" if exc is not None else ""
+        self._warn("write", f"feature log: cannot write {self.path}{reason} (counted; retried)")
 
     def _warn(self, kind: str, message: str) -> None:
         if kind not in self._warned:  # once per kind: a full disk must not flood the log

@@ -104,7 +104,7 @@ def test_a_read_only_log_never_fails_a_request(champion_dir, tmp_path, example):
         state.feature_log.flush()
         metrics = client.get("/metrics").text
     assert "feature_log_errors_total 15.0" in metrics
-    assert "feature_log_written_total" in metrics
+    assert "feature_log_written_total 0.0" in metrics  # a failed write is not a written one
 
 
 def test_the_api_logs_what_it_priced(champion_dir, tmp_path, example):
@@ -123,3 +123,84 @@ def test_the_api_logs_what_it_priced(champion_dir, tmp_path, example):
     assert first["request_id"] == body["request_id"]
     assert first["version"] == body["model_version"] and first["model"] == body["model_name"]
     assert first["features"]["median_income"] == example["median_income"]
+
+
+# A mount namespace of the server's own (unshare: a user namespace maps the caller to root
+# there, so no privilege is needed) with two real file systems: a read-only tmpfs and a
+# 64 KiB one that fills up after a few hundred lines.
+_MOUNTS = (
+    'mount -t tmpfs -o ro,size=1m tmpfs "$1" && mount -t tmpfs -o size=64k tmpfs "$2" '
+    '&& shift 2 && exec "$@"'
+)
+
+
+def _feature_log_counters(base_url: str) -> dict[str, float]:
+    import httpx
+
+    metrics = httpx.get(f"{base_url}/metrics", timeout=30).text
+    return {
+        line.split()[0]: float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith(("feature_log_errors_total", "feature_log_written_total"))
+        or line.startswith("feature_log_dropped_total")
+    }
+
+
+def test_a_read_only_or_full_file_system_never_fails_a_request(champion_dir, tmp_path, example):
+    """The API (real uvicorn) logging to a read-only file system, then to a full one: every
+    request answers 200, the failed writes are counted, and the full disk's log holds what
+    fitted."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from serve_support import running_uvicorn
+
+    assert shutil.which("unshare"), "unshare (util-linux) is needed to mount test file systems"
+    ro, full = tmp_path / "ro", tmp_path / "full"
+    ro.mkdir()
+    full.mkdir()
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", _MOUNTS, "sh", ro, full, "true"], capture_output=True
+    )
+    assert probe.returncode == 0, probe.stderr  # the namespace works here
+    for log_dir, requests in ((ro, 5), (full / "log", 60)):
+        argv = ["unshare", "-rm", "sh", "-c", _MOUNTS, "sh", str(ro), str(full)]
+        argv += [sys.executable, "-m", "serve"]
+        with running_uvicorn(
+            tmp_path,
+            argv,
+            HOST="127.0.0.1",
+            MODEL_SOURCES="local",
+            LOCAL_MODEL_DIR=str(champion_dir),
+            FEATURE_LOG_DIR=str(log_dir),
+            FEATURE_LOG_LINGER_S="0",
+        ) as server:
+            for _ in range(requests):
+                answer = httpx.post(
+                    f"{server.base_url}/api/v1/predict",
+                    json={"instances": [example] * 10},
+                    timeout=30,
+                )
+                assert answer.status_code == 200, answer.text
+            sent = 10 * requests
+            deadline = time.monotonic() + 30
+            while True:  # the writer thread catches up after the last answer
+                values = _feature_log_counters(server.base_url)
+                if sum(values.values()) >= sent or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            errors = values["feature_log_errors_total"]
+            written = values["feature_log_written_total"]
+            assert errors > 0, (log_dir, values)
+            assert errors + written + values["feature_log_dropped_total"] == sent, values
+            logs = server.logs()
+        assert "feature log" in logs.lower()
+        if log_dir == ro:
+            assert "Read-only file system" in logs
+            assert written == 0
+        else:
+            assert "No space left on device" in logs
+            assert 0 < written < 10 * requests  # some fitted, the rest failed
