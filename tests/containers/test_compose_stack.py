@@ -178,10 +178,11 @@ def _write_env(path: Path, key: SigningKey, images_env: dict[str, str]) -> dict[
 def _bundle(root: Path, housing_df) -> tuple[Path, Path, Path]:
     """A real small LightGBM bundle (model.skops, model.json, serving/), its test split, params."""
     from housing.artifact import save_bundle
-    from housing.contract import TARGET, derive_contract
+    from housing.contract import CATEGORICAL_FEATURE, NUMERIC_FEATURES, TARGET, derive_contract
     from housing.intervals import calibrate
     from housing.metrics import regression_report
     from housing.model import FeatureConfig, ModelSpec, build_model
+    from housing.monitor.reference import build_reference
     from housing.serving import SERVING_DIR
     from housing.serving.export import write_serving
     from stages.register import out_of_fold
@@ -221,7 +222,14 @@ def _bundle(root: Path, housing_df) -> tuple[Path, Path, Path]:
     oof, _ = out_of_fold(spec, train, n_splits=3, seed=2027)
     interval = calibrate(train[TARGET].to_numpy(float), oof, 0.9)
     meta["serving_sha256"] = write_serving(
-        bundle / SERVING_DIR, model, contract=contract, interval=interval
+        bundle / SERVING_DIR,
+        model,
+        contract=contract,
+        interval=interval,
+        # The training split's summaries, as the register stage stores them: drift is on.
+        reference=build_reference(
+            train, oof, numeric=NUMERIC_FEATURES, categorical=(CATEGORICAL_FEATURE,)
+        ),
     )
     save_bundle(bundle, model, meta)
     params = root / "params.yaml"
@@ -374,6 +382,35 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
             assert done.returncode == 0, done.stdout + done.stderr
             return done.stdout
 
+        def shadowing(version: str | None):
+            """True once /api/v1/monitoring's shadow serves signed ``version`` (None: idle)."""
+
+            def check() -> bool:
+                status, body = _request(f"{api}/api/v1/monitoring", timeout=5)
+                shadow = body.get("shadow") if status == 200 and isinstance(body, dict) else None
+                if shadow is None:
+                    return False
+                if version is None:
+                    return not shadow["loaded"]
+                return bool(
+                    shadow["loaded"]
+                    and shadow["challenger_version"] == version
+                    and shadow["signed"]
+                )
+
+            return check
+
+        def logged() -> bool:
+            _status, body = _request(f"{api}/metrics", timeout=5)
+            text = body.decode() if isinstance(body, bytes) else str(body)
+            values = dict(
+                line.split()[:2]
+                for line in text.splitlines()
+                if line.startswith(("feature_log_written_total ", "feature_log_errors_total "))
+            )
+            written = float(values.get("feature_log_written_total", 0))
+            return written >= 1 and float(values.get("feature_log_errors_total", 0)) == 0
+
         def served(version: str):
             def probe() -> dict[str, Any] | None:
                 status, body = _request(f"{api}/api/v1/model", timeout=5)
@@ -404,6 +441,10 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
         # as v2; a signed manual promotion of v2 is picked up within RELOAD_INTERVAL_S.
         out = run(register)
         assert "version 2: held as challenger" in out, out
+        # SHADOW is on: the API loads the held v2, verified, through the read-only user.
+        start = time.monotonic()
+        _wait("the API's shadow loading challenger v2", shadowing("2"), 120.0)
+        phase("shadow v2", start)
         start = time.monotonic()
         out = run([str(cli), "promote", "2", "--reason", "compose stack hot-reload test"])
         assert "is now version 2" in out, out
@@ -433,6 +474,15 @@ def test_compose_stack_registers_signs_hot_reloads_and_prices(
         assert answer["predictions"][0]["predicted_price"] > 0
         assert answer["model_name"] == "housing_price_model"
         phase("predict via app", start)
+
+        # The feature log (on its volume) and the drift window saw the price; the promoted v2
+        # dropped the challenger, so the shadow is idle and says why.
+        start = time.monotonic()
+        _wait("the feature log writing the price", logged, 30.0)
+        status, monitoring = _request(f"{api}/api/v1/monitoring")
+        assert status == 200 and monitoring["drift"]["instances"] >= 1, monitoring
+        _wait("the shadow going idle", shadowing(None), 120.0)
+        phase("monitoring", start)
 
         # Prometheus: the checked rules loaded, the API scraped over the compose network.
         start = time.monotonic()
