@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     # Request limits.
     max_batch: int = Field(1000, ge=1, le=100_000)
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # After a 413 or 415 the rest of the body is read and discarded before the connection
+    # closes, however large, for at most BODY_LINGER_S in all and BODY_LINGER_IDLE_S between
+    # two reads (nginx's lingering_time and lingering_timeout, same defaults).
+    body_linger_s: float = Field(30.0, gt=0.0, le=600.0)
+    body_linger_idle_s: float = Field(5.0, gt=0.0, le=600.0)
 
     # Operations.
     reload_interval_s: float = Field(30.0, ge=0.0)  # 0 turns hot reload off

@@ -24,7 +24,7 @@ from serve.config import Settings, get_settings
 from serve.errors import install_error_handlers
 from serve.logs import configure_logging
 from serve.metrics import ServeMetrics
-from serve.middleware import ObservabilityMiddleware, RequestGuardMiddleware
+from serve.middleware import Linger, ObservabilityMiddleware, RequestGuardMiddleware
 from serve.model_store import ModelStore, Reloader
 from serve.prediction_log import PredictionLogger, WandbSink
 from serve.responses import OrjsonResponse
@@ -247,7 +247,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     # Added innermost first. CORS wraps the guard (applied by the observability middleware
     # to requests with an Origin), so the guard's 413/415 carry CORS headers.
-    app.add_middleware(RequestGuardMiddleware, max_body_bytes=lambda: resolve().max_body_bytes)
+    app.add_middleware(
+        RequestGuardMiddleware,
+        max_body_bytes=lambda: resolve().max_body_bytes,
+        linger=lambda: Linger(resolve().body_linger_s, resolve().body_linger_idle_s),
+    )
     app.add_middleware(
         ObservabilityMiddleware,
         metrics=lambda: serve_metrics,

@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -30,10 +31,19 @@ error_logger = logging.getLogger("serve.errors")
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# Lingering close after a 413: read and discard up to this many times the limit, for at
-# most this long, so a client that sends its whole body before reading gets the answer.
-LINGER_FACTOR = 2
-LINGER_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Linger:
+    """The lingering close after a refusal, as nginx's ``lingering_time`` and
+    ``lingering_timeout``: the rest of the body is read and discarded, however large, until
+    the client has sent it all, for at most ``total_s`` in all and ``idle_s`` between two
+    reads. No byte cap: closing while the client still writes resets the connection, and
+    the client never reads its 413. The time bounds keep a client that trickles forever
+    from holding the connection."""
+
+    total_s: float = 30.0
+    idle_s: float = 5.0
 
 
 class _RequestIds:
@@ -176,14 +186,20 @@ class RequestGuardMiddleware:
 
     A declared Content-Length over the limit is refused at once; a chunked body is counted
     as it arrives and refused once past the limit. Either way the 413 is sent first, then
-    the rest of the body is read and discarded (up to LINGER_FACTOR x the limit, for at most
-    LINGER_SECONDS) before the connection closes: a client that writes its whole body before
-    reading (python http.client, requests) then reads the 413 instead of a connection reset.
+    the rest of the body is read and discarded (a :class:`Linger`: until the client is done,
+    within time bounds) before the connection closes: a client that writes its whole body
+    before reading (python http.client, requests) then reads the 413 instead of a reset.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: Callable[[], int],
+        linger: Callable[[], Linger] = Linger,
+    ) -> None:
         self.app = app
         self._limit = max_body_bytes
+        self._linger = linger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
@@ -218,7 +234,7 @@ class RequestGuardMiddleware:
                 "the body must be JSON (Content-Type: application/json)",
                 "Content-Type",
                 f"got {content_type!r}" if content_type else "header missing",
-                LINGER_FACTOR * limit if not expects_continue else 0,
+                self._linger() if not expects_continue else None,
             )
             return
         if declared is not None and declared > limit and not chunked:
@@ -227,7 +243,7 @@ class RequestGuardMiddleware:
                 receive,
                 f"the body is {declared} bytes; the limit is {limit}",
                 limit,
-                -1 if expects_continue else 0,
+                None if expects_continue else self._linger(),
             )
             return
         if not chunked:
@@ -243,10 +259,13 @@ class RequestGuardMiddleware:
             body = message.get("body", b"")
             size += len(body)
             if size > limit:
-                if not message.get("more_body", False):
-                    size = -1  # all read: nothing left to discard
+                more = message.get("more_body", False)  # else all read: nothing to discard
                 await _refuse_too_large(
-                    send, receive, f"the body is over the limit of {limit} bytes", limit, size
+                    send,
+                    receive,
+                    f"the body is over the limit of {limit} bytes",
+                    limit,
+                    self._linger() if more else None,
                 )
                 return
             chunks.append(body)
@@ -273,9 +292,10 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-async def _refuse_too_large(send: Send, receive: Receive, message: str, limit: int, read: int):
-    """413, then discard up to LINGER_FACTOR x the limit of the body (``read`` is what was
-    already read of it, -1 when nothing more is coming)."""
+async def _refuse_too_large(
+    send: Send, receive: Receive, message: str, limit: int, linger: Linger | None
+) -> None:
+    """413, then the lingering close (``linger`` None: nothing more is coming)."""
     await _refuse(
         send,
         receive,
@@ -284,7 +304,7 @@ async def _refuse_too_large(send: Send, receive: Receive, message: str, limit: i
         message,
         "body",
         f"must be at most {limit} bytes",
-        LINGER_FACTOR * limit - read if read >= 0 else 0,
+        linger,
     )
 
 
@@ -296,27 +316,27 @@ async def _refuse(
     message: str,
     field: str,
     reason: str,
-    discard: int,
+    linger: Linger | None,
 ) -> None:
     """An error answer with a lingering close: the whole answer first, then drain, then close.
 
     The response body goes out complete (Content-Length) but with ``more_body`` set, so the
-    server keeps the request open and `receive` still yields the client's bytes (up to
-    ``discard`` of them, for at most LINGER_SECONDS); the final empty body message ends the
-    response, and ``connection: close`` closes the connection.
+    server keeps the request open and `receive` still yields the client's bytes, which are
+    discarded until the client has sent its last one, or ``linger`` runs out (in all, or
+    between two reads); the final empty body message ends the response, and
+    ``connection: close`` closes the connection.
     """
     payload = orjson.dumps(error_body(status, code, message, [{"field": field, "reason": reason}]))
     headers = _json_headers(payload, [(b"connection", b"close")])
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload, "more_body": True})
-    if discard > 0:
-        budget = discard
-        with anyio.move_on_after(LINGER_SECONDS):
-            while budget > 0:
-                message = await receive()
-                if message["type"] != "http.request":
+    if linger is not None:
+        with anyio.move_on_after(linger.total_s):
+            while True:
+                with anyio.move_on_after(linger.idle_s) as idle:
+                    message = await receive()
+                if idle.cancelled_caught or message["type"] != "http.request":
                     break
-                budget -= len(message.get("body", b""))
                 if not message.get("more_body", False):
                     break
     await send({"type": "http.response.body", "body": b""})

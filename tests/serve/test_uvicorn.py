@@ -219,38 +219,92 @@ def test_sigterm_turns_ready_off_then_finishes_in_flight_requests(tmp_path, cham
     assert "SIGTERM: readiness off" in logs and "API stopped" in logs
 
 
-@pytest.mark.parametrize("chunked", [False, True])
-def test_413_reaches_a_client_that_sends_its_whole_body_first(tmp_path, champion_dir, chunked):
-    """http.client (like requests) writes the whole body before reading: no Expect header.
+LIMIT = 1_048_576
+# Bodies from 1.1x to 20x the limit. Before the byte cap was dropped, 5 MB was reset now and
+# then (1 in 10 to 1 in 3) and 10 and 20 MB every time.
+OVERSIZED = (1.1, 2, 5, 10, 20)
 
-    Without a lingering close the server closed with the body unread and the client got a
-    connection reset instead of the 413.
-    """
-    env = _local_env(champion_dir, MAX_BODY_BYTES="1048576")
-    # Over the limit, under twice it; large enough that the client is still writing when
-    # the server answers (a small body is read in one go and never showed the reset).
-    body = b'{"instances": [' + b" " * 1_500_000 + b"]}"
+
+def _post_oversized(port: int, body: bytes, chunked: bool) -> str:
+    """What http.client (which writes the whole body before it reads) got back: "413", or
+    the error that took its place."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    try:
+        if chunked:
+            step = 256 * 1024
+            parts = (body[i : i + step] for i in range(0, len(body), step))
+            conn.request("POST", "/api/v1/predict", body=parts, headers=headers,
+                         encode_chunked=True)  # fmt: skip
+        else:
+            conn.request("POST", "/api/v1/predict", body=body, headers=headers)
+        response = conn.getresponse()
+        payload = json.loads(response.read())
+    except OSError as exc:  # ConnectionResetError, BrokenPipeError
+        return type(exc).__name__
+    finally:
+        conn.close()
+    ok = response.status == 413 and payload["error"]["fields"][0]["field"] == "body"
+    return "413" if ok else f"{response.status} {payload}"
+
+
+def test_413_always_reaches_a_client_that_sends_its_whole_body_first(tmp_path, champion_dir):
+    """http.client (like requests) writes the whole body before reading, with no Expect
+    header. 300 tries, 40 plain and 20 chunked per size from 1.1x to 20x the limit (a
+    1-in-10 failure slips through 40 tries 1.5 % of the time): every one gets its 413, none
+    a connection reset, and the server still answers afterwards."""
+    env = _local_env(champion_dir, MAX_BODY_BYTES=str(LIMIT))
+    got: dict[tuple[float, bool], list[str]] = {}
     with running_uvicorn(tmp_path, **env) as server:
         port = int(server.base_url.rsplit(":", 1)[1])
-        for _ in range(3):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            headers = {"Content-Type": "application/json"}
-            if chunked:
-                conn.request(
-                    "POST",
-                    "/api/v1/predict",
-                    body=iter([body[:700_000], body[700_000:]]),
-                    headers=headers,
-                    encode_chunked=True,
-                )
-            else:
-                conn.request("POST", "/api/v1/predict", body=body, headers=headers)
-            response = conn.getresponse()
-            payload = json.loads(response.read())
-            conn.close()
-            assert response.status == 413
-            assert payload["error"]["code"] == "payload_too_large"
-            assert payload["error"]["fields"][0]["field"] == "body"
+        for factor in OVERSIZED:
+            body = b'{"instances": [' + b" " * int(factor * LIMIT) + b"]}"
+            for chunked, tries in ((False, 40), (True, 20)):
+                got[factor, chunked] = [_post_oversized(port, body, chunked) for _ in range(tries)]
+        assert httpx.get(f"{server.base_url}/health").status_code == 200
+    failed = {k: [r for r in v if r != "413"] for k, v in got.items()}
+    assert not any(failed.values()), {k: v for k, v in failed.items() if v}
+    assert sum(len(v) for v in got.values()) == 300
+
+
+def test_a_client_trickling_an_oversized_body_is_cut_off_at_the_time_bound(tmp_path, champion_dir):
+    """The lingering close has no byte cap but is bounded in time: a client that declares a
+    large body and sends a byte every 0.2 s (never idle for BODY_LINGER_IDLE_S) gets its 413,
+    then the connection closes once BODY_LINGER_S is over; one that stops sending is closed
+    after BODY_LINGER_IDLE_S."""
+    env = _local_env(
+        champion_dir, MAX_BODY_BYTES=str(LIMIT), BODY_LINGER_S="2", BODY_LINGER_IDLE_S="1"
+    )
+    head = (
+        b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {20 * LIMIT}\r\n\r\n".encode()
+    )
+    with running_uvicorn(tmp_path, **env) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        for trickle in (True, False):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(head + b"{")
+                start = time.monotonic()
+                status, _ = _read_response(sock)
+                assert status == 413
+                closed = False
+                while time.monotonic() - start < 8:
+                    try:
+                        if trickle:
+                            sock.sendall(b" ")
+                        sock.settimeout(0.2)
+                        if sock.recv(1024) == b"":
+                            closed = True
+                            break
+                    except TimeoutError:
+                        continue
+                    except OSError:  # the server closed; our next write was reset
+                        closed = True
+                        break
+                elapsed = time.monotonic() - start
+            assert closed, "the server never closed a lingering connection"
+            bound = 2 if trickle else 1
+            assert bound - 0.2 < elapsed < bound + 1.5, (trickle, elapsed)
         assert httpx.get(f"{server.base_url}/health").status_code == 200
 
 
