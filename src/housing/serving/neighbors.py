@@ -6,60 +6,185 @@ then an implementation detail. :func:`nearest` makes it a rule instead: order by
 break exact ties by the lower training-row index, take k. Training (``NeighborPrice``) and
 serving (:mod:`housing.serving`) both call it, so they pick the same neighbours.
 
-Imports numpy and scipy.spatial only (the serving path must not import scikit-learn).
+The index is a uniform grid over the two coordinates, in numpy alone (no scipy, so the API
+image carries neither scipy nor scikit-learn). Distances are computed as scipy's cKDTree
+computed them before (``sqrt(dx*dx + dy*dy)`` in float64), so every tie, and so every
+neighbour price, is the same as it was with cKDTree; tests/housing/serving checks this
+against cKDTree on the whole data set.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy.spatial import cKDTree
 
-# Neighbours queried beyond k, so most ties at the k-th distance are resolved in one query.
-SLACK = 8
-
-
-def build_tree(coords: np.ndarray) -> cKDTree:
-    """A KD-tree over training coordinates (row i of ``coords`` is training row i)."""
-    return cKDTree(np.asarray(coords, dtype=np.float64))
-
-
-def _query(tree: cKDTree, coords: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    dist, idx = tree.query(coords, k=m)
-    return dist.reshape(len(coords), m), idx.reshape(len(coords), m)
+# Average training points per grid cell. The index is exact whatever this is; it only
+# sets the speed (fewer, larger cells: fewer numpy calls per batch, more distances each).
+POINTS_PER_CELL = 16
+# The first neighbourhood tried holds at least this many times k points.
+FIRST_REACH = 2
+# Tolerance on the settling test: a computed distance is within a few ulps of the true one.
+_SAFETY = 1.0 - 1e-9
 
 
-def nearest(tree: cKDTree, coords: np.ndarray, k: int) -> np.ndarray:
+def _lines(values: np.ndarray, cells: int) -> np.ndarray:
+    """Interior grid lines along one axis: quantiles, so dense areas get narrow cells."""
+    quantiles = np.quantile(values, np.linspace(0.0, 1.0, cells + 1)[1:-1])
+    return np.unique(quantiles)
+
+
+class GridIndex:
+    """Exact k-nearest-neighbour search over 2-D points, ordered by (distance, row index).
+
+    Points are bucketed into the cells of a grid whose lines are quantiles of each
+    coordinate (cell ``j`` along an axis holds ``lines[j-1] <= v < lines[j]``, the outer
+    cells reaching to infinity). Queries are answered a cell at a time: the candidates are
+    the points of the cell's neighbourhood (the cell grown by ``m`` cells on each side).
+    Every point outside it is farther from a query than the query's distance to the
+    neighbourhood's border, so once a query's k-th smallest candidate distance is below
+    that border distance, no other point can come before it or tie with it; the
+    neighbourhood grows for the queries not settled yet.
+    """
+
+    def __init__(self, coords: np.ndarray) -> None:
+        points = np.array(coords, dtype=np.float64).reshape(-1, 2)
+        if not np.isfinite(points).all():
+            raise ValueError("coordinates must be finite")
+        self.n = len(points)
+        if not self.n:
+            raise ValueError("an index needs at least one point")
+        side = max(1, round(math.sqrt(self.n / POINTS_PER_CELL)))
+        self._xs, self._ys = _lines(points[:, 0], side), _lines(points[:, 1], side)
+        self._shape = (len(self._xs) + 1, len(self._ys) + 1)
+        self._everything = (0, 0, self._shape[0] - 1, self._shape[1] - 1)
+        cell_x, cell_y = self._cells(points)
+        ids = cell_y * self._shape[0] + cell_x
+        order = np.argsort(ids, kind="stable")
+        self._order = order  # position in the cell-sorted arrays -> training-row index
+        self._points = points[order]
+        self._starts = np.searchsorted(ids[order], np.arange(self._shape[0] * self._shape[1] + 1))
+
+    def _cells(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cell column and row of each point (comparisons only: no rounding)."""
+        return (
+            np.searchsorted(self._xs, points[:, 0], side="right"),
+            np.searchsorted(self._ys, points[:, 1], side="right"),
+        )
+
+    def _span(self, cx: int, cy: int, m: int) -> tuple[int, int, int, int]:
+        nx, ny = self._shape
+        return max(cx - m, 0), max(cy - m, 0), min(cx + m, nx - 1), min(cy + m, ny - 1)
+
+    def _ranges(self, span: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """First and last-plus-one cell-sorted position of each grid row of ``span``."""
+        x0, y0, x1, y1 = span
+        rows = np.arange(y0, y1 + 1) * self._shape[0]
+        return self._starts[rows + x0], self._starts[rows + x1 + 1]
+
+    def _positions(self, span: tuple[int, int, int, int]) -> np.ndarray:
+        """Cell-sorted positions of the points in ``span``: one arange, shifted per row."""
+        lo, hi = self._ranges(span)
+        lengths = hi - lo
+        shift = np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
+        return np.arange(int(lengths.sum())) + shift
+
+    def _border(self, queries: np.ndarray, span: tuple[int, int, int, int]) -> np.ndarray:
+        """Each query's distance to the nearest side of ``span`` beyond which points lie."""
+        x0, y0, x1, y1 = span
+        nx, ny = self._shape
+        border = np.full(len(queries), np.inf)
+        if x0 > 0:
+            border = np.minimum(border, queries[:, 0] - self._xs[x0 - 1])
+        if x1 < nx - 1:
+            border = np.minimum(border, self._xs[x1] - queries[:, 0])
+        if y0 > 0:
+            border = np.minimum(border, queries[:, 1] - self._ys[y0 - 1])
+        if y1 < ny - 1:
+            border = np.minimum(border, self._ys[y1] - queries[:, 1])
+        return border
+
+    def nearest(self, coords: np.ndarray, k: int) -> np.ndarray:
+        """Row indices (rows, k) of the k points nearest each of ``coords``, in the rule's order."""
+        queries = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+        if not np.isfinite(queries).all():
+            raise ValueError("query coordinates must be finite")
+        k = min(int(k), self.n)
+        out = np.empty((len(queries), k), dtype=np.intp)
+        if not len(queries) or not k:
+            return out
+        cell_x, cell_y = self._cells(queries)
+        if len(queries) == 1:
+            cells = [np.zeros(1, np.intp)]  # the API's single row: no grouping to do
+        else:
+            groups = cell_y * self._shape[0] + cell_x
+            by_cell = np.argsort(groups, kind="stable")
+            cells = np.split(by_cell, np.flatnonzero(np.diff(groups[by_cell])) + 1)
+        for rows in cells:
+            cx, cy = int(cell_x[rows[0]]), int(cell_y[rows[0]])
+            # A first neighbourhood holding a few times k points settles most queries.
+            m = 1
+            while True:
+                span = self._span(cx, cy, m)
+                lo, hi = self._ranges(span)
+                if int((hi - lo).sum()) >= FIRST_REACH * k or span == self._everything:
+                    break
+                m += 1
+            while len(rows):
+                done, chosen = self._answer(queries[rows], span, k)
+                out[rows[done]] = chosen
+                rows = rows[~done]
+                m += max(1, m // 2)
+                span = self._span(cx, cy, m)
+        return out
+
+    def _answer(
+        self, queries: np.ndarray, span: tuple[int, int, int, int], k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Which queries the points of ``span`` settle, and their k nearest rows."""
+        positions = self._positions(span)
+        cand = self._points[positions]
+        # cKDTree's arithmetic, operand for operand: sqrt((q - p)^2 summed over x then y).
+        dx = queries[:, 0:1] - cand[:, 0]
+        dy = queries[:, 1:2] - cand[:, 1]
+        dist = np.sqrt(dx * dx + dy * dy)
+        kth = np.partition(dist, k - 1, axis=1)[:, k - 1]
+        done = kth < self._border(queries, span) * _SAFETY
+        dist, kth = dist[done], kth[done]
+        rows = self._order[positions]
+        # Only the candidates up to each row's k-th distance (ties included) are ranked.
+        width = int((dist <= kth[:, None]).sum(axis=1).max(initial=k))
+        if width < dist.shape[1]:
+            cols = np.argpartition(dist, width - 1, axis=1)[:, :width]
+            dist = np.take_along_axis(dist, cols, axis=1)
+            ids = rows[cols]
+        else:
+            ids = np.broadcast_to(rows, dist.shape)
+        ranked = np.lexsort((ids, dist), axis=-1)[:, :k]
+        return done, np.take_along_axis(ids, ranked, axis=1)
+
+
+def build_tree(coords: np.ndarray) -> GridIndex:
+    """The neighbour index over training coordinates (row i of ``coords`` is training row i)."""
+    return GridIndex(coords)
+
+
+def nearest(tree: GridIndex, coords: np.ndarray, k: int) -> np.ndarray:
     """Indices (rows, k) of the k training rows nearest each of ``coords``.
 
     Ordered by (distance, training-row index): of several rows at exactly the k-th
-    distance, the lowest indices win, whatever order the KD-tree visited them in. Queries
-    k + SLACK neighbours and enlarges the query for any row whose last returned distance
-    still equals its k-th (the tie may continue beyond what was returned).
+    distance, the lowest indices win.
     """
-    coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
-    n = tree.n
-    k = min(int(k), n)
-    out = np.empty((len(coords), k), dtype=np.intp)
-    pending = np.arange(len(coords))
-    m = min(n, k + SLACK)
-    while len(pending):
-        dist, idx = _query(tree, coords[pending], m)
-        # A row is settled when everything tied with its k-th neighbour was returned.
-        settled = (dist[:, -1] > dist[:, k - 1]) if m < n else np.ones(len(pending), bool)
-        order = np.lexsort((idx[settled], dist[settled]), axis=-1)[:, :k]
-        out[pending[settled]] = np.take_along_axis(idx[settled], order, axis=1)
-        pending = pending[~settled]
-        m = min(n, 2 * m)
-    return out
+    return tree.nearest(np.asarray(coords, dtype=np.float64).reshape(-1, 2), k)
 
 
-def mean_target(tree: cKDTree, target: np.ndarray, coords: np.ndarray, k: int) -> np.ndarray:
+def mean_target(tree: GridIndex, target: np.ndarray, coords: np.ndarray, k: int) -> np.ndarray:
     """Mean training target of each row's k nearest training rows (the tie rule above)."""
     return target[nearest(tree, coords, k)].mean(axis=1)
 
 
 def mean_targets(
-    tree: cKDTree, target: np.ndarray, coords: np.ndarray, ks: tuple[int, ...]
+    tree: GridIndex, target: np.ndarray, coords: np.ndarray, ks: tuple[int, ...]
 ) -> np.ndarray:
     """``mean_target`` for each k in ``ks`` (rows, len(ks)), from one neighbour query.
 
