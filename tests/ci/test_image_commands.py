@@ -72,7 +72,8 @@ def _clean_venv(root: Path, requirements: str, *, with_project: bool) -> Path:
 
 
 def _image_workdir(root: Path, *packages: str) -> Path:
-    """The image's WORKDIR: only the code directories its Dockerfile copies."""
+    """The image's WORKDIR: only the code directories its Dockerfile copies, plus the single
+    files of ``src/`` that each package's Dockerfile copies (``COPY src/a.py ./a/``)."""
     workdir = root / "workdir"
     workdir.mkdir()
     for package in packages:
@@ -81,6 +82,17 @@ def _image_workdir(root: Path, *packages: str) -> Path:
             workdir / package,
             ignore=shutil.ignore_patterns("__pycache__", "Dockerfile", "requirements.txt"),
         )
+        dockerfile = REPO_ROOT / package / "Dockerfile"
+        lines = dockerfile.read_text(encoding="utf-8").splitlines() if dockerfile.is_file() else []
+        for line in lines:
+            words = line.split()
+            if words[:1] != ["COPY"] or not words[1].startswith("src/") or words[1].endswith("/"):
+                continue  # a whole src/ goes to a build stage, which installs it as a package
+            *sources, dest = words[1:]
+            target = workdir / dest
+            target.mkdir(parents=True, exist_ok=True)
+            for source in sources:
+                shutil.copy2(REPO_ROOT / source, target)
     return workdir
 
 

@@ -94,7 +94,12 @@ def test_full_pipeline_on_a_sample(sample_run, tmp_path):
     assert lock_outs(repo)["models/model.skops"]
 
     metrics = read_json(repo / "reports/register/metrics.json")
-    assert set(metrics) == METRIC_KEYS
+    from housing.metrics import band_coverage_metric, price_bands
+
+    y_test = pd.read_parquet(repo / "data/split/test.parquet")["median_house_value"]
+    bands = {band_coverage_metric(label) for label, _ in price_bands(y_test.to_numpy(float))}
+    assert len(bands) >= 5  # the interval's coverage per price band, for housing-monitor
+    assert set(metrics) == METRIC_KEYS | bands
     assert metrics["n_test"] == 800
     assert metrics["rmse_ci95_low"] <= metrics["rmse"] <= metrics["rmse_ci95_high"]
 
