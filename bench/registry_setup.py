@@ -8,6 +8,9 @@ configuration against a registry of its own, so the project's mlflow.db is never
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -50,29 +53,60 @@ def signed_champion(model_dir: Path, root: Path) -> tuple[Path, str]:
 def register_champion(model_dir: Path, root: Path, input_example: pd.DataFrame) -> tuple[str, str]:
     """Register ``model_dir`` in a new registry under ``root``, promoted and signed with a
     fresh key; return (its tracking URI, the public PEM the API must trust)."""
-    import os
-
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    meta = json.loads((model_dir / "model.json").read_text())
     private, pem = signing_pair(root)
-    # As the register stage tags it: the registry source verifies the bundle against it.
-    tags = {"git_commit": "bench", "data_md5": str(meta.get("data_md5") or "bench")}
-    if meta.get("serving_sha256"):
-        tags["serving_sha256"] = str(meta["serving_sha256"])
-    os.environ["HOUSING_SIGNING_KEY_FILE"] = str(private)
-    try:
-        registration = _register(model_dir, input_example, uri, tags, root)
-    finally:
-        os.environ.pop("HOUSING_SIGNING_KEY_FILE", None)
+    with _signing(private):
+        registration = _register(
+            model_dir,
+            input_example,
+            uri,
+            root,
+            description="serve_load benchmark",
+            force_promote_reason="benchmark: the bundle under test is the champion",
+        )
     if not registration.promoted:
         raise RuntimeError(f"the benchmark bundle was not promoted to champion: {registration}")
     return uri, pem
 
 
-def _register(model_dir: Path, input_example: pd.DataFrame, uri: str, tags: dict, root: Path):
+def register_challenger(model_dir: Path, root: Path, input_example: pd.DataFrame, uri: str) -> None:
+    """Register ``model_dir`` again in ``register_champion``'s registry, held by the gates, so
+    it takes the ``challenger`` alias by a move signed with the same key."""
+    with _signing(root / "keys" / "signing-key.pem"):
+        # No evaluation: the paired gate cannot compare, so the version is held.
+        held = _register(
+            model_dir, input_example, uri, root, description="benchmark: the challenger"
+        )
+    if held.promoted:
+        raise RuntimeError("the second registration was promoted; the benchmark needs a challenger")
+
+
+@contextmanager
+def _signing(private: Path) -> Iterator[None]:
+    os.environ["HOUSING_SIGNING_KEY_FILE"] = str(private)
+    try:
+        yield
+    finally:
+        os.environ.pop("HOUSING_SIGNING_KEY_FILE", None)
+
+
+def _register(
+    model_dir: Path,
+    input_example: pd.DataFrame,
+    uri: str,
+    root: Path,
+    *,
+    description: str,
+    force_promote_reason: str | None = None,
+):
     from housing.artifact import TRUSTED_TYPES, bundle_only, load_bundle
     from housing.registry import GateConfig, log_and_register
 
+    meta = json.loads((model_dir / "model.json").read_text())
+    # As the register stage tags it: the registry source verifies the bundle against it.
+    tags = {"git_commit": "bench", "data_md5": str(meta.get("data_md5") or "bench")}
+    if meta.get("serving_sha256"):
+        tags["serving_sha256"] = str(meta["serving_sha256"])
     with bundle_only(model_dir) as bundle:
         return log_and_register(
             sk_model=load_bundle(model_dir).model,
@@ -81,11 +115,11 @@ def _register(model_dir: Path, input_example: pd.DataFrame, uri: str, tags: dict
             metrics={"r2": 0.9, "rmse": 40_000.0},
             tags=tags,
             plots=[],
-            description="serve_load benchmark",
+            description=description,
             input_example=input_example,
             gates=GateConfig(min_r2=0.0, max_rmse=1e12),
             trusted_types=list(TRUSTED_TYPES),
             tracking_uri=uri,
             artifact_location=(root / "mlartifacts").as_uri(),
-            force_promote_reason="benchmark: the bundle under test is the champion",
+            force_promote_reason=force_promote_reason,
         )

@@ -42,43 +42,11 @@ TARGET_RATIO = 1.05
 
 def registry_with_challenger(model_dir: Path, root: Path, example: pd.DataFrame):
     """(tracking URI, public PEM): v1 champion, v2 the held, signed challenger."""
-    from bench.registry_setup import register_champion
+    from bench.registry_setup import register_challenger, register_champion
 
     uri, pem = register_champion(model_dir, root, example)
-    private = root / "keys" / "signing-key.pem"
-    meta = json.loads((model_dir / "model.json").read_text())
-    tags = {"git_commit": "bench", "data_md5": str(meta.get("data_md5") or "bench")}
-    if meta.get("serving_sha256"):
-        tags["serving_sha256"] = str(meta["serving_sha256"])
-    os.environ["HOUSING_SIGNING_KEY_FILE"] = str(private)
-    try:
-        held = _register_held(model_dir, example, uri, tags, root)
-    finally:
-        os.environ.pop("HOUSING_SIGNING_KEY_FILE", None)
-    if held.promoted:
-        raise RuntimeError("the second registration was promoted; the benchmark needs a challenger")
+    register_challenger(model_dir, root, example, uri)
     return uri, pem
-
-
-def _register_held(model_dir: Path, example: pd.DataFrame, uri: str, tags: dict, root: Path):
-    from housing.artifact import TRUSTED_TYPES, bundle_only, load_bundle
-    from housing.registry import GateConfig, log_and_register
-
-    with bundle_only(model_dir) as bundle:
-        return log_and_register(
-            sk_model=load_bundle(model_dir).model,
-            bundle_dir=bundle,
-            params={"bench": True},
-            metrics={"r2": 0.9, "rmse": 40_000.0},
-            tags=tags,
-            plots=[],
-            description="shadow_latency benchmark: the challenger",
-            input_example=example,
-            gates=GateConfig(min_r2=0.0, max_rmse=1e12),
-            trusted_types=list(TRUSTED_TYPES),
-            tracking_uri=uri,
-            artifact_location=(root / "mlartifacts").as_uri(),
-        )  # no evaluation: the paired gate cannot compare, so the version is held
 
 
 def shadow_scored(url: str) -> float:
