@@ -6,10 +6,15 @@ record is dropped and counted, so a request never waits. A daemon thread takes t
 records every ``flush_s`` seconds and hands each window to a sink (W&B offline by default;
 `WANDB_MODE=disabled` turns the whole logger off). The W&B run captures no console and no
 system statistics: console capture wraps stderr, which every access-log line goes through.
+
+wandb is optional in the API (the image installs it only when built with
+``--build-arg WITH_WANDB=1``). Without it, a W&B sink says so in one warning at start-up and
+the logger stays idle: no thread, no buffer, nothing counted as dropped.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
@@ -20,6 +25,14 @@ from typing import Any, NamedTuple
 logger = logging.getLogger(__name__)
 
 Sink = Callable[[dict[str, float]], None]
+
+
+def wandb_installed() -> bool:
+    """Whether the wandb package is there (looked up, not imported: importing costs seconds)."""
+    try:
+        return importlib.util.find_spec("wandb") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 class PredictionRecord(NamedTuple):
@@ -46,7 +59,11 @@ def aggregate(records: list[PredictionRecord], dropped: int) -> dict[str, float]
 
 
 class PredictionLogger:
-    """Bounded, drop-on-full queue drained by one background thread into ``sink``."""
+    """Bounded, drop-on-full queue drained by one background thread into ``sink``.
+
+    A sink whose ``available`` attribute is False (a W&B sink without wandb) leaves the
+    logger idle: ``record`` returns False at once and ``start`` starts no thread.
+    """
 
     def __init__(
         self,
@@ -67,9 +84,12 @@ class PredictionLogger:
         self.logged_windows = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self.enabled = bool(getattr(sink, "available", True))
 
     def record(self, record: PredictionRecord) -> bool:
         """Buffer a record without waiting; False (and counted) when the buffer is full."""
+        if not self.enabled:
+            return False
         buffer = self._buffer
         if len(buffer) >= self._maxsize:
             self.dropped += 1
@@ -80,6 +100,8 @@ class PredictionLogger:
         return True
 
     def start(self) -> None:
+        if not self.enabled:
+            return
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -120,12 +142,23 @@ class PredictionLogger:
 
 
 class WandbSink:
-    """Logs each window to one W&B run, started lazily in the logger's thread."""
+    """Logs each window to one W&B run, started lazily in the logger's thread.
+
+    ``available`` is False when wandb is not installed: one warning, then the logger idles.
+    """
 
     def __init__(self, *, mode: str, project: str, config: dict[str, Any] | None = None) -> None:
         self.mode, self.project, self.config = mode, project, config or {}
         self._run: Any = None
-        self._failed = False
+        self.available = wandb_installed()
+        self._failed = not self.available
+        if not self.available:
+            logger.warning(
+                "WANDB_MODE=%s but wandb is not installed: prediction statistics are not "
+                "logged (the API image includes wandb when built with --build-arg WITH_WANDB=1; "
+                "WANDB_MODE=disabled silences this)",
+                mode,
+            )
 
     def __call__(self, row: dict[str, float]) -> None:
         if self._failed:

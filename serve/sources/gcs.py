@@ -1,10 +1,14 @@
-"""A champion in a GCS bucket (``<prefix>/`` = what scripts/publish_model.py writes), via gcsfs.
+"""A champion in a GCS bucket (``<prefix>/`` = what scripts/publish_model.py writes).
 
 ``promotion.json``, ``model.sig``, ``model.json`` and the serving bundle are fetched (the files
 its manifest lists), then verified like every champion (serve/champion.py).
 
-Works against a local emulator through GCS_ENDPOINT_URL or STORAGE_EMULATOR_HOST (anonymous
-access then). gcsfs is imported only when this source is configured (it costs ~1-2 s).
+Objects are read with the storage JSON API's media download (``GET .../o/<name>?alt=media``)
+over ``requests``; against GCS itself, google-auth supplies the credentials (Application
+Default Credentials, read-only scope). That is all the API image needs of GCS (gcsfs and its
+aiohttp/gRPC tree are the pipeline's). Works against a local emulator through GCS_ENDPOINT_URL
+or STORAGE_EMULATOR_HOST, anonymously then. Both libraries are imported only when this source
+is used.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import socket
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from housing.redact import redact, redact_uri, secrets_in
 from housing.serving import MANIFEST, META_FILE, SERVING_DIR
@@ -27,6 +31,10 @@ from serve.sources.base import SourceError
 
 if TYPE_CHECKING:
     from housing.signing import KeyRing
+
+GCS_URL = "https://storage.googleapis.com"
+READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only"
+TIMEOUT_S = (5.0, 60.0)  # connect, read (a bundle is a few MB)
 
 
 class GcsSource:
@@ -47,10 +55,10 @@ class GcsSource:
         self.bucket = bucket.removeprefix("gs://").strip("/")
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url or os.environ.get("STORAGE_EMULATOR_HOST") or None
-        self.project = project
+        self.project = project  # object reads need none (kept: GCS_PROJECT is a setting)
         self.model_name = model_name
         self.context_limit = context_limit
-        self._fs: Any = None
+        self._http: Any = None
 
     def describe(self) -> str:
         where = f" via {redact_uri(self.endpoint_url)}" if self.endpoint_url else ""
@@ -61,7 +69,7 @@ class GcsSource:
         return "/".join(p for p in parts if p)
 
     def _probe(self) -> None:
-        """Fail in seconds when a custom endpoint is down (gcsfs retries for ~30 s)."""
+        """Fail in seconds when a custom endpoint is down, not after the read timeout."""
         if not self.endpoint_url:
             return
         parsed = urlsplit(
@@ -74,50 +82,59 @@ class GcsSource:
             message = f"GCS endpoint {self.endpoint_url} unreachable: {exc}"
             raise SourceError(redact(message, secrets_in(self.endpoint_url))) from None
 
-    def _filesystem(self) -> Any:
+    def _base_url(self) -> str:
+        if not self.endpoint_url:
+            return GCS_URL
+        url = self.endpoint_url if "://" in self.endpoint_url else f"http://{self.endpoint_url}"
+        return url.rstrip("/")
+
+    def _session(self) -> Any:
+        """An HTTP session: anonymous for a custom endpoint, else with ADC credentials."""
         self._probe()
-        if self._fs is None:
-            # Without this, gcsfs asks the bucket type over gRPC, which an emulator never
-            # answers: every call then waits minutes.
-            os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-            import gcsfs
-
-            kwargs: dict[str, Any] = {"skip_instance_cache": True, "cache_timeout": 0, "retries": 1}
+        if self._http is None:
             if self.endpoint_url:
-                kwargs |= {"endpoint_url": self.endpoint_url, "token": "anon"}
-            if self.project:
-                kwargs["project"] = self.project
-            self._fs = gcsfs.GCSFileSystem(**kwargs)
-        return self._fs
+                import requests
 
-    def _read(self, name: str) -> bytes:
+                self._http = requests.Session()
+            else:
+                import google.auth
+                from google.auth.transport.requests import AuthorizedSession
+
+                credentials, _ = google.auth.default(scopes=[READ_ONLY])
+                self._http = AuthorizedSession(credentials)
+        return self._http
+
+    def _get(self, name: str) -> bytes:
+        """The bytes of object ``<prefix>/<name>``; SourceError (secrets redacted) otherwise."""
         path = self._path(name)
+        obj = path.removeprefix(f"{self.bucket}/")
+        url = (
+            f"{self._base_url()}/storage/v1/b/{quote(self.bucket, safe='')}"
+            f"/o/{quote(obj, safe='')}?alt=media"
+        )
         try:
-            return bytes(self._filesystem().cat_file(path))
-        except FileNotFoundError:
-            raise SourceError(f"gs://{path} not found") from None
+            response = self._session().get(url, timeout=TIMEOUT_S)
         except SourceError:
             raise
         except Exception as exc:
             message = f"cannot read gs://{path}: {type(exc).__name__}: {exc}"
             raise SourceError(redact(message, secrets_in(self.endpoint_url))) from None
+        if response.status_code == 404:
+            raise SourceError(f"gs://{path} not found")
+        if response.status_code != 200:
+            message = f"cannot read gs://{path}: HTTP {response.status_code}: {response.text[:200]}"
+            raise SourceError(redact(message, secrets_in(self.endpoint_url)))
+        return bytes(response.content)
 
     def fingerprint(self) -> str:
         """The sha256 of the champion's promotion record (one small read per check)."""
         try:
-            return record_fingerprint(self._read(RECORD_FILE))
+            return record_fingerprint(self._get(RECORD_FILE))
         except SourceError as exc:
             raise SourceError(f"no champion: {exc} (publish: scripts/publish_model.py)") from None
 
-    def _fetch(self, fs: Any, name: str, dest: Path) -> bytes:
-        path = self._path(name)
-        try:
-            data = fs.cat_file(path)
-        except FileNotFoundError:
-            raise SourceError(f"gs://{path} not found") from None
-        except Exception as exc:
-            message = f"cannot read gs://{path}: {type(exc).__name__}: {exc}"
-            raise SourceError(redact(message, secrets_in(self.endpoint_url))) from exc
+    def _fetch(self, name: str, dest: Path) -> bytes:
+        data = self._get(name)
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
         return data
@@ -127,13 +144,12 @@ class GcsSource:
         lists), then verify and load it; the skops model is never fetched."""
         tmp = Path(tempfile.mkdtemp(prefix="housing-gcs-"))
         try:
-            fs = self._filesystem()
-            self._fetch(fs, RECORD_FILE, tmp / RECORD_FILE)
+            self._fetch(RECORD_FILE, tmp / RECORD_FILE)
             # Unsigned (no model.sig): load_champion refuses it when keys are configured.
             with contextlib.suppress(SourceError):
-                self._fetch(fs, SIGNATURE_FILE, tmp / SIGNATURE_FILE)
-            self._fetch(fs, META_FILE, tmp / META_FILE)
-            raw = self._fetch(fs, f"{SERVING_DIR}/{MANIFEST}", tmp / SERVING_DIR / MANIFEST)
+                self._fetch(SIGNATURE_FILE, tmp / SIGNATURE_FILE)
+            self._fetch(META_FILE, tmp / META_FILE)
+            raw = self._fetch(f"{SERVING_DIR}/{MANIFEST}", tmp / SERVING_DIR / MANIFEST)
             try:
                 files = json.loads(raw).get("files") or {}
             except (ValueError, AttributeError) as exc:
@@ -141,7 +157,7 @@ class GcsSource:
             for name in sorted(files):
                 if not isinstance(name, str) or "/" in name or name.startswith("."):
                     raise SourceError(f"gs://{self._path(SERVING_DIR)}: bad file name {name!r}")
-                self._fetch(fs, f"{SERVING_DIR}/{name}", tmp / SERVING_DIR / name)
+                self._fetch(f"{SERVING_DIR}/{name}", tmp / SERVING_DIR / name)
             try:
                 return load_champion(
                     tmp,

@@ -97,3 +97,64 @@ def test_wandb_offline_sink_writes_a_run(tmp_path, monkeypatch):
 
 
 test_wandb_offline_sink_writes_a_run = pytest.mark.slow(test_wandb_offline_sink_writes_a_run)
+
+
+def test_without_wandb_the_api_serves_and_warns_once(champion_dir):
+    """WANDB_MODE's default (offline) in an API without wandb (the image's default): the app
+    starts and prices, one warning says why nothing is logged, and no logger thread runs."""
+    import subprocess
+    import sys
+
+    from serve_support import REPO_ROOT, server_env
+
+    code = (
+        "import sys, threading\n"
+        "sys.modules['wandb'] = None  # as if not installed: import fails, find_spec is None\n"
+        "from fastapi.testclient import TestClient\n"
+        "from serve.config import Settings\n"
+        "from serve.main import create_app\n"
+        f"s = Settings(_env_file=None, model_sources=('local',), local_model_dir="
+        f"{str(champion_dir)!r}, load_in_background=False)\n"
+        "assert s.wandb_mode == 'offline', s.wandb_mode\n"
+        "with TestClient(create_app(s)) as c:\n"
+        "    assert c.get('/ready').status_code == 200\n"
+        "    example = c.get('/api/v1/contract').json()['example']\n"
+        "    for _ in range(3):\n"
+        "        r = c.post('/api/v1/predict', json={'instances': [example]})\n"
+        "        assert r.status_code == 200, r.text\n"
+        "    assert c.app.state.serve.prediction_log.enabled is False\n"
+        "    names = [t.name for t in threading.enumerate()]\n"
+        "    assert 'prediction-log' not in names, names\n"
+        "    metrics = c.get('/metrics').text\n"
+        "    assert 'prediction_log_dropped_total 0.0' in metrics\n"
+        "print('served')\n"
+    )
+    env = server_env()
+    env.pop("WANDB_MODE", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("served")
+    logs = result.stdout + result.stderr
+    assert logs.count("wandb is not installed") == 1, logs[-3000:]
+
+
+def test_a_sink_that_is_not_available_leaves_the_logger_idle():
+    class Unavailable:
+        available = False
+
+        def __call__(self, row: dict) -> None:
+            raise AssertionError("an unavailable sink is never called")
+
+    drops: list[int] = []
+    log = PredictionLogger(Unavailable(), maxsize=2, flush_s=0.01, on_drop=lambda: drops.append(1))
+    log.start()
+    assert [log.record(_record()) for _ in range(5)] == [False] * 5
+    log.stop()
+    assert log.dropped == 0 and drops == [] and log.logged_windows == 0

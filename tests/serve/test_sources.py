@@ -246,31 +246,89 @@ def test_reload_never_downgrades_to_a_lower_priority_source(
 
 
 def test_gcs_read_errors_do_not_carry_the_endpoint_password(tmp_path):
+    """A real HTTP endpoint that fails quoting the URL it was called with (password and all),
+    and a closed port: neither message carries the endpoint's password."""
+    import http.server
+    import threading
+
     from serve.sources.base import SourceError
     from serve.sources.gcs import GcsSource
 
-    endpoint = "http://user:gcsS3cret@127.0.0.1:9"
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = f"backend error at {endpoint}{self.path}".encode()
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    class _Failing:  # what gcsfs raises quotes the endpoint it called
-        def cat_file(self, path):
-            raise OSError(f"Cannot connect to host {endpoint}/storage/v1/b/{path}")
+        def log_message(self, *args):
+            pass
 
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    endpoint = f"http://user:gcsS3cret@127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for url in (endpoint, "http://user:gcsS3cret@127.0.0.1:9"):
+            source = GcsSource(
+                "bucket",
+                "models",
+                endpoint_url=url,
+                project=None,
+                model_name="m",
+                context_limit=10,
+                keys=KeyRing({}),
+            )
+            for call in (source.fingerprint, lambda s=source: s._fetch("x.json", tmp_path / "x")):
+                try:
+                    call()
+                except SourceError as exc:
+                    message = str(exc)
+                    assert "gcsS3cret" not in message
+                    if url == endpoint:
+                        assert "cannot read gs://bucket/models/" in message and "503" in message
+                    else:
+                        assert "unreachable" in message
+                else:
+                    raise AssertionError("expected a SourceError")
+    finally:
+        server.shutdown()
+
+
+def test_gcs_reads_objects_with_the_json_api_from_the_emulator(
+    model_bundle_dir, tmp_path, gcs_emulator, monkeypatch
+):
+    """The light client against the emulator: a nested prefix with a space, an object name
+    that needs quoting, the emulator's address from STORAGE_EMULATOR_HOST without a scheme,
+    and a missing object named in one line."""
+    from serve.sources.base import SourceError
+    from serve.sources.gcs import GcsSource
+
+    gcs_emulator.upload_bundle(model_bundle_dir, "light", "team a/prod/model")
+    fs = gcs_emulator.filesystem()
+    fs.pipe_file("light/team a/prod/model/odd name+#?.txt", b"quoted")
+    host = gcs_emulator.endpoint.removeprefix("http://")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", host)
     source = GcsSource(
-        "bucket",
-        "models",
-        endpoint_url=endpoint,
+        "gs://light/",
+        "/team a/prod/model/",
+        endpoint_url=None,
         project=None,
-        model_name="m",
+        model_name="housing_price_model",
         context_limit=10,
         keys=KeyRing({}),
     )
-    source._fs = _Failing()
-    for call in (source.fingerprint, lambda: source._fetch(source._fs, "x.json", tmp_path / "x")):
-        try:
-            call()
-        except SourceError as exc:
-            message = str(exc)
-            assert "gcsS3cret" not in message
-            assert "cannot read gs://bucket/models/" in message or "unreachable" in message
-        else:
-            raise AssertionError("expected a SourceError")
+    assert source.describe() == f"gs://light/team a/prod/model via {host}"
+    assert source._fetch("odd name+#?.txt", tmp_path / "odd") == b"quoted"
+    record = fs.cat_file("light/team a/prod/model/promotion.json")
+    assert source._fetch("promotion.json", tmp_path / "p.json") == record
+    assert (tmp_path / "p.json").read_bytes() == record
+    try:
+        source._fetch("absent.json", tmp_path / "absent")
+    except SourceError as exc:
+        assert str(exc) == "gs://light/team a/prod/model/absent.json not found"
+    else:
+        raise AssertionError("expected a SourceError")
+    loaded = source.load()
+    assert loaded.identity.source == "gcs"
