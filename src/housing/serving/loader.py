@@ -8,6 +8,11 @@ one ``config.json``, the data contract and the conformal prediction interval
 verifies every byte before parsing any of it and returns a :class:`ServingModel` whose
 prices equal the pipeline's ``model.predict`` (a test proves it on the real test split).
 
+A promoted champion may also carry the booster compiled to a shared library
+(``compiled/``, :mod:`housing.serving.compiled`): it scores instead of LightGBM when the
+promotion record lists it, it was built for this platform from this very ``booster.txt``
+and it agrees with LightGBM on probe rows here; otherwise LightGBM's model text scores.
+
 Imports numpy, scipy.spatial and LightGBM's C library (ctypes) only: never scikit-learn,
 pandas, skops, mlflow or the ``lightgbm`` Python package.
 """
@@ -38,6 +43,7 @@ from housing.serving import (
     SERVING_DIR,
     transforms,
 )
+from housing.serving.compiled import CompiledPredictor, load_compiled
 from housing.serving.lgbm import Booster, LightGBMError
 from housing.serving.neighbors import build_tree, mean_targets
 
@@ -255,6 +261,23 @@ class ServingModel:
             raise BundleError(
                 f"{BOOSTER} expects {self._booster.n_features} features, {CONFIG} builds {expected}"
             )
+        self._compiled: CompiledPredictor | None = None
+
+    def use_compiled(self, predictor: CompiledPredictor | None) -> None:
+        """Score with ``predictor`` (checked exact by :func:`load_compiled`) instead of LightGBM."""
+        if predictor is not None and predictor.n_features != self._booster.n_features:
+            raise BundleError("the compiled predictor expects another number of features")
+        self._compiled = predictor
+
+    @property
+    def booster(self) -> Booster:
+        """LightGBM's booster from the verified model text (the source of truth)."""
+        return self._booster
+
+    @property
+    def scorer(self) -> str:
+        """What computes the raw scores: ``compiled`` (the champion's library) or ``lightgbm``."""
+        return "lightgbm" if self._compiled is None else "compiled"
 
     @property
     def sha256(self) -> str:
@@ -288,7 +311,10 @@ class ServingModel:
         return X
 
     def predict_raw(self, X: np.ndarray) -> np.ndarray:
-        """The booster alone: log prices of model-matrix rows."""
+        """The booster alone: log prices of model-matrix rows (compiled when loaded; no lock)."""
+        compiled = self._compiled
+        if compiled is not None:
+            return compiled.predict_raw(X)
         return self._booster.predict_raw(X)
 
     def predict(self, numeric: np.ndarray, category_idx: Any) -> np.ndarray:
@@ -350,5 +376,11 @@ def load_serving(directory: Path, *, expected_sha256: str | None = None) -> Serv
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"malformed serving bundle {directory / SERVING_DIR}: {exc!r}") from exc
-    logger.info("loaded serving bundle %s (sha256 %s)", directory, str(expected)[:12])
+    model.use_compiled(load_compiled(directory, blobs[BOOSTER], model.booster))
+    logger.info(
+        "loaded serving bundle %s (sha256 %s, scored by %s)",
+        directory,
+        str(expected)[:12],
+        model.scorer,
+    )
     return model

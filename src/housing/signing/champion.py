@@ -1,8 +1,10 @@
 """Build a signed champion directory from a model bundle, replacing the old one in one step.
 
 Promotion copies the bundle's files (``model.json``, ``serving/``, ``model.skops``) into a
-fresh directory beside the destination, writes the record, signs it, verifies the result,
-and only then swaps it in. A failure at any step leaves the previous champion in place.
+fresh directory beside the destination, optionally compiles the booster for this machine
+(``compiled/``, :mod:`housing.serving.compiled`), writes the record, signs it, verifies the
+result, and only then swaps it in. A failure at any step leaves the previous champion in
+place. The record lists every file, the compiled library included, so the signature covers it.
 """
 
 from __future__ import annotations
@@ -44,8 +46,12 @@ def build_champion(
     key: SigningKey | None,
     *,
     include: Sequence[str] = BUNDLE_FILES,
+    compiled: bool = False,
 ) -> PromotionRecord:
     """Write ``dest`` = the bundle files of ``source`` + ``promotion.json`` (+ ``model.sig``).
+
+    With ``compiled``, the booster is also compiled for this platform into ``compiled/``
+    (exact against LightGBM or left out with a warning: the champion is valid either way).
 
     With ``key`` None (no signing key configured) the record is written unsigned and a
     warning logged: verifiers with keys will refuse it, verifiers without keys serve it as
@@ -56,6 +62,10 @@ def build_champion(
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         _copy(source, staging, include)
+        if compiled:
+            from housing.serving.compiled import compile_champion
+
+            compile_champion(staging)
         if key is None:
             files = file_digests(staging, ignore=[SIGNATURE_FILE, RECORD_FILE, *GIT_PATHS])
             record = replace(record, version=str(record.version), files=files)
