@@ -7,6 +7,8 @@ alias, action, data md5, git commit, the decision, the event's sequence number, 
 and signed with the key from ``HOUSING_SIGNING_KEY``/``HOUSING_SIGNING_KEY_FILE``; the record
 and the signature are logged as the run's artifacts ``champion/<seq>/promotion.json`` and
 ``champion/<seq>/model.sig``, and the version's ``promotion.record`` tag names that folder.
+With ``HOUSING_COMPILE_PREDICTOR=1`` the booster is also compiled for this machine into the
+champion's ``compiled/`` (listed in the signed record) and logged as ``champion/<seq>/compiled/``.
 The skops model is not in the champion directory (the API never reads it); its sha256 is in
 the signed record (``extra.model_skops_sha256``), so it is authenticated too.
 
@@ -59,6 +61,10 @@ SIGNED_TAG = "promotion.signed"  # "true" / "false"
 KEY_TAG = "promotion.key_id"
 SERVING_FILES = ("model.json", "serving")  # what a champion directory holds besides the record
 ALLOW_UNSIGNED_ENV = "HOUSING_ALLOW_UNSIGNED"  # 1: promote without a key (docs/signing.md)
+# 1: compile the booster into the champion at promotion (docs/serving-bundle.md); off until
+# every API source fetches compiled/ (the GCS source fetches a fixed list of files).
+COMPILE_ENV = "HOUSING_COMPILE_PREDICTOR"
+COMPILED_DIR = "compiled"  # housing.serving.compiled.COMPILED_DIR, without importing it
 # An event's action -> the signed record's (hold: the challenger alias given to the version).
 _RECORD_ACTIONS = {
     "gates": "promote",
@@ -87,6 +93,17 @@ def unsigned_allowed(environ: Mapping[str, str] | None = None) -> bool:
     if value in ("1", "true", "yes"):
         return True
     raise RegistryError(f"{ALLOW_UNSIGNED_ENV} must be 1 or 0, not {value!r}")
+
+
+def compile_at_promotion(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``HOUSING_COMPILE_PREDICTOR`` asks promotion to compile the booster (``1``)."""
+    env = os.environ if environ is None else environ
+    value = env.get(COMPILE_ENV, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise RegistryError(f"{COMPILE_ENV} must be 1 or 0, not {value!r}")
 
 
 def signing_key(environ: Mapping[str, str] | None = None) -> SigningKey | None:
@@ -192,13 +209,21 @@ def sign_promotion(
         bundle = _download_serving(client, str(mv.run_id), Path(tmp) / "download")
         champion = Path(tmp) / "champion"
         present = [n for n in SERVING_FILES if (bundle / n).exists()]  # serving/ since format 2
-        record = build_champion(bundle, champion, record, key, include=present)
+        record = build_champion(
+            bundle, champion, record, key, include=present, compiled=compile_at_promotion()
+        )
         folder = record_folder(seq, log)
         files = [champion / "promotion.json"]
         if key is not None:
             files.append(champion / "model.sig")
         for path in files:
             client.log_artifact(str(mv.run_id), str(path), artifact_path=folder)
+        # Built on this machine, so not in the run's bundle: kept with the record it is
+        # signed in, and fetched from there with it (_fetch_signed, the registry source).
+        if (champion / COMPILED_DIR).is_dir():
+            client.log_artifacts(
+                str(mv.run_id), str(champion / COMPILED_DIR), f"{folder}/{COMPILED_DIR}"
+            )
     logger.info(
         "%s v%s: %s #%d %s (%s)",
         name,
@@ -250,6 +275,8 @@ def _fetch_signed(client: MlflowClient, name: str, version: str, alias: str, sta
         for item in (RECORD_FILE, SIGNATURE_FILE):
             if (records / item).is_file():
                 shutil.copy2(records / item, staging / item)
+        if (records / COMPILED_DIR).is_dir():
+            shutil.copytree(records / COMPILED_DIR, staging / COMPILED_DIR)
     return folder
 
 
