@@ -19,8 +19,14 @@ export_extra() {
     mv "$out/$target.tmp" "$out/$target"
 }
 
-# API image: model stack + serve extra (mlflow-skinny; no dvc, optuna or full mlflow).
-export_extra serve/requirements.txt --extra serve
+# API image: the serve extra, numpy and LightGBM (whose library it loads with ctypes). The
+# model-fitting stack is pruned: the API imports none of it (the Dockerfile installs these
+# pins with --no-deps, so LightGBM's declared scipy stays out). W&B's prediction log only
+# with --build-arg WITH_WANDB=1, from the second file.
+api_prune=(--prune scikit-learn --prune pandas --prune pyarrow --prune skops --prune scipy
+    --prune narwhals)
+export_extra serve/requirements.txt --extra serve "${api_prune[@]}"
+export_extra serve/requirements-wandb.txt --extra serve --extra serve-wandb "${api_prune[@]}"
 # Streamlit image: it talks to the API over HTTP only, so the model-fitting stack is pruned.
 export_extra app/requirements.txt --extra app --prune scikit-learn --prune lightgbm --prune skops
 # Pipeline image: model stack + pipeline extra (dvc[gs], mlflow, optuna, wandb).

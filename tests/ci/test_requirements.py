@@ -20,6 +20,7 @@ from scripts.pipeline_libraries import AFFECTS_OUTPUTS, select_pins
 LIBRARIES = "requirements/pipeline-libraries.txt"
 EXPORTS = [
     "serve/requirements.txt",
+    "serve/requirements-wandb.txt",
     "app/requirements.txt",
     "requirements/pipeline.txt",
     LIBRARIES,
@@ -52,10 +53,23 @@ def test_committed_requirements_equal_a_fresh_export(fresh_export: Path, name: s
     )
 
 
+# What the API never imports: the training stack, the model-fitting stack, the gcsfs tree.
+NOT_IN_API = {
+    "dvc", "dvc-gs", "optuna", "mlflow", "mlflow-skinny", "matplotlib",
+    "scikit-learn", "pandas", "pyarrow", "skops", "scipy", "gcsfs", "aiohttp", "grpcio",
+}  # fmt: skip
+
+
 def test_api_image_has_no_training_stack() -> None:
     names = _names(REPO_ROOT / "serve/requirements.txt")
-    assert {"fastapi", "uvicorn", "mlflow-skinny", "lightgbm", "skops"} <= names
-    assert not names & {"dvc", "dvc-gs", "optuna", "mlflow", "matplotlib"}
+    assert {"fastapi", "uvicorn", "numpy", "lightgbm", "google-auth", "requests"} <= names
+    assert not names & (NOT_IN_API | {"wandb"})
+
+
+def test_the_api_with_wandb_adds_only_wandb_and_its_tree() -> None:
+    names = _names(REPO_ROOT / "serve/requirements-wandb.txt")
+    assert "wandb" in names and _names(REPO_ROOT / "serve/requirements.txt") < names
+    assert not names & NOT_IN_API
 
 
 def test_app_image_has_no_model_stack() -> None:

@@ -53,3 +53,30 @@ def test_images_use_the_makefiles_uv(name: str) -> None:
     pinned = re.search(r"^UV_VERSION := (\S+)$", (REPO_ROOT / "Makefile").read_text(), re.M)
     assert pinned, "Makefile pins no UV_VERSION"
     assert ("ARG", f"UV_VERSION={pinned[1]}") in _instructions(REPO_ROOT / name)
+
+
+def test_the_api_image_takes_wandb_only_when_asked() -> None:
+    """The API installs its pinned export with --no-deps (LightGBM's declared scipy stays
+    out); WITH_WANDB=1, and only that, swaps in the export with the W&B prediction log."""
+    pairs = _instructions(REPO_ROOT / "serve/Dockerfile")
+    assert ("ARG", "WITH_WANDB=0") in pairs
+    deps = next(arg for kw, arg in pairs if kw == "RUN" and "-r /tmp/requirements.txt" in arg)
+    assert "uv pip install --no-deps -r /tmp/requirements.txt" in deps
+    assert re.search(
+        r'if \[ "\$WITH_WANDB" = "1" \]; then cp /tmp/requirements-wandb\.txt '
+        r"/tmp/requirements\.txt; fi",
+        deps,
+    ), deps
+    copied = next(arg for kw, arg in pairs if kw == "COPY" and "requirements" in arg)
+    assert copied.split() == ["serve/requirements.txt", "serve/requirements-wandb.txt", "/tmp/"]
+    for name in ("serve/requirements.txt", "serve/requirements-wandb.txt"):
+        pins = [
+            line
+            for line in (REPO_ROOT / name).read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith((" ", "#"))
+        ]
+        # --no-deps installs exactly these: every one pinned to a version.
+        assert pins and all("==" in line for line in pins), name
+    wandb = (REPO_ROOT / "serve/requirements-wandb.txt").read_text(encoding="utf-8")
+    assert "\nwandb==" in wandb
+    assert "\nwandb==" not in (REPO_ROOT / "serve/requirements.txt").read_text(encoding="utf-8")

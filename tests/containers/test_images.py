@@ -221,6 +221,65 @@ def test_image_config_non_root_with_healthcheck(images, name: str) -> None:
 
 # --- the API image ------------------------------------------------------------------------
 
+# Distributions the API never imports (import names and dist-info prefixes), so its image
+# must not carry them: the model-fitting stack, the trackers, gcsfs's tree. wandb comes in
+# only with --build-arg WITH_WANDB=1.
+API_FORBIDDEN = {
+    "sklearn": "scikit_learn",
+    "pandas": "pandas",
+    "pyarrow": "pyarrow",
+    "skops": "skops",
+    "mlflow": "mlflow",
+    "wandb": "wandb",
+    "scipy": "scipy",
+    "gcsfs": "gcsfs",
+}
+API_MAX_BYTES = 250 * 1000**2  # 250 MB, as podman counts them
+
+
+def _site_packages(tag: str) -> set[str]:
+    """Top-level names in the image's site-packages directories (modules and dist-infos)."""
+    names: set[str] = set()
+    for rel, _ in _image_files(tag):
+        parts = rel.split("/")
+        if "site-packages" in parts:
+            rest = parts[parts.index("site-packages") + 1 :]
+            if len(rest) > 1 or rest[0].endswith((".py", ".so", ".pth")):
+                names.add(rest[0])
+    return names
+
+
+def test_api_image_carries_only_what_serve_imports(images) -> None:
+    names = _site_packages(images["api"].ref)
+    lowered = {n.lower() for n in names}
+    found = sorted(
+        name
+        for name in lowered
+        for module, dist in API_FORBIDDEN.items()
+        if name == module or name.startswith((f"{module}-", f"{dist}-", f"{module}_"))
+    )
+    assert not found, f"the API image carries {found}"
+    # The listing itself works: what the API does import is there.
+    for needed in ("numpy", "lightgbm", "fastapi", "uvicorn", "housing", "google", "requests"):
+        assert needed in lowered, (needed, sorted(lowered)[:80])
+
+
+def test_api_image_size_is_bounded(images) -> None:
+    size = images["api"].size_bytes
+    assert size <= API_MAX_BYTES, f"API image {size / 1e6:.0f} MB > {API_MAX_BYTES / 1e6:.0f} MB"
+
+
+def test_api_image_without_wandb_serves_and_warns_once(images, champion, containers) -> None:
+    """WANDB_MODE at the image's default (offline) without wandb in the image: one warning,
+    and prices as ever."""
+    name, base = _start_api(images, champion, containers, WANDB_MODE="offline")
+    path, body = _readme_predict_example()
+    for _ in range(3):
+        status, answer = _request(f"{base}{path}", body, timeout=30)
+        assert status == 200, answer
+    log = logs(name)
+    assert log.count("wandb is not installed") == 1, log
+
 
 def test_api_image_serves_the_signed_champion(api) -> None:
     name, base = api
