@@ -2,16 +2,23 @@
 
 Imported by bench/serve_load.py; run alone, it times one or more model directories (each
 with ``serving/`` and ``model.json``) on the same 100 real districts and prints the cost per
-tree, from which the serving budget's rounds cap in ``params.yaml`` is derived:
+tree, from which the serving budget's rounds cap in ``params.yaml`` is derived, then the
+compiled predictor (docs/serving-bundle.md) beside LightGBM's: booster alone and whole path,
+1 and 100 rows, medians of interleaved calls, and two threads scoring batches side by side
+against one thread doing both. A directory without ``compiled/`` (``models/``) is promoted
+unsigned into a temporary champion with the booster compiled on this machine (~20 s):
 
     python bench/model_time.py models [OTHER_MODEL_DIR ...] [--repeats 400]
 """
 
 from __future__ import annotations
 
+import shutil
 import statistics
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +88,108 @@ def model_time_or_reason(
         return {"available": False, "reason": f"housing.serving is not available ({exc})"}
 
 
+def paired_median_ms(
+    calls: Mapping[str, Callable[[], object]], *, repeats: int, warmup: int
+) -> dict[str, float]:
+    """Median wall time (ms) of each call, the calls interleaved so load hits them alike."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    times: dict[str, list[int]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter_ns()
+            call()
+            times[name].append(time.perf_counter_ns() - start)
+    return {name: statistics.median(t) / 1e6 for name, t in times.items()}
+
+
+def side_by_side(call: Callable[[], object], *, calls: int, threads: int = 2) -> float:
+    """How much faster ``threads`` threads make ``calls`` calls than one thread (wall time)."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    serial = time.perf_counter() - start
+    barrier = threading.Barrier(threads + 1)
+
+    def work() -> None:
+        barrier.wait()
+        for _ in range(calls // threads):
+            call()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return serial / (time.perf_counter() - start)
+
+
+def compare_scorers(model: Any, rows: Sequence[dict[str, Any]], *, repeats: int) -> dict[str, Any]:
+    """The compiled predictor beside LightGBM's (the model must have loaded one)."""
+    compiled, booster = model.compiled, model.booster
+    if compiled is None:
+        raise ValueError("the model scores with LightGBM: no compiled predictor was loaded")
+    out: dict[str, Any] = {}
+    for label, batch in (("1_row", rows[:1]), ("100_rows", rows[:100])):
+        n = repeats if len(batch) == 1 else max(repeats // 4, 20)
+        out[label] = _scorer_times(model, *to_arrays(model, batch), repeats=n)
+    numeric, categories = to_arrays(model, rows[:100])
+    matrix = model.features(numeric, categories)
+    calls = max(repeats // 4, 40)
+    out["two_threads_speedup"] = {
+        "lightgbm": side_by_side(lambda: booster.predict_raw(matrix), calls=calls),
+        "compiled": side_by_side(lambda: compiled.predict_raw(matrix), calls=calls),
+    }
+    return out
+
+
+def _scorer_times(
+    model: Any, numeric: np.ndarray, categories: np.ndarray, *, repeats: int
+) -> dict[str, Any]:
+    compiled, booster = model.compiled, model.booster
+    matrix = model.features(numeric, categories)
+    booster_ms = paired_median_ms(
+        {
+            "lightgbm": lambda: booster.predict_raw(matrix),
+            "compiled": lambda: compiled.predict_raw(matrix),
+        },
+        repeats=repeats,
+        warmup=20,
+    )
+    path_ms = paired_median_ms(
+        {
+            "lightgbm": lambda: np.exp(booster.predict_raw(model.features(numeric, categories))),
+            "compiled": lambda: model.predict(numeric, categories),
+        },
+        repeats=repeats,
+        warmup=20,
+    )
+    return {
+        "rows": len(numeric),
+        "booster_ms": booster_ms,
+        "booster_ratio": booster_ms["lightgbm"] / booster_ms["compiled"],
+        "path_ms": path_ms,
+        "path_ratio": path_ms["lightgbm"] / path_ms["compiled"],
+    }
+
+
+def compiled_champion(model_dir: Path, workdir: Path) -> Path:
+    """``model_dir`` promoted unsigned into ``workdir`` with its booster compiled here."""
+    from housing.signing import PromotionRecord, build_champion
+
+    dest = workdir / "champion"
+    record = PromotionRecord(
+        name="bench", version="1", alias="champion", action="promote", data_md5="bench",
+        git_commit="bench", decision="bench/model_time.py", sequence=1,
+        timestamp="2026-01-01T00:00:00+00:00", who="bench",
+    )  # fmt: skip
+    build_champion(model_dir, dest, record, None, include=("model.json", "serving"), compiled=True)
+    return dest
+
+
 def main() -> None:
     import argparse
     import json
@@ -91,6 +200,7 @@ def main() -> None:
     sys.path.insert(0, str(root))
     from bench.pipeline import DEFAULT_MIRROR, machine
     from bench.serve_load import candidate_rows
+    from housing.serving import load_serving
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dirs", type=Path, nargs="+")
@@ -112,6 +222,35 @@ def main() -> None:
             model_dir, trees, result["1_row"]["predict_ms"], batch["predict_ms"],
             batch["booster_ms"], 1000 * batch["booster_ms"] / trees,
             batch["predict_ms"] - batch["booster_ms"],
+        )  # fmt: skip
+        workdir = Path(tempfile.mkdtemp(prefix="bench-compiled-"))
+        try:
+            champion = model_dir
+            if not (model_dir / "compiled").is_dir():
+                start = time.perf_counter()
+                champion = compiled_champion(model_dir, workdir)
+                log.info("compiled at promotion in %.1f s", time.perf_counter() - start)
+            model = load_serving(champion)
+            if model.compiled is None:
+                log.info("%s: no compiled predictor loaded (see the warning above)", model_dir)
+                continue
+            scorers = compare_scorers(model, rows, repeats=args.repeats)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        for label in ("1_row", "100_rows"):
+            part = scorers[label]
+            b, p = part["booster_ms"], part["path_ms"]
+            log.info(
+                "%s, %s: booster LightGBM %.4f ms, compiled %.4f ms (x%.2f); whole path "
+                "LightGBM %.4f ms, compiled %.4f ms (x%.2f)",
+                model_dir, label.replace("_", " "), b["lightgbm"], b["compiled"],
+                part["booster_ratio"], p["lightgbm"], p["compiled"], part["path_ratio"],
+            )  # fmt: skip
+        speedup = scorers["two_threads_speedup"]
+        log.info(
+            "%s: two threads scoring 100-row batches side by side: x%.2f LightGBM (one "
+            "booster lock), x%.2f compiled (no lock), against one thread",
+            model_dir, speedup["lightgbm"], speedup["compiled"],
         )  # fmt: skip
 
 

@@ -275,6 +275,11 @@ class ServingModel:
         return self._booster
 
     @property
+    def compiled(self) -> CompiledPredictor | None:
+        """The champion's compiled predictor when it scores, else None."""
+        return self._compiled
+
+    @property
     def scorer(self) -> str:
         """What computes the raw scores: ``compiled`` (the champion's library) or ``lightgbm``."""
         return "lightgbm" if self._compiled is None else "compiled"

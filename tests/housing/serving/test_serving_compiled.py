@@ -318,3 +318,23 @@ def test_loading_a_compiled_champion_imports_no_compiler_side_package(champion):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_the_benchmark_times_both_scorers_on_the_same_rows(champion, real_split):
+    from bench.model_time import compare_scorers
+
+    _, test = real_split
+    rows = test.drop(columns=[TARGET]).head(100).to_dict("records")
+    rows = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+        for r in rows
+    ]
+    result = compare_scorers(load_serving(champion), rows, repeats=20)
+    for label, n in (("1_row", 1), ("100_rows", 100)):
+        part = result[label]
+        assert part["rows"] == n
+        assert part["booster_ms"]["compiled"] > 0 and part["booster_ms"]["lightgbm"] > 0
+        assert (
+            part["booster_ratio"] == part["booster_ms"]["lightgbm"] / part["booster_ms"]["compiled"]
+        )
+    assert set(result["two_threads_speedup"]) == {"lightgbm", "compiled"}
