@@ -361,6 +361,44 @@ def test_api_image_drains_on_sigterm(images, champion, containers) -> None:
     assert served_while_draining, "no request was served after /ready turned 503"
 
 
+def test_api_image_with_wandb_build_arg_logs_predictions(images, champion, containers) -> None:
+    """--build-arg WITH_WANDB=1: the same image plus wandb, whose offline prediction log then
+    runs (no warning about wandb missing)."""
+    from scripts.images.build import IMAGE_CA, LOG_DIR, Built
+
+    tag = "localhost/housing-api:with-wandb-test"
+    args = ["build", "--format", "docker", "--network", "host", "--layers"]
+    args += ["--build-arg", f"BASE_IMAGE={images['api'].base}", "--build-arg", "WITH_WANDB=1"]
+    if HOST_CA.is_file():
+        args += ["-v", f"{HOST_CA}:{IMAGE_CA}:ro"]
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    iidfile = LOG_DIR / "api-with-wandb.iid"
+    args += ["--iidfile", str(iidfile), "-f", "serve/Dockerfile", "-t", tag, str(REPO_ROOT)]
+    podman(*args, timeout=1800, log=LOG_DIR / "api-with-wandb.log")
+    image_id = iidfile.read_text(encoding="utf-8").strip().removeprefix("sha256:")
+    names = {n.lower() for n in _site_packages(image_id)}
+    assert "wandb" in names and "sklearn" not in names and "scipy" not in names
+    name, base = _start_api(
+        {"api": Built("api", tag, images["api"].base, 0.0, 0, image_id=image_id)},
+        champion,
+        containers,
+        WANDB_MODE="offline",
+        PREDICTION_LOG_FLUSH_S="0.5",
+    )
+    path, body = _readme_predict_example()
+    status, answer = _request(f"{base}{path}", body, timeout=30)
+    assert status == 200, answer
+    # The first flush starts the W&B run in the logger's thread (a few seconds offline).
+    deadline = time.monotonic() + 90
+    while True:
+        done = podman("exec", name, "sh", "-c", "ls -d /tmp/wandb/offline-run-*", check=False)
+        if done.returncode == 0 and "offline-run-" in done.stdout:
+            break
+        assert time.monotonic() < deadline, f"no offline W&B run\n{logs(name)}"
+        time.sleep(1)
+    assert "wandb is not installed" not in logs(name)
+
+
 # --- the app image ------------------------------------------------------------------------
 
 
