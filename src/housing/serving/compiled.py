@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from _ctypes import dlclose as _dlclose  # bound at import: __del__ may run at shutdown
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -259,9 +260,7 @@ class CompiledPredictor:
         # Unloaded only once nothing can call it (a thread inside predict_raw holds self).
         lib = getattr(self, "_lib", None)
         if lib is not None:
-            import _ctypes
-
-            _ctypes.dlclose(lib._handle)
+            _dlclose(lib._handle)
         fd = getattr(self, "_fd", None)
         if fd is not None:
             os.close(fd)
