@@ -63,7 +63,13 @@ class GridIndex:
         order = np.argsort(ids, kind="stable")
         self._order = order  # position in the cell-sorted arrays -> training-row index
         self._points = points[order]
-        self._starts = np.searchsorted(ids[order], np.arange(self._shape[0] * self._shape[1] + 1))
+        starts = np.searchsorted(ids[order], np.arange(self._shape[0] * self._shape[1] + 1))
+        # Python lists: a query's neighbourhood is a few slices, cheaper indexed from lists.
+        self._starts = starts.tolist()
+        counts = np.diff(starts).reshape(self._shape[1], self._shape[0])
+        table = np.zeros((self._shape[1] + 1, self._shape[0] + 1), dtype=np.int64)
+        table[1:, 1:] = counts.cumsum(axis=0).cumsum(axis=1)
+        self._table = table.tolist()  # points in cells [0, x) x [0, y): table[y][x]
 
     def _cells(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cell column and row of each point (comparisons only: no rounding)."""
@@ -76,18 +82,22 @@ class GridIndex:
         nx, ny = self._shape
         return max(cx - m, 0), max(cy - m, 0), min(cx + m, nx - 1), min(cy + m, ny - 1)
 
-    def _ranges(self, span: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """First and last-plus-one cell-sorted position of each grid row of ``span``."""
+    def _count(self, span: tuple[int, int, int, int]) -> int:
+        """How many points ``span`` holds (from the summed-area table)."""
         x0, y0, x1, y1 = span
-        rows = np.arange(y0, y1 + 1) * self._shape[0]
-        return self._starts[rows + x0], self._starts[rows + x1 + 1]
+        t = self._table
+        return t[y1 + 1][x1 + 1] - t[y0][x1 + 1] - t[y1 + 1][x0] + t[y0][x0]
 
-    def _positions(self, span: tuple[int, int, int, int]) -> np.ndarray:
-        """Cell-sorted positions of the points in ``span``: one arange, shifted per row."""
-        lo, hi = self._ranges(span)
-        lengths = hi - lo
-        shift = np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
-        return np.arange(int(lengths.sum())) + shift
+    def _candidates(self, span: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The points of ``span`` and their training-row indices, one slice per grid row."""
+        x0, y0, x1, y1 = span
+        nx, starts = self._shape[0], self._starts
+        pieces = [(starts[y * nx + x0], starts[y * nx + x1 + 1]) for y in range(y0, y1 + 1)]
+        if len(pieces) == 1:
+            lo, hi = pieces[0]
+            return self._points[lo:hi], self._order[lo:hi]
+        points = np.concatenate([self._points[lo:hi] for lo, hi in pieces])
+        return points, np.concatenate([self._order[lo:hi] for lo, hi in pieces])
 
     def _border(self, queries: np.ndarray, span: tuple[int, int, int, int]) -> np.ndarray:
         """Each query's distance to the nearest side of ``span`` beyond which points lie."""
@@ -124,12 +134,10 @@ class GridIndex:
             cx, cy = int(cell_x[rows[0]]), int(cell_y[rows[0]])
             # A first neighbourhood holding a few times k points settles most queries.
             m = 1
-            while True:
-                span = self._span(cx, cy, m)
-                lo, hi = self._ranges(span)
-                if int((hi - lo).sum()) >= FIRST_REACH * k or span == self._everything:
-                    break
+            span = self._span(cx, cy, m)
+            while self._count(span) < FIRST_REACH * k and span != self._everything:
                 m += 1
+                span = self._span(cx, cy, m)
             while len(rows):
                 done, chosen = self._answer(queries[rows], span, k)
                 out[rows[done]] = chosen
@@ -142,26 +150,25 @@ class GridIndex:
         self, queries: np.ndarray, span: tuple[int, int, int, int], k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Which queries the points of ``span`` settle, and their k nearest rows."""
-        positions = self._positions(span)
-        cand = self._points[positions]
+        cand, rows = self._candidates(span)
         # cKDTree's arithmetic, operand for operand: sqrt((q - p)^2 summed over x then y).
         dx = queries[:, 0:1] - cand[:, 0]
         dy = queries[:, 1:2] - cand[:, 1]
         dist = np.sqrt(dx * dx + dy * dy)
-        kth = np.partition(dist, k - 1, axis=1)[:, k - 1]
+        cols = np.argpartition(dist, k - 1, axis=1)
+        line = np.arange(len(queries))[:, None]
+        kth = dist[line[:, 0], cols[:, k - 1]]
         done = kth < self._border(queries, span) * _SAFETY
-        dist, kth = dist[done], kth[done]
-        rows = self._order[positions]
-        # Only the candidates up to each row's k-th distance (ties included) are ranked.
+        dist, kth, cols, line = dist[done], kth[done], cols[done], line[: int(done.sum())]
+        # The k smallest are the first k columns; rows with more at exactly the k-th distance
+        # need every one of them, so those take a wider cut.
         width = int((dist <= kth[:, None]).sum(axis=1).max(initial=k))
-        if width < dist.shape[1]:
-            cols = np.argpartition(dist, width - 1, axis=1)[:, :width]
-            dist = np.take_along_axis(dist, cols, axis=1)
-            ids = rows[cols]
-        else:
-            ids = np.broadcast_to(rows, dist.shape)
+        if width > k:
+            cols = np.argpartition(dist, width - 1, axis=1)
+        cols = cols[:, :width]
+        dist, ids = dist[line, cols], rows[cols]
         ranked = np.lexsort((ids, dist), axis=-1)[:, :k]
-        return done, np.take_along_axis(ids, ranked, axis=1)
+        return done, ids[line, ranked]
 
 
 def build_tree(coords: np.ndarray) -> GridIndex:
