@@ -58,6 +58,7 @@ class GridIndex:
         self._xs, self._ys = _lines(points[:, 0], side), _lines(points[:, 1], side)
         self._shape = (len(self._xs) + 1, len(self._ys) + 1)
         self._everything = (0, 0, self._shape[0] - 1, self._shape[1] - 1)
+        self._xs_list, self._ys_list = self._xs.tolist(), self._ys.tolist()
         cell_x, cell_y = self._cells(points)
         ids = cell_y * self._shape[0] + cell_x
         order = np.argsort(ids, kind="stable")
@@ -138,6 +139,9 @@ class GridIndex:
             while self._count(span) < FIRST_REACH * k and span != self._everything:
                 m += 1
                 span = self._span(cx, cy, m)
+            if len(rows) == 1:  # one query in this cell (the API's rows, mostly): 1-D path
+                out[rows[0]] = self._answer_one(queries[rows[0]], cx, cy, m, k)
+                continue
             while len(rows):
                 done, chosen = self._answer(queries[rows], span, k)
                 out[rows[done]] = chosen
@@ -145,6 +149,37 @@ class GridIndex:
                 m += max(1, m // 2)
                 span = self._span(cx, cy, m)
         return out
+
+    def _answer_one(self, query: np.ndarray, cx: int, cy: int, m: int, k: int) -> np.ndarray:
+        """``_answer`` for a single query, in fewer and one-dimensional numpy calls."""
+        qx, qy = float(query[0]), float(query[1])
+        while True:
+            span = self._span(cx, cy, m)
+            cand, rows = self._candidates(span)
+            dx = qx - cand[:, 0]
+            dy = qy - cand[:, 1]
+            dist = np.sqrt(dx * dx + dy * dy)
+            kth = dist[np.argpartition(dist, k - 1)[k - 1]]
+            if kth < self._border_one(qx, qy, span) * _SAFETY:
+                within = np.flatnonzero(dist <= kth)
+                ranked = np.lexsort((rows[within], dist[within]))[:k]
+                return rows[within[ranked]]
+            m += max(1, m // 2)
+
+    def _border_one(self, qx: float, qy: float, span: tuple[int, int, int, int]) -> float:
+        """``_border`` for one query."""
+        x0, y0, x1, y1 = span
+        nx, ny = self._shape
+        sides = [math.inf]
+        if x0 > 0:
+            sides.append(qx - self._xs_list[x0 - 1])
+        if x1 < nx - 1:
+            sides.append(self._xs_list[x1] - qx)
+        if y0 > 0:
+            sides.append(qy - self._ys_list[y0 - 1])
+        if y1 < ny - 1:
+            sides.append(self._ys_list[y1] - qy)
+        return min(sides)
 
     def _answer(
         self, queries: np.ndarray, span: tuple[int, int, int, int], k: int

@@ -87,6 +87,16 @@ def test_the_grid_picks_what_cktree_picked_on_the_whole_data_set(train_and_all, 
     np.testing.assert_array_equal(got, CKDTreeReference(train).nearest(every, k))
 
 
+@pytest.mark.parametrize("k", [8, 64])
+def test_one_row_at_a_time_picks_what_cktree_picked(train_and_all, k):
+    """The API's single rows take their own path through the index: every 7th district."""
+    train, every = train_and_all
+    tree, reference = build_tree(train), CKDTreeReference(train)
+    rows = every[::7]
+    got = np.vstack([nearest(tree, row, k) for row in rows])
+    np.testing.assert_array_equal(got, reference.nearest(rows, k))
+
+
 def test_distances_are_the_ones_cktree_computes_bit_for_bit(train_and_all):
     """The tie rule compares computed distances: the grid's arithmetic must be cKDTree's."""
     train, every = train_and_all
