@@ -242,7 +242,8 @@ def main() -> None:
                 start = time.perf_counter()
                 champion = compiled_champion(model_dir, workdir)
                 log.info("compiled at promotion in %.1f s", time.perf_counter() - start)
-            model = load_serving(champion)
+            # The bench vouches for the champion it measures (unsigned when it built it).
+            model = load_serving(champion, signed=True)
             if model.compiled is None:
                 log.info("%s: no compiled predictor loaded (see the warning above)", model_dir)
                 continue

@@ -10,10 +10,10 @@ Two halves, one file so that the format has one owner:
   of every feature, at and just above it, plus zeros, tiny values and NaN) and any real rows
   given; a difference above ``RTOL`` means no library, with a warning.
 - **Loading** (API side, :func:`load_compiled`): numpy and ctypes only. The library is used
-  only when the directory's promotion record (which the API verified with the signature)
-  lists its sha256, its ``compiled.json`` names this platform and the very ``booster.txt``
-  the serving bundle verified, and it agrees with LightGBM on the probe rows on this machine;
-  otherwise a warning and LightGBM's model text, which stays the source of truth.
+  only from a champion whose signature a trusted key verified (a library is code), when the
+  promotion record lists its sha256, its ``compiled.json`` names this platform and the very
+  ``booster.txt`` the serving bundle verified, and it agrees with LightGBM on the probe rows
+  on this machine; otherwise a warning and LightGBM's model text, the source of truth.
 
 Exactness by construction, not only by test: thresholds and leaf values stay float64
 (treelite keeps LightGBM's types; tl2cgen prints 19 significant digits and casts to
@@ -54,6 +54,7 @@ RTOL = 1e-9
 # No -ffast-math (it would reorder the sum and drop the NaN rule); -O1 builds the 340 trees
 # in a fraction of -O2's time and predicts as fast (bench/model_time.py, docs/serving-bundle.md).
 CFLAGS = ("-O1", "-std=c99", "-fPIC", "-shared", "-fno-fast-math", "-ffp-contract=off")
+COMPILE_TIMEOUT_S = 900
 LOAD_PROBE_ROWS = 1024  # rows checked against LightGBM each time the API loads the library
 
 # tl2cgen's missing-value test before a comparison: "go left if missing" or "go right if
@@ -341,7 +342,9 @@ def build_library(booster_text: str, n_features: int, workdir: Path) -> bytes:
     )
     out = workdir / LIBRARY
     cmd = [compiler(), *CFLAGS, "-o", str(out), *map(str, sources), str(wrapper), "-lm"]
-    result = subprocess.run(cmd, cwd=src, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        cmd, cwd=src, capture_output=True, text=True, check=False, timeout=COMPILE_TIMEOUT_S
+    )
     if result.returncode != 0:
         raise CompileError(f"gcc failed: {result.stderr.strip()[-500:]}")
     logger.debug("compiled %d trees, %d splits", model.num_tree, splits)
@@ -421,7 +424,7 @@ def compile_champion(directory: Path, rows: np.ndarray | None = None) -> bool:
     try:
         text = (directory / SERVING_DIR / BOOSTER).read_text(encoding="utf-8")
         files = compiled_files(text, rows)
-    except (CompileError, OSError) as exc:
+    except Exception as exc:  # an optional accelerator never stops a promotion
         logger.warning("no compiled predictor for %s: %s", directory, exc)
         return False
     out = directory / COMPILED_DIR
@@ -453,17 +456,38 @@ def _record_digests(directory: Path) -> Mapping[str, str] | None:
     return files if isinstance(files, dict) else None
 
 
-def load_compiled(directory: Path, booster_text: bytes, booster: Any) -> CompiledPredictor | None:
+def _signature_verified_here(directory: Path) -> None:
+    """CompileError unless a key of ``HOUSING_VERIFY_KEYS``/``_FILES`` signed ``directory``."""
+    from housing.signing import KeyRing, verify
+
+    keys = KeyRing.from_env()
+    if not len(keys):
+        raise CompileError(
+            "no verification key in HOUSING_VERIFY_KEYS/_FILES: a library is code, loaded "
+            "only from a champion whose signature is verified"
+        )
+    if not verify(directory, keys).signed:
+        raise CompileError("the champion's signature was not verified")
+
+
+def load_compiled(
+    directory: Path, booster_text: bytes, booster: Any, *, signed: bool | None = None
+) -> CompiledPredictor | None:
     """The champion's compiled predictor if it is there, verified and exact here; else None.
 
     ``booster_text`` is the serving bundle's verified ``booster.txt``; ``booster`` the
     LightGBM model built from it, against which the library is checked on probe rows.
+    A shared library is code, so it is loaded only from a champion whose signature a trusted
+    key verified: ``signed=True`` when the caller did (the API's ``verify()`` result),
+    ``None`` to verify here with the environment's keys, ``False`` never to load one.
     """
     directory = Path(directory)
     folder = directory / COMPILED_DIR
-    if not folder.is_dir():
+    if not folder.is_dir() or signed is False:
         return None
     try:
+        if signed is None:
+            _signature_verified_here(directory)
         digests = _record_digests(directory)
         if digests is None:
             raise CompileError("no promotion record lists it (only a promoted champion's is used)")
@@ -487,7 +511,7 @@ def load_compiled(directory: Path, booster_text: bytes, booster: Any) -> Compile
         rows, diff = check_library(predictor, booster, probe)
         if not diff <= RTOL:
             raise CompileError(f"differs from LightGBM by {diff:.3g} on {rows} probe rows here")
-    except (CompileError, OSError, ValueError, AttributeError) as exc:
+    except Exception as exc:  # an optional accelerator never stops a load
         logger.warning(
             "compiled predictor in %s not used (%s); scoring with LightGBM's model text",
             folder,

@@ -355,12 +355,18 @@ class ServingModel:
         return points[:limit], total
 
 
-def load_serving(directory: Path, *, expected_sha256: str | None = None) -> ServingModel:
+def load_serving(
+    directory: Path, *, expected_sha256: str | None = None, signed: bool | None = None
+) -> ServingModel:
     """Load the bundle directory (``model.json`` + ``serving/``), verifying every file.
 
     ``expected_sha256`` (e.g. from the registry) is the sha256 of ``serving/manifest.json``;
     without it, ``model.json``'s ``serving_sha256`` is used. Raises :class:`BundleError`
     with a one-line reason when anything is missing, tampered with or unreadable.
+
+    ``signed`` says whether the caller verified the champion's signature with a trusted key
+    (``verify(...).signed``): a compiled predictor in ``compiled/`` is then used; ``None``
+    verifies it here with ``HOUSING_VERIFY_KEYS``/``_FILES``; ``False`` never uses one.
     """
     directory = Path(directory)
     meta_path = directory / META_FILE
@@ -381,7 +387,7 @@ def load_serving(directory: Path, *, expected_sha256: str | None = None) -> Serv
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"malformed serving bundle {directory / SERVING_DIR}: {exc!r}") from exc
-    model.use_compiled(load_compiled(directory, blobs[BOOSTER], model.booster))
+    model.use_compiled(load_compiled(directory, blobs[BOOSTER], model.booster, signed=signed))
     logger.info(
         "loaded serving bundle %s (sha256 %s, scored by %s)",
         directory,

@@ -117,7 +117,7 @@ def _arrays(serving, frame: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
 def test_the_compiled_prices_equal_lightgbm_and_the_pipeline_on_the_whole_test_split(
     champion, model, real_split
 ):
-    serving = load_serving(champion)
+    serving = load_serving(champion, signed=True)
     assert serving.scorer == "compiled"
     _, test = real_split
     X = test.drop(columns=[TARGET])
@@ -146,7 +146,7 @@ def test_thresholds_and_leaves_stay_float64_and_the_probe_catches_float32(champi
     path.write_text(text)
     header = json.loads(treelite.frontend.load_lightgbm_model(str(path)).dump_as_json())
     assert (header["threshold_type"], header["leaf_output_type"]) == ("float64", "float64")
-    assert load_serving(champion)._compiled.types == ("float64", "float64")
+    assert load_serving(champion, signed=True)._compiled.types == ("float64", "float64")
     meta = json.loads((champion / "compiled" / "compiled.json").read_text())
     assert (
         meta["checked"]["probe"]["rows"] > 100 and meta["checked"]["probe"]["max_rel_diff"] < 1e-12
@@ -169,7 +169,7 @@ def test_thresholds_and_leaves_stay_float64_and_the_probe_catches_float32(champi
 
 
 def test_missing_zero_and_tiny_values_follow_lightgbms_rule(champion):
-    serving = load_serving(champion)
+    serving = load_serving(champion, signed=True)
     probe = compiled.probe_rows(
         (champion / "serving" / "booster.txt").read_text(), serving.booster.n_features
     )
@@ -189,7 +189,9 @@ def test_the_signature_covers_the_library(tmp_path, bundle, signing_key, verify_
     assert {"compiled/predictor.so", "compiled/compiled.json"} <= set(record.files)
     keys = KeyRing.from_settings(verify_pem, "")
     assert verify(dest, keys).signed
-    assert load_serving(dest).scorer == "compiled"
+    with pytest.MonkeyPatch.context() as mp:  # verified here with the environment's keys
+        mp.setenv("HOUSING_VERIFY_KEYS", verify_pem)
+        assert load_serving(dest).scorer == "compiled"
     lib = dest / "compiled" / "predictor.so"
     data = bytearray(lib.read_bytes())
     data[len(data) // 2] ^= 1
@@ -200,9 +202,23 @@ def test_the_signature_covers_the_library(tmp_path, bundle, signing_key, verify_
 
 def _refused(directory: Path, caplog, reason: str) -> None:
     with caplog.at_level(logging.WARNING, logger="housing.serving.compiled"):
-        serving = load_serving(directory)
+        serving = load_serving(directory, signed=True)
     assert serving.scorer == "lightgbm"
     assert reason in caplog.text and "scoring with LightGBM's model text" in caplog.text
+
+
+def test_a_library_is_loaded_only_from_a_champion_whose_signature_was_verified(
+    champion, caplog, monkeypatch
+):
+    """A shared library is code: an unsigned record (anyone can write one) is not enough."""
+    monkeypatch.delenv("HOUSING_VERIFY_KEYS", raising=False)
+    monkeypatch.delenv("HOUSING_VERIFY_KEY_FILES", raising=False)
+    with caplog.at_level(logging.WARNING, logger="housing.serving.compiled"):
+        assert load_serving(champion).scorer == "lightgbm"
+    assert "no verification key in HOUSING_VERIFY_KEYS" in caplog.text
+    caplog.clear()
+    assert load_serving(champion, signed=False).scorer == "lightgbm"
+    assert "compiled" not in caplog.text  # the caller said no: nothing to warn about
 
 
 def test_a_library_that_is_not_the_recorded_one_is_not_used(champion, tmp_path, caplog):
@@ -279,7 +295,7 @@ def test_promotion_refuses_a_library_that_differs_from_lightgbm(champion, monkey
 
 
 def test_threads_score_side_by_side_with_the_same_prices(champion, real_split):
-    serving = load_serving(champion)
+    serving = load_serving(champion, signed=True)
     _, test = real_split
     numeric, cats = _arrays(serving, test.drop(columns=[TARGET]))
     batches = [(numeric[i : i + 100], cats[i : i + 100]) for i in range(0, 1600, 100)]
@@ -310,7 +326,7 @@ def test_loading_a_compiled_champion_imports_no_compiler_side_package(champion):
 
     code = (
         "import sys; from pathlib import Path; from housing.serving import load_serving\n"
-        f"model = load_serving(Path({str(champion)!r}))\n"
+        f"model = load_serving(Path({str(champion)!r}), signed=True)\n"
         "assert model.scorer == 'compiled', model.scorer\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('treelite', 'tl2cgen', 'lightgbm', 'sklearn', 'pandas')))\n"
@@ -329,7 +345,7 @@ def test_the_benchmark_times_both_scorers_on_the_same_rows(champion, real_split)
         {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
         for r in rows
     ]
-    result = compare_scorers(load_serving(champion), rows, repeats=20)
+    result = compare_scorers(load_serving(champion, signed=True), rows, repeats=20)
     for label, n in (("1_row", 1), ("100_rows", 100)):
         part = result[label]
         assert part["rows"] == n

@@ -70,8 +70,12 @@ def compiled_champion(tmp_path_factory, model_bundle_dir: Path, signing_key) -> 
 
 @pytest.fixture(scope="module")
 def client(compiled_champion: Path, verify_pem: str) -> Iterator[TestClient]:
-    with TestClient(create_app(_settings(compiled_champion, verify_pem))) as test_client:
-        yield test_client
+    # The loader verifies the signature again with the environment's keys before it loads
+    # code (the API does not pass its own verification result to the loader yet).
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOUSING_VERIFY_KEYS", verify_pem)
+        with TestClient(create_app(_settings(compiled_champion, verify_pem))) as test_client:
+            yield test_client
 
 
 def test_the_api_scores_with_the_library_and_the_pipelines_prices(
