@@ -64,7 +64,10 @@ NO_EFFECT: dict[str, str] = {
     "pydantic-core": "part of pydantic (its validators)",
     "python-dateutil": "pandas's date parsing; the data has no dates",
     "sqlalchemy": "optuna's database storage (sweep.storage): where trials are kept, not which",
+    "tl2cgen": "writes the champion's compiled predictor (C) at promotion; the champion is "
+    "not a DVC output, and the library is checked against LightGBM's prices before use",
     "tqdm": "progress bars on stderr",
+    "treelite": "reads the booster's model text for tl2cgen at promotion; no DVC output",
     "typer": "command-line interfaces",
     "tzdata": "pandas's time zones; the data has no timestamps",
     "wandb": "tracking; with sweep.engine=wandb the trials come from W&B's service, "
