@@ -100,6 +100,8 @@ def load_champion(
         expected_sha256=serving_sha,
         identity_overrides=overrides,
         context_limit=context_limit,
+        # Verified above with the API's own keys (settings or .env), not the environment's.
+        signed=result.signed,
     )
 
 

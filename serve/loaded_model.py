@@ -89,19 +89,22 @@ def load_directory(
     expected_sha256: str | None = None,
     identity_overrides: dict[str, Any] | None = None,
     context_limit: int,
+    signed: bool | None = None,
 ) -> LoadedModel:
     """Verify and assemble the bundle in ``directory`` (``model.json`` + ``serving/``).
 
     ``expected_sha256`` is the serving bundle's sha256 as another party recorded it (the
     registry's ``serving_sha256`` tag); without it, ``model.json``'s own value is checked.
     ``identity_overrides`` replaces identity fields (the registry's name, version, run id).
+    ``signed`` is the caller's verdict on the champion's signature (its compiled predictor
+    is used only when True; None lets the loader check it again with the environment's keys).
     Raises :class:`serve.sources.base.SourceError` with a one-line reason.
     """
     from housing.serving import BundleError, load_serving
     from serve.sources.base import SourceError
 
     try:
-        serving = load_serving(Path(directory), expected_sha256=expected_sha256)
+        serving = load_serving(Path(directory), expected_sha256=expected_sha256, signed=signed)
     except BundleError as exc:
         raise SourceError(str(exc)) from exc
     identity = identity_from_meta(

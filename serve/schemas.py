@@ -135,6 +135,11 @@ class ModelPublic(BaseModel):
     last_reload_check_at: str | None = None
     load_errors: list[str] = Field(default_factory=list)
     max_batch: int = Field(..., description="Most instances one POST /api/v1/predict accepts.")
+    scorer: str | None = Field(
+        None,
+        description="What computes the booster's scores: 'compiled' (the signed champion's "
+        "compiled predictor) or 'lightgbm' (its model text).",
+    )
 
 
 class HealthPublic(BaseModel):

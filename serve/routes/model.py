@@ -45,6 +45,7 @@ async def model_info(store: StoreDep, settings: SettingsDep) -> OrjsonResponse:
             "key_id": ident.key_id,
             "promotion": ident.promotion,
             "loaded_at": current.loaded_at,
+            "scorer": getattr(current.serving, "scorer", None),
         }
     return OrjsonResponse(ModelPublic(**body).model_dump())
 

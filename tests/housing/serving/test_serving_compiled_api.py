@@ -70,10 +70,11 @@ def compiled_champion(tmp_path_factory, model_bundle_dir: Path, signing_key) -> 
 
 @pytest.fixture(scope="module")
 def client(compiled_champion: Path, verify_pem: str) -> Iterator[TestClient]:
-    # The loader verifies the signature again with the environment's keys before it loads
-    # code (the API does not pass its own verification result to the loader yet).
+    # The keys come through the API's settings alone, not the environment: the API passes
+    # its own verification to the loader, which loads the library only for a signed champion.
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOUSING_VERIFY_KEYS", verify_pem)
+        mp.delenv("HOUSING_VERIFY_KEYS", raising=False)
+        mp.delenv("HOUSING_VERIFY_KEY_FILES", raising=False)
         with TestClient(create_app(_settings(compiled_champion, verify_pem))) as test_client:
             yield test_client
 
@@ -84,6 +85,7 @@ def test_the_api_scores_with_the_library_and_the_pipelines_prices(
     served = client.app.state.serve.store.current
     assert served is not None and served.identity.signed
     assert served.predictor.scorer == "compiled"
+    assert client.get("/api/v1/model").json()["scorer"] == "compiled"
     model = load_bundle(model_bundle_dir).model
     frame = small_train[list(RAW_FEATURES)]
     rows = pd.concat([frame.head(55), frame[frame["total_bedrooms"].isna()].head(5)])
