@@ -25,12 +25,14 @@ import logging
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -242,6 +244,7 @@ class Options:
     connections: int
     batch: int
     work: Path
+    gil: bool = False
 
 
 def profile_once(server: Server, body: bytes, opts: Options) -> dict[str, Any]:
@@ -270,6 +273,7 @@ def profile_once(server: Server, body: bytes, opts: Options) -> dict[str, Any]:
             str(int(opts.duration_s)),
             "--nonblocking",
             "--threads",
+            *(["--gil"] if opts.gil else []),
             "--format",
             "raw",
             "--output",
@@ -284,7 +288,7 @@ def profile_once(server: Server, body: bytes, opts: Options) -> dict[str, Any]:
     if spy.returncode != 0 or not raw.exists():
         raise SystemExit(f"py-spy failed ({spy.returncode}): {spy.stderr.strip()[-600:]}")
     summary = re.search(r"Samples: (\d+) Errors: (\d+)", spy.stdout + spy.stderr)
-    requests = served1 - served0 - 1  # the first /metrics read is counted, not a prediction
+    requests = served1 - served0
     threads = {
         tid: (cpu1["threads"].get(tid, 0) - ticks) / CLK_TCK
         for tid, ticks in cpu0["threads"].items()
@@ -319,6 +323,111 @@ def name_threads(cpu: dict[str, Any], samples: Sequence[Sample]) -> dict[str, An
     return {**cpu, "other_threads_cpu_s": dict(other)}
 
 
+# What each switchable piece costs, measured by turning it off (settings only, same code).
+ABLATIONS: dict[str, dict[str, str]] = {
+    "as shipped": {},
+    "no access log": {"ACCESS_LOG": "false"},
+    "no drift gauges (so no feature-log thread)": {"DRIFT_WINDOW": "0"},
+    "no W&B prediction log": {"WANDB_MODE": "disabled"},
+    "none of the three": {"ACCESS_LOG": "false", "DRIFT_WINDOW": "0", "WANDB_MODE": "disabled"},
+}
+
+
+def process_ticks(pid: int) -> int:
+    """CPU ticks of ``pid`` (every thread) and its descendant processes."""
+    snap = cpu_snapshot(pid)
+    return sum(snap["threads"].values()) + sum(snap["children"].values())
+
+
+def ablate(servers: dict[str, Server], body: bytes, opts: Options, rounds: int) -> dict:
+    """Interleaved wrk runs on every configuration: p50, req/s and server CPU per request."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    for r in range(rounds):
+        order = list(servers) if r % 2 == 0 else list(reversed(servers))
+        for name in order:
+            server = servers[name]
+            url = f"{server.base_url}{PREDICT}"
+            run_wrk(
+                url, body=body, connections=opts.connections, duration_s=1, script_dir=opts.work
+            )
+            served0, ticks0 = predictions_served(server.base_url), process_ticks(server.process.pid)
+            result = run_wrk(
+                url,
+                body=body,
+                connections=opts.connections,
+                duration_s=opts.duration_s,
+                script_dir=opts.work,
+            )
+            ticks1, served1 = process_ticks(server.process.pid), predictions_served(server.base_url)
+            runs[name].append(
+                {
+                    "p50_ms": result.p50_ms,
+                    "rps": result.rps,
+                    "cpu_us": (ticks1 - ticks0) / CLK_TCK / (served1 - served0) * 1e6,
+                    "loadavg": os.getloadavg()[0],
+                }
+            )
+            logger.info("round %d %-45s %s", r + 1, name, runs[name][-1])
+    return runs
+
+
+def ablation_table(runs: dict[str, list[dict[str, float]]]) -> str:
+    """Medians per configuration and the median paired ratio to "as shipped"."""
+    base = runs["as shipped"]
+    rows = [
+        "| configuration | server CPU µs/request | ratio | p50 ms | ratio | req/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, results in runs.items():
+
+        def med(key: str, results: list[dict[str, float]] = results) -> float:
+            return statistics.median(r[key] for r in results)
+
+        def ratio(key: str, results: list[dict[str, float]] = results) -> float:
+            return statistics.median(r[key] / b[key] for r, b in zip(results, base, strict=True))
+
+        rows.append(
+            f"| {name} | {med('cpu_us'):.0f} | {ratio('cpu_us'):.2f} | {med('p50_ms'):.2f} | "
+            f"{ratio('p50_ms'):.2f} | {med('rps'):.0f} |"
+        )
+    return "\n".join(rows)
+
+
+def run_ablation(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from bench.registry_setup import signed_champion
+
+    model_dir = args.model_dir.resolve()
+    champion, pem = signed_champion(model_dir, work)
+    opts = Options(args.duration, args.rate, args.connections, args.batch, work)
+    report: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "machine": cpu_model(),
+        "loadavg_start": list(os.getloadavg()),
+    }
+    with ExitStack() as stack:
+        servers = {}
+        for name, extra in ABLATIONS.items():
+            port = free_port()
+            env = {**serve_env(champion, pem, port, work, args.wandb_mode), **extra}
+            log = work / f"ablation-{port}.log"
+            servers[name] = stack.enter_context(running(serve_argv(), env=env, port=port, log=log))
+        rows = candidate_rows(model_dir, args.data, max(args.batch, 1) + 50)
+        body = body_of(vet_rows(servers["as shipped"].base_url, rows, args.batch))
+        for server in servers.values():  # past the prediction log's first flush (W&B import)
+            run_wrk(
+                f"{server.base_url}{PREDICT}",
+                body=body,
+                connections=1,
+                duration_s=3,
+                script_dir=work,
+            )
+        time.sleep(max(0.0, 11 - 3 * len(servers)))
+        report["runs"] = ablate(servers, body, opts, args.rounds)
+    report["loadavg_end"] = list(os.getloadavg())
+    return report
+
+
 def serve_env(champion: Path, pem: str, port: int, work: Path, wandb_mode: str) -> dict[str, str]:
     return pinned_env(
         {
@@ -339,8 +448,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     model_dir = args.model_dir.resolve()
     champion, pem = signed_champion(model_dir, work)
     port = free_port()
-    env = serve_env(champion, pem, port, work, args.wandb_mode)
-    opts = Options(args.duration, args.rate, args.connections, args.batch, work)
+    env = {**serve_env(champion, pem, port, work, args.wandb_mode), **dict(args.env)}
+    opts = Options(args.duration, args.rate, args.connections, args.batch, work, args.gil)
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
@@ -402,8 +511,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--batch", type=int, default=1, help="instances per request")
     parser.add_argument("--wandb-mode", default="offline", choices=["offline", "disabled"])
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        type=lambda s: tuple(s.split("=", 1)),
+        metavar="KEY=VALUE",
+        help="a setting for the profiled server (e.g. DRIFT_WINDOW=0); repeatable",
+    )
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="only samples holding the GIL (drops GIL waits, and C code that releases it)",
+    )
     parser.add_argument("--keep", type=Path, help="keep profile.raw and cpu.json here")
     parser.add_argument("--out", type=Path, help="JSON report (default bench/results/)")
+    parser.add_argument(
+        "--ablate", action="store_true", help="turn switchable pieces off instead of profiling"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (--ablate)")
     parser.add_argument("--fold", type=Path, help="re-fold a kept profile.raw (with --cpu)")
     parser.add_argument("--cpu", type=Path, help="the cpu.json kept beside it")
     return parser.parse_args(argv)
@@ -426,6 +552,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(str(exc)) from None
     py_spy()
     work = Path(tempfile.mkdtemp(prefix="request-profile-"))
+    if args.ablate:
+        try:
+            report = run_ablation(args, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        sys.stdout.write(
+            f"{report['when']} commit {report['commit']}, {report['machine']}, load average "
+            f"{report['loadavg_start'][0]:.2f} -> {report['loadavg_end'][0]:.2f}\n\n"
+            + ablation_table(report["runs"])
+            + "\n"
+        )
+        out = args.out or ROOT / "bench" / "results" / f"request_ablation-{int(time.time())}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1))
+        return 0
     try:
         report = run(args, work)
     finally:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
+import os
 import sys
+import threading
 import time
+import weakref
+from collections import deque
 from typing import TextIO
 
 import orjson
@@ -104,29 +109,80 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-class _StderrHandler(logging.StreamHandler):
-    """A StreamHandler that writes with the stream's own class method.
+# Access lines wait at most this long in the handler's buffer (see _StderrHandler).
+FLUSH_S = 0.05
 
-    Importing wandb (the prediction log does, at its first flush) replaces ``sys.stderr.write``
-    on the instance with a wrapper that runs console-capture callbacks under two locks and
-    an ExitStack; with ``console="off"`` there are none, yet every access line paid for the
-    wrapper (4.9 % of a single prediction's CPU in bench/request_profile.py). The bytes
-    still go to the same stream, in order with anything else written to it.
+
+class _StderrHandler(logging.StreamHandler):
+    """JSON lines to stderr; the per-request lines written in batches off the request path.
+
+    A line logged with `log_fields` (the access log: one per request) is formatted at once,
+    in the request's context, and appended to a buffer that a daemon thread writes every
+    ``flush_s`` seconds in one write: a request makes no system call for its access line
+    (the write, and getting the GIL back after it, was most of the line's cost in
+    bench/request_profile.py). Any other record is written at once, after what is
+    buffered, so the order holds, and start-up, shutdown, warnings and errors reach the log
+    as they happen, even when the process then ends by a re-raised SIGTERM (uvicorn's way,
+    which skips `logging.shutdown`). At most ``flush_s`` of access lines can be lost if the
+    process is killed. ``flush_s=0`` writes every line at once.
+
+    Writes go through the stream's class method: importing wandb (the prediction log does,
+    at its first flush) replaces ``sys.stderr.write`` on the instance with a wrapper that
+    runs console-capture callbacks (none with ``console="off"``) under two locks and an
+    ExitStack. The bytes still go to the same stream.
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, flush_s: float = FLUSH_S) -> None:
         super().__init__(stream)
         write = getattr(type(stream), "write", None)
         self._write = write.__get__(stream) if callable(write) else stream.write
+        self.flush_s = flush_s
+        self._pending: deque[str] = deque()  # append and popleft need no lock
+        self._writing = threading.Lock()  # one write at a time, in order
+        self._thread: threading.Thread | None = None
+        forked = weakref.WeakMethod(self._forked)  # the fork hook must not keep us alive
+        os.register_at_fork(after_in_child=lambda: (hook := forked()) and hook())
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._write(self.format(record) + "\n")
-            self.flush()
+            line = self.format(record) + "\n"
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
+            return
+        self._pending.append(line)
+        if record.__dict__.get(FIELDS_ATTR) is None or self.flush_s <= 0:
+            try:
+                self.flush()
+            except Exception:
+                self.handleError(record)
+        elif self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+            self._thread.start()
+
+    def flush(self) -> None:
+        """Write every buffered line now (one write)."""
+        # Never takes the handler's lock: an emit holds it and may be waiting in here.
+        with self._writing:
+            pending = self._pending
+            lines = [pending.popleft() for _ in range(len(pending))]
+            if lines:
+                self._write("".join(lines))
+            if self.stream and hasattr(self.stream, "flush"):
+                self.stream.flush()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.flush_s)
+            with contextlib.suppress(Exception):  # stderr failed: nowhere left to report it
+                self.flush()
+
+    def _forked(self) -> None:
+        """A forked child starts its own writer; the parent's buffered lines are the parent's."""
+        self._thread = None
+        self._pending = deque()
+        self._writing = threading.Lock()
 
 
 def _handler(*, json: bool) -> logging.Handler:
