@@ -144,7 +144,7 @@ class GcsSource:
         lists), then verify and load it; the skops model is never fetched."""
         tmp = Path(tempfile.mkdtemp(prefix="housing-gcs-"))
         try:
-            self._fetch(RECORD_FILE, tmp / RECORD_FILE)
+            record = self._fetch(RECORD_FILE, tmp / RECORD_FILE)
             # Unsigned (no model.sig): load_champion refuses it when keys are configured.
             with contextlib.suppress(SourceError):
                 self._fetch(SIGNATURE_FILE, tmp / SIGNATURE_FILE)
@@ -158,6 +158,10 @@ class GcsSource:
                 if not isinstance(name, str) or "/" in name or name.startswith("."):
                     raise SourceError(f"gs://{self._path(SERVING_DIR)}: bad file name {name!r}")
                 self._fetch(f"{SERVING_DIR}/{name}", tmp / SERVING_DIR / name)
+            # The compiled predictor, when the signed record lists one (its digests are
+            # checked against the record by the loader, which falls back without it).
+            for name in _compiled_files(record):
+                self._fetch(name, tmp / name)
             try:
                 return load_champion(
                     tmp,
@@ -172,3 +176,20 @@ class GcsSource:
                 raise SourceError(f"gs://{self._path('')}: {exc}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _compiled_files(record: bytes) -> list[str]:
+    """The ``compiled/<file>`` paths a promotion record lists (none if it is unreadable:
+    load_champion then refuses the record itself, with its reason)."""
+    from housing.serving.compiled import COMPILED_DIR
+
+    try:
+        files = json.loads(record).get("files") or {}
+    except (ValueError, AttributeError):
+        return []
+    out = []
+    for path in sorted(files) if isinstance(files, dict) else ():
+        head, _, name = str(path).partition("/")
+        if head == COMPILED_DIR and name and "/" not in name and not name.startswith("."):
+            out.append(f"{COMPILED_DIR}/{name}")
+    return out

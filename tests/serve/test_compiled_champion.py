@@ -109,3 +109,33 @@ def test_a_library_swapped_after_signing_is_refused(compiled_champion, verify_pe
         assert response.status_code in (422, 503)
         errors = " ".join(test_client.app.state.serve.store.load_errors)
         assert "predictor.so" in errors, errors
+
+
+def test_the_gcs_source_brings_the_library_the_record_lists(
+    compiled_champion, verify_pem, gcs_emulator, tmp_path
+):
+    """Published as scripts/publish_model.py publishes it (every file, the record last), the
+    champion read back from GCS scores with its compiled library."""
+    from housing.signing import KeyRing
+    from serve.sources.gcs import GcsSource
+
+    fs = gcs_emulator.filesystem()
+    fs.mkdir("compiled")
+    files = sorted(p for p in compiled_champion.rglob("*") if p.is_file())
+    record = compiled_champion / "promotion.json"
+    for path in [p for p in files if p != record] + [record]:
+        rel = path.relative_to(compiled_champion).as_posix()
+        fs.pipe_file(f"compiled/prod/{rel}", path.read_bytes())
+    assert fs.exists("compiled/prod/compiled/predictor.so")
+    source = GcsSource(
+        "compiled",
+        "prod",
+        endpoint_url=gcs_emulator.endpoint,
+        project=None,
+        model_name="housing_price_model",
+        context_limit=10,
+        keys=KeyRing.from_pem(verify_pem),
+    )
+    loaded = source.load()
+    assert loaded.identity.signed and loaded.identity.source == "gcs"
+    assert loaded.serving.scorer == "compiled"
