@@ -34,7 +34,7 @@ from serve.state import ServeState
 logger = logging.getLogger(__name__)
 
 # Bodies up to this size (about 40 instances) are scored on the event loop; larger ones in
-# a worker thread (measured: see docs/api.md, "Request path").
+# a worker thread (measured: see docs/api.md, "Where a request's time goes").
 INLINE_MAX_BYTES = 10_000
 # Worker threads scoring large batches at once (2 cores; the default pool stays free).
 _SCORING_THREADS = 2
