@@ -65,9 +65,9 @@ class Settings(BaseSettings):
     feature_log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     feature_log_backups: int = Field(4, ge=0, le=100)
     feature_log_queue: int = Field(10_000, ge=1)
-    # How long the log's thread gathers requests before it bins, shadow-scores and writes
-    # them as one group (docs/monitoring.md, "The shadow challenger": measured).
-    feature_log_linger_s: float = Field(0.05, ge=0.0, le=5.0)
+    # How often the log's thread takes what requests left for it (they never wake it), then
+    # bins, shadow-scores and writes it as one group (docs/monitoring.md, measured).
+    feature_log_interval_s: float = Field(0.05, gt=0.0, le=5.0)
     # Live drift gauges (serve/drift.py): the last drift_window scored instances against the
     # model's reference, binned in the feature log's thread. 0 turns them off. The threshold
     # and the floor on instances are params.yaml's monitor section (a test keeps them equal);

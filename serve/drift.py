@@ -43,19 +43,28 @@ class DriftObserver:
         self._psi: dict[str, float] = {}
 
     def __call__(self, batches: Sequence[Batch]) -> None:
+        """Bin a group of batches: each run of batches scored by one model is binned at
+        once (one ``DriftWindow.add`` per run, not per request)."""
+        runs: list[tuple[Any, list[Batch]]] = []
         for batch in batches:
-            model = batch.model
-            if model is None or batch.numeric is None or batch.categories is None:
+            if batch.model is None or batch.numeric is None or batch.categories is None:
                 continue
+            if runs and runs[-1][0] is batch.model:
+                runs[-1][1].append(batch)
+            else:
+                runs.append((batch.model, [batch]))
+        for model, run in runs:
             self._for_model(model)
             if self._window is None:
                 continue
+            numeric = np.concatenate([b.numeric for b in run]) if len(run) > 1 else run[0].numeric
             names = model.predictor.categories
             columns: dict[str, Any] = {
-                name: batch.numeric[:, j] for j, name in enumerate(NUMERIC_FEATURES)
+                name: numeric[:, j] for j, name in enumerate(NUMERIC_FEATURES)
             }
-            columns[CATEGORICAL_FEATURE] = [names[i] for i in batch.categories]
-            self._window.add(columns, np.asarray(batch.prices, float))
+            columns[CATEGORICAL_FEATURE] = [names[i] for b in run for i in b.categories]
+            prices = np.concatenate([np.asarray(b.prices, float) for b in run])
+            self._window.add(columns, prices)
         self._publish()
 
     def _for_model(self, model: Any) -> None:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import queue
 import random
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,14 +139,21 @@ class FeatureLog:
         on_written: Callable[[float], None] = lambda n: None,
         seed: int | None = None,
         observers: Sequence[Observer] = (),
-        linger_s: float = 0.0,
+        interval_s: float = 0.05,
     ) -> None:
-        self.linger_s = linger_s
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.interval_s = interval_s
         self.directory = None if directory is None else Path(directory)
         self.path = None if self.directory is None else self.directory / LOG_FILE
         self.observers = list(observers)
         self.sample_rate = sample_rate
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        # Requests append here and nothing else: no lock, no condition, no thread woken (a
+        # woken thread takes the GIL from the event loop). The writer takes what is waiting
+        # every interval_s; only stop() and flush() wake it early.
+        self._pending: deque[Any] = deque()
+        self._queue_size = queue_size
+        self._wake = threading.Event()
         self._on_drop, self._on_error, self._on_written = on_drop, on_error, on_written
         self._random = random.Random(seed)
         self._warned: set[str] = set()
@@ -168,17 +175,17 @@ class FeatureLog:
         self._thread.start()
 
     def submit(self, batch: Batch) -> None:
-        """From the request: never blocks, never raises."""
-        try:
-            self._queue.put_nowait(batch)
-        except queue.Full:
+        """From the request: one append, never blocks, never raises, wakes nothing."""
+        if len(self._pending) >= self._queue_size:
             self._on_drop(float(len(batch.prices)))
             self._warn("full", "feature log queue full: records dropped (counted)")
+            return
+        self._pending.append(batch)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread and close the file."""
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            self._control(_STOP)
             self._thread.join(timeout)
         if self._handler is not None:
             self._handler.close()
@@ -186,32 +193,36 @@ class FeatureLog:
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything submitted so far is written (tests, shutdown)."""
         done = threading.Event()
-        self._queue.put(done)
+        self._control(done)
         done.wait(timeout)
+
+    def _control(self, item: Any) -> None:
+        self._pending.append(item)
+        self._wake.set()
 
     def _keep(self) -> bool:
         return self.sample_rate >= 1.0 or self._random.random() < self.sample_rate
 
     def _take(self) -> list[Any]:
-        """The next item, then whatever arrives within ``linger_s`` (up to ``_GROUP`` items,
-        or until a control item): a group is binned, shadow-scored and written together, so
-        under load the thread wakes, and competes with requests for the GIL, once per group
-        rather than once per request."""
-        items = [self._queue.get()]
-        deadline = time.monotonic() + self.linger_s
-        while len(items) < _GROUP and isinstance(items[-1], Batch):
-            try:
-                wait = deadline - time.monotonic()
-                items.append(
-                    self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-                )
-            except queue.Empty:
+        """What is waiting, up to ``_GROUP`` items or a control item, after sleeping
+        ``interval_s`` (less when stop() or flush() wakes the thread; not at all with a full
+        group waiting): under load the thread runs once per interval, not once per request,
+        and a group is binned, shadow-scored and written together."""
+        if len(self._pending) < _GROUP:  # a full group (a backlog) is taken at once
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+        items: list[Any] = []
+        while self._pending and len(items) < _GROUP:
+            items.append(self._pending.popleft())
+            if not isinstance(items[-1], Batch):
                 break
         return items
 
     def _run(self) -> None:
         while True:
             items = self._take()
+            if not items:
+                continue
             batches = [item for item in items if isinstance(item, Batch)]
             if batches:
                 try:

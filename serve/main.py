@@ -195,7 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             feature_log = FeatureLog(
                 cfg.feature_log_dir,
                 observers=observers,
-                linger_s=cfg.feature_log_linger_s,
+                interval_s=cfg.feature_log_interval_s,
                 sample_rate=cfg.feature_log_sample_rate,
                 max_bytes=cfg.feature_log_max_bytes,
                 backups=cfg.feature_log_backups,

@@ -176,7 +176,7 @@ def test_a_read_only_or_full_file_system_never_fails_a_request(champion_dir, tmp
             MODEL_SOURCES="local",
             LOCAL_MODEL_DIR=str(champion_dir),
             FEATURE_LOG_DIR=str(log_dir),
-            FEATURE_LOG_LINGER_S="0",
+            FEATURE_LOG_INTERVAL_S="0.01",
         ) as server:
             for _ in range(requests):
                 answer = httpx.post(
