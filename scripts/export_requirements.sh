@@ -28,7 +28,8 @@ api_prune=(--prune scikit-learn --prune pandas --prune pyarrow --prune skops --p
 export_extra serve/requirements.txt --extra serve "${api_prune[@]}"
 export_extra serve/requirements-wandb.txt --extra serve --extra serve-wandb "${api_prune[@]}"
 # Streamlit image: it talks to the API over HTTP only, so the model-fitting stack is pruned.
-export_extra app/requirements.txt --extra app --prune scikit-learn --prune lightgbm --prune skops
+export_extra app/requirements.txt --extra app --prune scikit-learn --prune lightgbm --prune skops \
+    --prune pykdtree
 # Pipeline image: model stack + pipeline extra (dvc[gs], mlflow, optuna, wandb).
 export_extra requirements/pipeline.txt --extra pipeline
 # The subset of the pipeline's pins that can change its outputs: a dvc.yaml dep of the stages

@@ -35,7 +35,7 @@ AFFECTS_OUTPUTS: dict[str, str] = {
     "so a new pyarrow changes the md5 of identical data",
     "pyyaml": "writes models/best_params.yaml (its float formatting) and reads params",
     "scikit-learn": "imputers, KMeans, CV splits, the estimators and their defaults",
-    "scipy": "the KD-tree of the neighbour features, scikit-learn's linear algebra; "
+    "scipy": "scikit-learn's linear algebra and sparse code, the iterative imputer; "
     "its wheel bundles its own OpenBLAS",
     "skops": "serialises models/model.skops (the file's bytes)",
     "threadpoolctl": "sets the native thread pools' sizes, and with them the order of "
@@ -62,6 +62,9 @@ NO_EFFECT: dict[str, str] = {
     "passes on are the file's own (an integer written where a float is expected becomes "
     "that float, by the schema, in every version)",
     "pydantic-core": "part of pydantic (its validators)",
+    "pykdtree": "proposes neighbour candidates only: the (distance, row index) rule is "
+    "applied to distances housing.serving.neighbors computes itself, and a query is "
+    "answered only once the candidates provably hold every point up to the k-th distance",
     "python-dateutil": "pandas's date parsing; the data has no dates",
     "sqlalchemy": "optuna's database storage (sweep.storage): where trials are kept, not which",
     "tl2cgen": "writes the champion's compiled predictor (C) at promotion; the champion is "

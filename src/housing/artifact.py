@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 # Reviewed: the non-default types a model of any family in housing.model contains (a test
 # keeps this list complete). Each is data-only state (arrays, LightGBM's model text, tree
 # node arrays); none runs code on load. NeighborPrice keeps no KD-tree: it stores the
-# training coordinates and targets and rebuilds its scipy tree (a cache) after loading.
+# training coordinates and targets and rebuilds its KD-tree (a cache) after loading.
 TRUSTED_TYPES: tuple[str, ...] = (
     "collections.OrderedDict",
     "housing.features.GeoFeatures",

@@ -1,9 +1,9 @@
-"""The numpy grid index picks exactly the neighbours scipy's cKDTree picked, so prices stay.
+"""The pykdtree index picks exactly the neighbours scipy's cKDTree picked, so prices stay.
 
-The serving path lost scipy (the API image carries numpy alone); the rule stayed: order by
-distance, then training-row index. The reference below is the cKDTree code the rule ran on
-before (query k + 8, widen while the last distance still ties the k-th), run against the
-grid on the whole data set, whose duplicate coordinates make ties common.
+The serving path lost scipy (the API image carries numpy and pykdtree); the rule stayed:
+order by distance, then training-row index. The reference below is the cKDTree code the
+rule ran on before (query k + 8, widen while the last distance still ties the k-th), run
+against the index on the whole data set, whose duplicate coordinates make ties common.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from housing.model import FeatureConfig, ModelSpec, build_model
 from housing.serving import load_serving
 from housing.serving import loader as serving_loader
 from housing.serving.export import write_serving
-from housing.serving.neighbors import GridIndex, build_tree, mean_targets, nearest
+from housing.serving.neighbors import KDIndex, build_tree, mean_targets, nearest
 
 KS = (1, 2, 4, 8, 16, 32, 64, 72)
 
@@ -79,7 +79,7 @@ def test_the_data_set_is_full_of_ties(train_and_all):
 
 
 @pytest.mark.parametrize("k", KS)
-def test_the_grid_picks_what_cktree_picked_on_the_whole_data_set(train_and_all, k):
+def test_the_index_picks_what_cktree_picked_on_the_whole_data_set(train_and_all, k):
     """Every district (training rows, with their zero-distance duplicates, and test rows)
     against the training split: the same rows, in the same order."""
     train, every = train_and_all
@@ -98,7 +98,7 @@ def test_one_row_at_a_time_picks_what_cktree_picked(train_and_all, k):
 
 
 def test_distances_are_the_ones_cktree_computes_bit_for_bit(train_and_all):
-    """The tie rule compares computed distances: the grid's arithmetic must be cKDTree's."""
+    """The tie rule compares computed distances: the index's arithmetic must be cKDTree's."""
     train, every = train_and_all
     dist, idx = cKDTree(train).query(every, k=16)
     diff = every[:, None, :] - train[idx]
@@ -126,7 +126,7 @@ def test_out_of_fold_neighbour_prices_equal_the_cktree_ones(real_split):
 
 def test_serving_prices_equal_the_cktree_serving_prices(real_split, tmp_path, monkeypatch):
     """A bundle with every neighbourhood size the pipeline can choose, priced on the whole
-    test split and row by row, with the grid and then with cKDTree in its place: equal."""
+    test split and row by row, with the index and then with cKDTree in its place: equal."""
     from housing.contract import derive_contract
     from housing.intervals import Interval
 
@@ -170,7 +170,7 @@ def test_small_and_degenerate_sets_agree_with_cktree(seed):
     far = rng.uniform(-40, 40, size=(20, 2))  # queries well outside the points' box
     queries = np.vstack([_random_points(rng, 100), train[:30], far])
     for k in (1, 3, 8, n + 5):
-        got = GridIndex(train).nearest(queries, k)
+        got = KDIndex(train).nearest(queries, k)
         np.testing.assert_array_equal(got, CKDTreeReference(train).nearest(queries, k))
 
 
@@ -186,8 +186,8 @@ def test_one_location_and_one_line():
 
 def test_non_finite_coordinates_are_refused():
     with pytest.raises(ValueError, match="finite"):
-        GridIndex(np.array([[0.0, np.nan]]))
-    index = GridIndex(np.zeros((3, 2)))
+        KDIndex(np.array([[0.0, np.nan]]))
+    index = KDIndex(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="finite"):
         index.nearest(np.array([[np.inf, 0.0]]), 1)
 
