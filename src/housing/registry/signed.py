@@ -7,8 +7,10 @@ alias, action, data md5, git commit, the decision, the event's sequence number, 
 and signed with the key from ``HOUSING_SIGNING_KEY``/``HOUSING_SIGNING_KEY_FILE``; the record
 and the signature are logged as the run's artifacts ``champion/<seq>/promotion.json`` and
 ``champion/<seq>/model.sig``, and the version's ``promotion.record`` tag names that folder.
-With ``HOUSING_COMPILE_PREDICTOR=1`` the booster is also compiled for this machine into the
-champion's ``compiled/`` (listed in the signed record) and logged as ``champion/<seq>/compiled/``.
+The booster is also compiled for this machine into the champion's ``compiled/`` (listed in
+the signed record) and logged as ``champion/<seq>/compiled/``, unless
+``HOUSING_COMPILE_PREDICTOR=0`` (or the machine has no gcc or treelite: then a warning, and
+the API scores with LightGBM's model text).
 The skops model is not in the champion directory (the API never reads it); its sha256 is in
 the signed record (``extra.model_skops_sha256``), so it is authenticated too.
 
@@ -61,8 +63,7 @@ SIGNED_TAG = "promotion.signed"  # "true" / "false"
 KEY_TAG = "promotion.key_id"
 SERVING_FILES = ("model.json", "serving")  # what a champion directory holds besides the record
 ALLOW_UNSIGNED_ENV = "HOUSING_ALLOW_UNSIGNED"  # 1: promote without a key (docs/signing.md)
-# 1: compile the booster into the champion at promotion (docs/serving-bundle.md); off until
-# every API source fetches compiled/ (the GCS source fetches a fixed list of files).
+# 0: do not compile the booster into the champion at promotion (docs/serving-bundle.md).
 COMPILE_ENV = "HOUSING_COMPILE_PREDICTOR"
 COMPILED_DIR = "compiled"  # housing.serving.compiled.COMPILED_DIR, without importing it
 # An event's action -> the signed record's (hold: the challenger alias given to the version).
@@ -84,26 +85,27 @@ def record_tag(alias: str) -> str:
     return RECORD_TAG if alias == CHAMPION else f"{alias}.record"
 
 
-def unsigned_allowed(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``HOUSING_ALLOW_UNSIGNED`` allows promotions without a key (``1``/``true``)."""
+def _flag(environ: Mapping[str, str] | None, name: str, *, default: bool) -> bool:
+    """A 1/0 setting from the environment (``1``/``true``/``yes``, ``0``/``false``/``no``)."""
     env = os.environ if environ is None else environ
-    value = env.get(ALLOW_UNSIGNED_ENV, "").strip().lower()
-    if value in ("", "0", "false", "no"):
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("0", "false", "no"):
         return False
     if value in ("1", "true", "yes"):
         return True
-    raise RegistryError(f"{ALLOW_UNSIGNED_ENV} must be 1 or 0, not {value!r}")
+    raise RegistryError(f"{name} must be 1 or 0, not {value!r}")
+
+
+def unsigned_allowed(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``HOUSING_ALLOW_UNSIGNED`` allows promotions without a key (``1``/``true``)."""
+    return _flag(environ, ALLOW_UNSIGNED_ENV, default=False)
 
 
 def compile_at_promotion(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``HOUSING_COMPILE_PREDICTOR`` asks promotion to compile the booster (``1``)."""
-    env = os.environ if environ is None else environ
-    value = env.get(COMPILE_ENV, "").strip().lower()
-    if value in ("", "0", "false", "no"):
-        return False
-    if value in ("1", "true", "yes"):
-        return True
-    raise RegistryError(f"{COMPILE_ENV} must be 1 or 0, not {value!r}")
+    """Whether promotion compiles the booster: on unless ``HOUSING_COMPILE_PREDICTOR=0``."""
+    return _flag(environ, COMPILE_ENV, default=True)
 
 
 def signing_key(environ: Mapping[str, str] | None = None) -> SigningKey | None:

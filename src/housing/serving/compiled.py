@@ -55,6 +55,7 @@ RTOL = 1e-9
 # in a fraction of -O2's time and predicts as fast (bench/model_time.py, docs/serving-bundle.md).
 CFLAGS = ("-O1", "-std=c99", "-fPIC", "-shared", "-fno-fast-math", "-ffp-contract=off")
 COMPILE_TIMEOUT_S = 900
+CACHE_ENV = "HOUSING_COMPILE_CACHE"  # a directory, or "off"; see cache_dir
 LOAD_PROBE_ROWS = 1024  # rows checked against LightGBM each time the API loads the library
 
 # tl2cgen's missing-value test before a comparison: "go left if missing" or "go right if
@@ -341,14 +342,104 @@ def build_library(booster_text: str, n_features: int, workdir: Path) -> bytes:
         _BATCH_C % {"n_features": n_features, "units": ", ".join(units), "n_units": len(units)}
     )
     out = workdir / LIBRARY
-    cmd = [compiler(), *CFLAGS, "-o", str(out), *map(str, sources), str(wrapper), "-lm"]
-    result = subprocess.run(
-        cmd, cwd=src, capture_output=True, text=True, check=False, timeout=COMPILE_TIMEOUT_S
-    )
-    if result.returncode != 0:
-        raise CompileError(f"gcc failed: {result.stderr.strip()[-500:]}")
+    _gcc([*sources, wrapper], out, cwd=src)
     logger.debug("compiled %d trees, %d splits", model.num_tree, splits)
     return out.read_bytes()
+
+
+def _gcc(sources: list[Path], out: Path, *, cwd: Path) -> None:
+    """Compile ``sources`` into the shared library ``out``: one gcc per core, then a link.
+
+    gcc compiles one file after another, so the 350 one-tree units take ~20 s in one
+    process and about half that in two (docs/serving-bundle.md).
+    """
+    jobs = max(1, min(len(sources), os.cpu_count() or 1))
+    flags = [f for f in CFLAGS if f != "-shared"]
+    procs = [
+        subprocess.Popen(
+            [compiler(), *flags, "-c", *map(str, sources[j::jobs])],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for j in range(jobs)
+    ]
+    errors = []
+    for proc in procs:
+        try:
+            _, err = proc.communicate(timeout=COMPILE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            err = f"timed out after {COMPILE_TIMEOUT_S} s"
+        if proc.returncode != 0:
+            errors.append(err.strip()[-500:])
+    if errors:
+        raise CompileError(f"gcc failed: {errors[0]}")
+    objects = [str(cwd / f"{path.stem}.o") for path in sources]
+    cmd = [compiler(), "-shared", "-o", str(out), *objects, "-lm"]
+    result = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, check=False, timeout=COMPILE_TIMEOUT_S
+    )
+    if result.returncode != 0:
+        raise CompileError(f"linking failed: {result.stderr.strip()[-500:]}")
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where compiled libraries are kept by content (None: ``HOUSING_COMPILE_CACHE=off``).
+
+    ``HOUSING_COMPILE_CACHE``, else ``$XDG_CACHE_HOME/housing/compiled``, else
+    ``~/.cache/housing/compiled``. A cached library is checked against LightGBM like a new
+    one before it is used.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(CACHE_ENV, "").strip()
+    if value.lower() in ("off", "0", "none"):
+        return None
+    if value:
+        return Path(value)
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "housing" / "compiled"
+
+
+def _cache_key(booster_text: str, n_features: int) -> str:
+    """Everything a library's bytes depend on: the booster, the toolchain, this platform."""
+    try:
+        import tl2cgen
+        import treelite
+    except ImportError as exc:
+        raise CompileError(f"treelite/tl2cgen not installed ({exc.name})") from None
+
+    parts = {
+        "format_version": FORMAT_VERSION,
+        "booster_sha256": sha256_hex(booster_text.encode("utf-8")),
+        "n_features": n_features,
+        "platform": platform_tag(),
+        "compiler": _compiler_version(),
+        "cflags": list(CFLAGS),
+        "treelite": treelite.__version__,
+        "tl2cgen": tl2cgen.__version__,
+        "batch_c": sha256_hex(_BATCH_C.encode("utf-8")),
+    }
+    return sha256_hex(json.dumps(parts, sort_keys=True).encode("utf-8"))
+
+
+def _cached(booster_text: str, n_features: int) -> Path | None:
+    """The cache file a booster's library is kept in here (None: no cache)."""
+    folder = cache_dir()
+    return None if folder is None else folder / f"{_cache_key(booster_text, n_features)}.so"
+
+
+def _keep(path: Path, library: bytes) -> None:
+    """Store a checked library in the cache (atomically; a failure is only a warning)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        partial.write_bytes(library)
+        partial.replace(path)  # a concurrent reader sees all of it or nothing
+    except OSError as exc:
+        logger.warning("compiled predictor not cached in %s: %s", path.parent, exc)
 
 
 def check_library(
@@ -358,6 +449,25 @@ def check_library(
     expected = booster.predict_raw(rows)
     got = predictor.predict_raw(rows)
     return len(rows), max_rel_diff(got, expected)
+
+
+def _checks(
+    library: bytes, booster: Any, probe: np.ndarray, rows: np.ndarray | None
+) -> dict[str, tuple[int, float]]:
+    """The library's agreement with LightGBM on the probe (and ``rows``); CompileError if off."""
+    try:
+        predictor = CompiledPredictor(library, booster.n_features)
+    except (OSError, AttributeError) as exc:
+        raise CompileError(f"the library does not load ({exc})") from None
+    checks = {"probe": check_library(predictor, booster, probe)}
+    if rows is not None:
+        checks["rows"] = check_library(predictor, booster, rows)
+    worst = max(diff for _, diff in checks.values())
+    if not worst <= RTOL:
+        raise CompileError(
+            f"compiled predictor differs from LightGBM by {worst:.3g} (relative; limit {RTOL})"
+        )
+    return checks
 
 
 def compiled_files(booster_text: str, rows: np.ndarray | None = None) -> dict[str, bytes]:
@@ -370,18 +480,27 @@ def compiled_files(booster_text: str, rows: np.ndarray | None = None) -> dict[st
     from housing.serving.lgbm import Booster
 
     booster = Booster(booster_text)
-    with tempfile.TemporaryDirectory(prefix="housing-compile-") as tmp:
-        library = build_library(booster_text, booster.n_features, Path(tmp))
-    predictor = CompiledPredictor(library, booster.n_features)
-    probe = probe_rows(booster_text, booster.n_features)
-    checks = {"probe": check_library(predictor, booster, probe)}
-    if rows is not None:
-        checks["rows"] = check_library(predictor, booster, rows)
-    worst = max(diff for _, diff in checks.values())
-    if not worst <= RTOL:
-        raise CompileError(
-            f"compiled predictor differs from LightGBM by {worst:.3g} (relative; limit {RTOL})"
-        )
+    n_features = booster.n_features
+    probe = probe_rows(booster_text, n_features)
+    # A library is a function of the booster text, the toolchain and the platform, so a
+    # version moved twice (held as challenger, then promoted; rolled back to) compiles once
+    # per machine. A cached library passes the same checks as a new one, or is rebuilt.
+    cached = _cached(booster_text, n_features)
+    library = checks = None
+    if cached is not None and cached.is_file():
+        try:
+            library = cached.read_bytes()
+            checks = _checks(library, booster, probe, rows)
+            logger.debug("compiled predictor from the cache %s", cached)
+        except (CompileError, OSError) as exc:
+            logger.warning("cached compiled predictor %s refused (%s): compiling", cached, exc)
+            library = None
+    if library is None:
+        with tempfile.TemporaryDirectory(prefix="housing-compile-") as tmp:
+            library = build_library(booster_text, n_features, Path(tmp))
+        checks = _checks(library, booster, probe, rows)
+        if cached is not None:
+            _keep(cached, library)
     import tl2cgen
     import treelite
 

@@ -1,5 +1,5 @@
-"""Promotion compiles the champion's booster (HOUSING_COMPILE_PREDICTOR=1) and the export
-carries it: a real SQLite MLflow registry, a real LightGBM bundle, a signing key.
+"""Promotion compiles the champion's booster (unless HOUSING_COMPILE_PREDICTOR=0) and the
+export carries it: a real SQLite MLflow registry, a real LightGBM bundle, a signing key.
 
 The library is built at the signing of the move, logged beside the record it is signed in
 (``champion/<seq>/compiled/``), and the exported champion holds it, verified by the
@@ -21,7 +21,7 @@ from housing.registry.signed import (
     export_version,
     sign_promotion,
 )
-from housing.serving import load_serving
+from housing.serving import compiled, load_serving
 from housing.signing import KeyRing, verify
 
 NAME = "housing_price_model"
@@ -72,11 +72,12 @@ def _promote(client, version: str, signing_key) -> dict[str, str]:
     return tags
 
 
-def test_promotion_compiles_and_the_export_carries_it_signed(
+def test_promotion_compiles_by_default_and_the_export_carries_it_signed(
     registry, signing_key, verify_pem, tmp_path, monkeypatch
 ):
     client, version = registry
-    monkeypatch.setenv(COMPILE_ENV, "1")
+    monkeypatch.delenv(COMPILE_ENV, raising=False)
+    monkeypatch.setenv(compiled.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv("HOUSING_VERIFY_KEYS", verify_pem)
     tags = _promote(client, version, signing_key)
     run_id = client.get_model_version(NAME, version).run_id
@@ -91,13 +92,49 @@ def test_promotion_compiles_and_the_export_carries_it_signed(
     assert model.scorer == "compiled"
     meta = json.loads((out / "compiled" / "compiled.json").read_text())
     assert meta["checked"]["probe"]["max_rel_diff"] <= 1e-9
+    # Kept by content: the same booster moved again is not compiled again.
+    cached = list((tmp_path / "cache").glob("*.so"))
+    assert [p.read_bytes() for p in cached] == [(out / "compiled" / "predictor.so").read_bytes()]
+
+    def no_compiler(*_args, **_kwargs):
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(compiled, "build_library", no_compiler)
+    again = sign_promotion(
+        client, NAME, version, seq=2, action="rollback", reason="again", who="pytest",
+        previous=version, key=signing_key,
+    )  # fmt: skip
+    logged = {a.path for a in client.list_artifacts(run_id, f"{again[RECORD_TAG]}/compiled")}
+    assert len(logged) == 2
 
 
-def test_without_the_setting_promotion_compiles_nothing(
+def test_a_cached_library_that_fails_its_checks_is_rebuilt(
+    model_bundle_dir, tmp_path, monkeypatch, caplog
+):
+    """The cache is a file anyone with the account can write: its bytes prove nothing."""
+    monkeypatch.setenv(compiled.CACHE_ENV, str(tmp_path / "cache"))
+    text = (model_bundle_dir / "serving" / "booster.txt").read_text()
+    first = compiled.compiled_files(text)[compiled.LIBRARY]
+    (entry,) = (tmp_path / "cache").glob("*.so")
+    entry.write_bytes(b"not a library")
+    assert compiled.compiled_files(text)[compiled.LIBRARY] == first
+    assert "refused" in caplog.text
+    assert entry.read_bytes() == first
+
+
+def test_no_cache_when_it_is_switched_off(model_bundle_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv(compiled.CACHE_ENV, "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compiled.cache_dir() is None
+    compiled.compiled_files((model_bundle_dir / "serving" / "booster.txt").read_text())
+    assert not any(tmp_path.iterdir())
+
+
+def test_with_the_setting_at_zero_promotion_compiles_nothing(
     registry, signing_key, tmp_path, monkeypatch
 ):
     client, version = registry
-    monkeypatch.delenv(COMPILE_ENV, raising=False)
+    monkeypatch.setenv(COMPILE_ENV, "0")
     monkeypatch.delenv("HOUSING_VERIFY_KEYS", raising=False)
     _promote(client, version, signing_key)
     out = tmp_path / "champion"
@@ -108,7 +145,7 @@ def test_without_the_setting_promotion_compiles_nothing(
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [("", False), ("0", False), ("1", True), ("true", True)]
+    ("value", "expected"), [("", True), ("0", False), ("no", False), ("1", True), ("true", True)]
 )
 def test_the_setting_reads_one_or_zero(value, expected):
     assert compile_at_promotion({COMPILE_ENV: value}) is expected
