@@ -100,6 +100,21 @@ def housing_df(mirror_csv: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+def real_split(housing_df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) of the whole data set as the split stage makes them with params.yaml."""
+    from housing.io import read_yaml
+    from stages.split import split
+
+    p = read_yaml(REPO_ROOT / "params.yaml")["split"]
+    return split(
+        housing_df,
+        test_size=float(p["test_size"]),
+        seed=int(p["seed"]),
+        income_bins=[float(b) for b in p["income_bins"]],
+    )
+
+
+@pytest.fixture(scope="session")
 def small_train(housing_df: pd.DataFrame) -> pd.DataFrame:
     """A 3,000-row deterministic sample: big enough for real behaviour, fast to fit."""
     return housing_df.sample(3000, random_state=7).reset_index(drop=True)

@@ -18,7 +18,6 @@ import pytest
 from housing.contract import NUMERIC_FEATURES, TARGET, derive_contract, normalize_category
 from housing.features import NeighborPrice, _geo_coords
 from housing.intervals import Interval
-from housing.io import read_yaml
 from housing.model import IMPUTERS, FeatureConfig, ModelSpec, build_model
 from housing.serving import BundleError, load_serving
 from housing.serving import loader as serving_loader
@@ -46,19 +45,6 @@ def _drop_from_manifest(bundle: Path, name: str) -> str:
     del manifest["files"][name]
     manifest_path.write_text(json.dumps(manifest))
     return serving_loader.sha256_hex(manifest_path.read_bytes())
-
-
-@pytest.fixture(scope="module")
-def real_split(housing_df: pd.DataFrame, repo_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from stages.split import split
-
-    p = read_yaml(repo_root / "params.yaml")["split"]
-    return split(
-        housing_df,
-        test_size=float(p["test_size"]),
-        seed=int(p["seed"]),
-        income_bins=[float(b) for b in p["income_bins"]],
-    )
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ import pytest
 
 from housing.contract import NUMERIC_FEATURES, TARGET, derive_contract
 from housing.intervals import Interval
-from housing.io import read_yaml
 from housing.model import FeatureConfig, ModelSpec, build_model
 from housing.serving import compiled, load_serving
 from housing.serving.export import write_serving
@@ -32,19 +31,6 @@ from housing.signing.digests import sha256_file
 
 INTERVAL = Interval(level=0.9, log_low=-0.2513, log_high=0.2261, n_calibration=16_512)
 FEATURES = FeatureConfig(n_clusters=6, gamma=1.0, rotations=(15.0, 45.0), neighbors=8)
-
-
-@pytest.fixture(scope="module")
-def real_split(housing_df: pd.DataFrame, repo_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from stages.split import split
-
-    p = read_yaml(repo_root / "params.yaml")["split"]
-    return split(
-        housing_df,
-        test_size=float(p["test_size"]),
-        seed=int(p["seed"]),
-        income_bins=[float(b) for b in p["income_bins"]],
-    )
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from scipy.spatial import cKDTree
 
 from housing.contract import NUMERIC_FEATURES, TARGET
 from housing.features import NeighborPrice, _geo_coords
-from housing.io import read_yaml
 from housing.model import FeatureConfig, ModelSpec, build_model
 from housing.serving import load_serving
 from housing.serving import loader as serving_loader
@@ -46,19 +45,6 @@ class CKDTreeReference:
             pending = pending[~settled]
             m = min(n, 2 * m)
         return out
-
-
-@pytest.fixture(scope="module")
-def real_split(housing_df: pd.DataFrame, repo_root) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from stages.split import split
-
-    p = read_yaml(repo_root / "params.yaml")["split"]
-    return split(
-        housing_df,
-        test_size=float(p["test_size"]),
-        seed=int(p["seed"]),
-        income_bins=[float(b) for b in p["income_bins"]],
-    )
 
 
 def _coords(frame: pd.DataFrame) -> np.ndarray:
