@@ -42,17 +42,18 @@ if str(ROOT) not in sys.path:  # `python bench/asgi_servers.py` puts bench/, not
 
 import httpx  # noqa: E402
 
-from bench.serve_load import (  # noqa: E402
+from bench.report import cpu_model, git_commit  # noqa: E402
+from bench.servers import (  # noqa: E402
     PREDICT,
-    SCENARIOS,
-    body_of,
+    Server,
     candidate_rows,
-    cpu_model,
-    git_commit,
+    free_port,
+    local_env,
+    serve_argv,
+    start_api,
     vet_rows,
 )
-from bench.servers import Server, free_port, pinned_env, running, serve_argv  # noqa: E402
-from bench.wrk import WrkError, require_wrk, run_wrk  # noqa: E402
+from bench.wrk import SCENARIOS, WrkError, body_of, require_wrk, run_scenario  # noqa: E402
 
 logger = logging.getLogger("bench.asgi_servers")
 
@@ -94,20 +95,8 @@ def argv_for(name: str, port: int) -> list[str]:
 @contextmanager
 def start(name: str, champion: Path, pem: str, work: Path, **extra: str) -> Iterator[Server]:
     port = free_port()
-    env = pinned_env(
-        {
-            "MODEL_SOURCES": "local",
-            "LOCAL_MODEL_DIR": str(champion),
-            "HOUSING_VERIFY_KEYS": pem,
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
-            "WANDB_MODE": "offline",
-            "WANDB_DIR": str(work),
-            **extra,
-        }
-    )
-    log = work / f"{name}-{port}.log"
-    with running(argv_for(name, port), env=env, port=port, log=log) as server:
+    env = local_env(champion, pem, port, work, WANDB_MODE="offline", **extra)
+    with start_api(env, work, name, argv_for(name, port)) as server:
         yield server
 
 
@@ -119,25 +108,24 @@ def measure(
 ) -> dict[str, Any]:
     """Every scenario on every server, ``rounds`` times, interleaved (order swapped each round)."""
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        name: {s: [] for s, *_ in SCENARIOS} for name in servers
+        name: {s.name: [] for s in SCENARIOS} for name in servers
     }
     for r in range(rounds):
         order = list(servers) if r % 2 == 0 else list(reversed(servers))
-        for scenario, batch, connections in SCENARIOS:
+        for scenario in SCENARIOS:
             for name in order:
                 url = f"{servers[name].base_url}{PREDICT}"
-                body = bodies[batch]
-                run_wrk(url, body=body, connections=connections, duration_s=1, script_dir=work)
-                result = run_wrk(
-                    url, body=body, connections=connections, duration_s=duration, script_dir=work
+                body = bodies[scenario.batch]
+                result = run_scenario(
+                    url, body, scenario, duration_s=duration, warmup_s=1, work=work
                 ).to_dict()
                 result["loadavg"] = os.getloadavg()[0]
-                runs[name][scenario].append(result)
+                runs[name][scenario.name].append(result)
                 logger.info(
                     "round %d %-12s %-8s p50 %6.2f ms p99 %6.2f ms %7.0f req/s "
                     "failed %d (load %.2f)",
                     r + 1,
-                    scenario,
+                    scenario.name,
                     name,
                     result["p50_ms"],
                     result["p99_ms"],

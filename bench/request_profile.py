@@ -44,20 +44,30 @@ if str(ROOT) not in sys.path:  # `python bench/request_profile.py` puts bench/ f
 
 import httpx  # noqa: E402
 
-from bench.serve_load import (  # noqa: E402
+from bench.report import cpu_model, git_commit  # noqa: E402
+from bench.servers import (  # noqa: E402
+    CLK_TCK,
     PREDICT,
-    body_of,
+    Server,
     candidate_rows,
-    cpu_model,
-    git_commit,
+    cpu_snapshot,
+    free_port,
+    local_env,
+    process_ticks,
+    start_api,
     vet_rows,
 )
-from bench.servers import Server, free_port, pinned_env, running, serve_argv  # noqa: E402
-from bench.wrk import WrkError, finish_wrk, require_wrk, run_wrk, start_wrk  # noqa: E402
+from bench.wrk import (  # noqa: E402
+    WrkError,
+    body_of,
+    finish_wrk,
+    require_wrk,
+    run_wrk,
+    start_wrk,
+)
 
 logger = logging.getLogger("bench.request_profile")
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 # A stack's piece: the first rule (in this order) with a frame that matches it. Specific
@@ -193,36 +203,6 @@ def table(loop: Counter[str], cpu: dict[str, Any]) -> str:
 # --- measuring --------------------------------------------------------------------------------
 
 
-def _ticks(path: Path) -> int:
-    """utime + stime of a /proc stat file, in clock ticks (0 once it is gone)."""
-    try:
-        fields = path.read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
-
-
-def _descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                kids = [int(x) for x in task.read_text().split()]
-            except OSError:
-                continue
-            out += kids
-            todo += kids
-    return out
-
-
-def cpu_snapshot(pid: int) -> dict[str, Any]:
-    """CPU ticks per thread of ``pid`` and in all of its descendant processes."""
-    threads = {int(p.name): _ticks(p / "stat") for p in Path(f"/proc/{pid}/task").iterdir()}
-    children = {kid: _ticks(Path(f"/proc/{kid}/stat")) for kid in _descendants(pid)}
-    return {"threads": threads, "children": children}
-
-
 def predictions_served(base_url: str) -> float:
     """The API's own count of predict requests (every status) from /metrics."""
     text = httpx.get(f"{base_url}/metrics", timeout=30).text
@@ -333,12 +313,6 @@ ABLATIONS: dict[str, dict[str, str]] = {
 }
 
 
-def process_ticks(pid: int) -> int:
-    """CPU ticks of ``pid`` (every thread) and its descendant processes."""
-    snap = cpu_snapshot(pid)
-    return sum(snap["threads"].values()) + sum(snap["children"].values())
-
-
 def ablate(servers: dict[str, Server], body: bytes, opts: Options, rounds: int) -> dict:
     """Interleaved wrk runs on every configuration: p50, req/s and server CPU per request."""
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
@@ -409,9 +383,8 @@ def run_ablation(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         servers = {}
         for name, extra in ABLATIONS.items():
             port = free_port()
-            env = {**serve_env(champion, pem, port, work, args.wandb_mode), **extra}
-            log = work / f"ablation-{port}.log"
-            servers[name] = stack.enter_context(running(serve_argv(), env=env, port=port, log=log))
+            env = local_env(champion, pem, port, work, WANDB_MODE=args.wandb_mode, **extra)
+            servers[name] = stack.enter_context(start_api(env, work, "ablation"))
         rows = candidate_rows(model_dir, args.data, max(args.batch, 1) + 50)
         body = body_of(vet_rows(servers["as shipped"].base_url, rows, args.batch))
         for server in servers.values():  # past the prediction log's first flush (W&B import)
@@ -428,27 +401,13 @@ def run_ablation(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return report
 
 
-def serve_env(champion: Path, pem: str, port: int, work: Path, wandb_mode: str) -> dict[str, str]:
-    return pinned_env(
-        {
-            "MODEL_SOURCES": "local",
-            "LOCAL_MODEL_DIR": str(champion),
-            "HOUSING_VERIFY_KEYS": pem,
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
-            "WANDB_MODE": wandb_mode,
-            "WANDB_DIR": str(work),
-        }
-    )
-
-
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from bench.registry_setup import signed_champion
 
     model_dir = args.model_dir.resolve()
     champion, pem = signed_champion(model_dir, work)
     port = free_port()
-    env = {**serve_env(champion, pem, port, work, args.wandb_mode), **dict(args.env)}
+    env = local_env(champion, pem, port, work, WANDB_MODE=args.wandb_mode, **dict(args.env))
     opts = Options(args.duration, args.rate, args.connections, args.batch, work, args.gil)
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -457,7 +416,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "loadavg_start": list(os.getloadavg()),
         "options": {k: str(v) for k, v in vars(args).items()},
     }
-    with running(serve_argv(), env=env, port=port, log=work / "server.log") as server:
+    with start_api(env, work, "server") as server:
         rows = candidate_rows(model_dir, args.data, max(args.batch, 1) + 50)
         body = body_of(vet_rows(server.base_url, rows, args.batch))
         url = f"{server.base_url}{PREDICT}"

@@ -1,15 +1,23 @@
-"""Load benchmark of the prediction API beside its floor and the skops pipeline (issue 10).
+"""Load benchmark of the prediction API against issue 25's targets (item 2), in one run.
 
-One run, one uvicorn worker each, 127.0.0.1 only, wrk for every latency figure:
+One uvicorn worker each unless said, 127.0.0.1 only, wrk for every latency figure:
 
-- ours: `python -m serve` on the local bundle, W&B prediction logging on as shipped (offline);
-- (a) the stack floor: FastAPI + our request schema and response model, constant answer;
-- (b) the model's own time: ``housing.serving`` in this process (whole numpy path and the
-  booster alone, median after warm-up, 1 and 100 rows);
-- (c) the same model through the skops pipeline's ``model.predict(DataFrame)`` in FastAPI;
-- `make serve`'s configuration (registry on SQLite) timed from exec to the first 200 /ready.
+- ours, as shipped: `python -m serve` on a signed local champion carrying the compiled
+  predictor when this machine can compile (else LightGBM scores: /api/v1/model says which),
+  the feature log on, the shadow off, W&B prediction logging off (the image leaves wandb
+  out unless built with WITH_WANDB=1);
+- (a) the stack floor: FastAPI + our request schema and response model answering a
+  constant, importing the same web stack (bench/apps.py);
+- (b) the model's own time: the champion's ``housing.serving`` path in this process
+  (whole path and the booster alone, median after warm-up, 1 and 100 rows);
+- ours under `uvicorn --workers 2` at 8 connections, with wrk's own CPU share of the cores;
+- `make serve`'s configuration (registry on SQLite) and, beside ours, the same with the
+  shadow challenger on (SHADOW=true, a held signed challenger in that registry);
+- start to ready of ours, the floor and `make serve` (median of interleaved starts) and
+  what each start imports (``-X importtime``, a start of its own).
 
-Prints a markdown table with ratios and PASS/MISS per target, writes JSON to bench/results/.
+Prints a markdown table with ratios to the floors, PASS/MISS per target and, per MISS, by
+how much and a cause line; writes JSON to bench/results/.
 
     python bench/serve_load.py [--model-dir models] [--duration 5] [--quick]
 """
@@ -17,17 +25,16 @@ Prints a markdown table with ratios and PASS/MISS per target, writes JSON to ben
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
-import re
 import shutil
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,27 +45,50 @@ if str(ROOT) not in sys.path:  # `python bench/serve_load.py` puts bench/, not t
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from bench.model_time import model_time_or_reason  # noqa: E402
-from bench.report import evaluate, markdown, write_json  # noqa: E402
+from bench.report import (  # noqa: E402
+    cpu_model,
+    evaluate,
+    git_commit,
+    import_summary,
+    markdown,
+    write_json,
+)
 from bench.servers import (  # noqa: E402
+    PREDICT,
     Server,
     ServerError,
+    candidate_rows,
     free_port,
+    local_env,
     pinned_env,
+    registry_env,
     running,
     serve_argv,
+    uvicorn_argv,
     uvicorn_factory_argv,
+    vet_rows,
 )
-from bench.wrk import WrkError, finish_wrk, require_wrk, run_wrk, start_wrk  # noqa: E402
-from housing.contract import RAW_FEATURES  # noqa: E402
+from bench.wrk import (  # noqa: E402
+    BATCH100_1C,
+    SCENARIOS,
+    SINGLE_1C,
+    SINGLE_8C,
+    Scenario,
+    WrkError,
+    body_of,
+    require_wrk,
+    run_wrk,
+)
+
+# model_time.py and shadow_latency.py import these from here.
+__all__ = ["candidate_rows", "cpu_model", "main", "vet_rows"]
 
 logger = logging.getLogger("bench.serve_load")
 
-PREDICT = "/api/v1/predict"
-SCENARIOS = (("single_1c", 1, 1), ("single_8c", 1, 8), ("batch100_1c", 100, 1))
-BIG_BATCH = 1000
+FLOOR_FACTORY = "bench.apps:make_floor_app"
+AS_SHIPPED = {"WANDB_MODE": "disabled", "SHADOW": "false"}  # + FEATURE_LOG_DIR per server
 
 
 @dataclass(frozen=True)
@@ -71,8 +101,9 @@ class RunConfig:
     duration_s: float
     warmup_s: float
     repeats: int
-    wandb_mode: str
+    start_rounds: int
     with_registry: bool
+    with_skops: bool
 
 
 # --- inputs ------------------------------------------------------------------------------
@@ -86,9 +117,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--data", type=Path, default=Path(os.environ.get("HOUSING_DATA_MIRROR", default_data))
     )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--starts", type=int, default=3, help="timed starts of each server")
     parser.add_argument("--quick", action="store_true", help="1 s runs: proves the harness")
-    parser.add_argument("--skip-registry", action="store_true", help="no `make serve` timing")
-    parser.add_argument("--wandb-mode", default="offline", choices=["offline", "disabled"])
+    parser.add_argument(
+        "--skip-registry", action="store_true", help="no `make serve` start, no shadow figures"
+    )
+    parser.add_argument(
+        "--skops", action="store_true", help="also (c) the skops pipeline (slow to start)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON path (bench/results/)")
     return parser.parse_args(argv)
 
@@ -105,253 +141,266 @@ def make_config(args: argparse.Namespace, work: Path) -> RunConfig:
         duration_s=1.0 if args.quick else args.duration,
         warmup_s=0.0 if args.quick else 2.0,
         repeats=50 if args.quick else 2000,
-        wandb_mode=args.wandb_mode,
+        start_rounds=1 if args.quick else max(args.starts, 1),
         with_registry=not args.skip_registry,
+        with_skops=args.skops,
     )
 
 
-def candidate_rows(model_dir: Path, data: Path, n: int) -> list[dict[str, Any]]:
-    """``n`` real districts inside the served model's bounds (the API still has the last word)."""
-    features = json.loads((model_dir / "model.json").read_text())["contract"]["features"]
-    frame = pd.read_csv(data)[list(RAW_FEATURES)]
-    ok = frame["ocean_proximity"].isin(features["ocean_proximity"]["categories"])
-    for name in RAW_FEATURES[:-1]:
-        column, rule = frame[name], features[name]
-        ok &= column.isna() | column.between(rule["min"], rule["max"])
-        if not rule["nullable"]:
-            ok &= column.notna()
-    rows = frame[ok].sample(min(n, int(ok.sum())), random_state=0)
-    return json.loads(rows.to_json(orient="records"))
+# --- the champions -------------------------------------------------------------------------
 
 
-def vet_rows(base_url: str, rows: list[dict[str, Any]], need: int) -> list[dict[str, Any]]:
-    """Drop the rows the API refuses (cross-field rules), so every load answer is a 200."""
-    kept = list(rows)
-    for _ in range(20):
-        answer = httpx.post(f"{base_url}{PREDICT}", json={"instances": kept[:need]}, timeout=60)
-        if answer.status_code == 200:
-            return kept[:need]
-        fields = answer.json().get("error", {}).get("fields", []) if answer.content else []
-        bad = {
-            int(m.group(1)) for f in fields if (m := re.match(r"instances\[(\d+)\]", f["field"]))
-        }
-        if answer.status_code != 422 or not bad:
-            raise SystemExit(
-                f"the API refused the benchmark rows: {answer.status_code} {answer.text[:300]}"
-            )
-        kept = [row for i, row in enumerate(kept) if i not in bad]
-    raise SystemExit("could not find enough rows the API accepts")
+def local_champion(model_dir: Path, work: Path) -> tuple[Path, str]:
+    """``model_dir`` promoted and signed as a champion directory, with ``compiled/`` when the
+    bundle has one or this machine can compile it: (the directory, the public PEM)."""
+    import json
+
+    from housing.signing import PromotionRecord, SigningKey, build_champion, now_utc
+    from housing.signing.keys import public_pem
+
+    meta = json.loads((model_dir / "model.json").read_text())
+    key = SigningKey.generate()
+    record = PromotionRecord(
+        name=str(meta.get("name") or "housing_price_model"),
+        version="1",
+        alias="champion",
+        data_md5=str(meta.get("data_md5") or "unknown"),
+        git_commit="bench",
+        decision="benchmark",
+        sequence=1,
+        timestamp=now_utc(),
+        who="bench",
+    )
+    has_compiled = (model_dir / "compiled").is_dir()
+    include = ("model.json", "serving", *(("compiled",) if has_compiled else ()))
+    dest = work / "champion"
+    start = time.perf_counter()
+    build_champion(model_dir, dest, record, key, include=include, compiled=not has_compiled)
+    logger.info(
+        "local champion in %.1f s, %s",
+        time.perf_counter() - start,
+        "compiled predictor included" if (dest / "compiled").is_dir() else "no compiled predictor",
+    )
+    return dest, public_pem(key.public_key).decode()
 
 
-# --- measuring one server ------------------------------------------------------------------
+@contextmanager
+def compiling_at_promotion() -> Iterator[None]:
+    """Promotions in this process compile the booster (as HOUSING_COMPILE_PREDICTOR=1 does)."""
+    before = os.environ.get("HOUSING_COMPILE_PREDICTOR")
+    os.environ["HOUSING_COMPILE_PREDICTOR"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HOUSING_COMPILE_PREDICTOR", None)
+        else:
+            os.environ["HOUSING_COMPILE_PREDICTOR"] = before
 
 
-def body_of(rows: Sequence[dict[str, Any]]) -> bytes:
-    return json.dumps({"instances": list(rows)}).encode()
+def registry(cfg: RunConfig, rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
+    """A SQLite registry: the bundle as champion v1 and, held, as signed challenger v2."""
+    import pandas as pd
+
+    from bench.shadow_latency import registry_with_challenger
+
+    root = cfg.work / "registry"
+    root.mkdir()
+    start = time.perf_counter()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with compiling_at_promotion():
+        uri, pem = registry_with_challenger(cfg.model_dir, root, pd.DataFrame(rows[:3]))
+    logger.info("registry with champion and challenger in %.1f s", time.perf_counter() - start)
+    return uri, pem
 
 
-def warm_up(server: Server, body: bytes, connections: int, cfg: RunConfig) -> None:
-    """A few sequential requests, then (full runs) a short wrk run at the same concurrency."""
-    with httpx.Client(timeout=60) as client:
-        for _ in range(10):
-            client.post(
-                f"{server.base_url}{PREDICT}",
-                content=body,
-                headers={"Content-Type": "application/json"},
-            ).raise_for_status()
-    if cfg.warmup_s:
-        run_wrk(
-            f"{server.base_url}{PREDICT}",
-            body=body,
-            connections=connections,
-            duration_s=cfg.warmup_s,
-            script_dir=cfg.work,
+# --- the servers ---------------------------------------------------------------------------
+
+# A server to start: port -> (argv, env)
+Launch = Callable[[int], tuple[list[str], dict[str, str]]]
+
+
+def launches(cfg: RunConfig, champion: Path, pem: str, reg: tuple[str, str] | None) -> dict:
+    """How to start each server this run measures, by label."""
+    work = cfg.work
+
+    def shipped(label: str) -> dict[str, str]:
+        return {**AS_SHIPPED, "FEATURE_LOG_DIR": str(work / f"features-{label}")}
+
+    out: dict[str, Launch] = {
+        "floor": lambda port: (uvicorn_factory_argv(FLOOR_FACTORY, port), pinned_env({})),
+        "ours": lambda port: (
+            serve_argv(),
+            local_env(champion, pem, port, work, **shipped("ours")),
+        ),
+        "ours_2w": lambda port: (
+            uvicorn_argv("serve.main:app", port, workers=2),
+            local_env(champion, pem, port, work, **shipped("ours_2w")),
+        ),
+    }
+    if reg is not None:
+        uri, reg_pem = reg
+        state = str(work / "replay-state")
+        out["make_serve"] = lambda port: (
+            serve_argv(),
+            registry_env(uri, reg_pem, port, work, REPLAY_STATE_DIR=state, **shipped("make")),
         )
-
-
-def load_suite(server: Server, rows: Sequence[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
-    """The three load scenarios against one server."""
-    results: dict[str, Any] = {}
-    for name, batch, connections in SCENARIOS:
-        body = body_of(rows[:batch])
-        warm_up(server, body, connections, cfg)
-        result = run_wrk(
-            f"{server.base_url}{PREDICT}",
-            body=body,
-            connections=connections,
-            duration_s=cfg.duration_s,
-            script_dir=cfg.work,
+        out["shadow"] = lambda port: (
+            serve_argv(),
+            registry_env(uri, reg_pem, port, work, **{**shipped("shadow"), "SHADOW": "true"}),
         )
-        results[name] = result.to_dict()
-        logger.info(
-            "  %-12s p50 %7.2f ms  p99 %7.2f ms  %8.1f req/s  failed %d",
-            name,
-            result.p50_ms,
-            result.p99_ms,
-            result.rps,
-            result.failed,
-        )
-    return results
-
-
-def probes_during_batch(
-    server: Server, rows: Sequence[dict[str, Any]], cfg: RunConfig
-) -> dict[str, Any]:
-    """/health and /ready latency (wrk, 1 connection) while 1,000-instance batches are scored."""
-    body = body_of(rows[:BIG_BATCH])
-    out: dict[str, Any] = {}
-    for probe in ("health", "ready"):
-        batches = start_wrk(
-            f"{server.base_url}{PREDICT}",
-            body=body,
-            connections=1,
-            duration_s=cfg.duration_s + 1,
-            script_dir=cfg.work,
-        )
-        time.sleep(0.5)  # let the first batch start
-        probed = run_wrk(
-            f"{server.base_url}/{probe}",
-            body=None,
-            connections=1,
-            duration_s=cfg.duration_s,
-            script_dir=cfg.work,
-        )
-        scored = finish_wrk(batches)
-        out[probe] = probed.to_dict()
-        out[f"batch1000_while_{probe}"] = scored.to_dict()
-        logger.info(
-            "  /%s during 1,000-batches: p50 %.2f ms p99 %.2f ms max %.2f ms (batch p50 %.1f ms)",
-            probe,
-            probed.p50_ms,
-            probed.p99_ms,
-            probed.max_ms,
-            scored.p50_ms,
+    if cfg.with_skops:
+        out["skops"] = lambda port: (
+            uvicorn_factory_argv("bench.apps:make_skops_app", port),
+            pinned_env({"BENCH_MODEL_DIR": str(cfg.model_dir)}),
         )
     return out
 
 
-def measure_ours(
-    cfg: RunConfig, rows: list[dict[str, Any]]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Our API from the local champion (signed, verified at start-up): start to ready, load,
-    probes, peak RSS."""
-    from bench.registry_setup import signed_champion
-
-    champion, pem = signed_champion(cfg.model_dir, cfg.work)
+@contextmanager
+def start(label: str, launch: Launch, work: Path, **extra_env: str) -> Iterator[Server]:
     port = free_port()
-    env = pinned_env(
-        {
-            "MODEL_SOURCES": "local",
-            "LOCAL_MODEL_DIR": str(champion),
-            "HOUSING_VERIFY_KEYS": pem,
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
-            "WANDB_MODE": cfg.wandb_mode,
-            "WANDB_DIR": str(cfg.work),
+    argv, env = launch(port)
+    with running(argv, env={**env, **extra_env}, port=port, log=work / f"{label}-{port}.log") as s:
+        yield s
+
+
+def time_starts(labels: Sequence[str], runs: dict[str, Launch], cfg: RunConfig) -> dict:
+    """Seconds from exec to the first 200 /ready, ``start_rounds`` starts of each server,
+    interleaved (the order turned each round) so a change of load falls on all; and what
+    /api/v1/model said after each server's first start (the floor has none)."""
+    samples: dict[str, list[float]] = {label: [] for label in labels}
+    models: dict[str, dict[str, Any]] = {}
+    for r in range(cfg.start_rounds):
+        order = list(labels[r % len(labels) :]) + list(labels[: r % len(labels)])
+        for label in order:
+            with start(label, runs[label], cfg.work) as server:
+                samples[label].append(server.start_to_ready_s)
+                if label != "floor" and label not in models:
+                    url = f"{server.base_url}/api/v1/model"
+                    models[label] = httpx.get(url, timeout=30).json()
+    for label, values in samples.items():
+        logger.info("start to ready %-10s %s s", label, " ".join(f"{v:.2f}" for v in values))
+    return {
+        label: {
+            "start_samples_s": values,
+            "start_to_ready_s": statistics.median(values),
+            **({"model": models[label]} if label in models else {}),
         }
-    )
-    logger.info("ours: python -m serve on 127.0.0.1:%d (local bundle)", port)
-    with running(serve_argv(), env=env, port=port, log=cfg.work / "ours.log") as server:
-        logger.info("  start to ready %.2f s", server.start_to_ready_s)
-        rows = vet_rows(server.base_url, rows, BIG_BATCH)
-        result: dict[str, Any] = {"start_to_ready_s": server.start_to_ready_s}
-        result |= load_suite(server, rows, cfg)
-        result["during_batch1000"] = probes_during_batch(server, rows, cfg)
-        result["peak_rss_mib"] = server.peak_rss_mib()
-        result["model"] = httpx.get(f"{server.base_url}/api/v1/model", timeout=30).json()
-    return result, rows
+        for label, values in samples.items()
+    }
 
 
-def measure_app(
-    label: str,
-    factory: str,
-    cfg: RunConfig,
-    rows: Sequence[dict[str, Any]],
-    extra_env: dict[str, str],
+def import_times(labels: Sequence[str], runs: dict[str, Launch], cfg: RunConfig) -> dict:
+    """What each server imports from exec to ready, from a start under -X importtime."""
+    logs = {}
+    for label in labels:
+        with start(f"imports-{label}", runs[label], cfg.work, PYTHONPROFILEIMPORTTIME="1") as s:
+            pass
+        logs[label] = s.log.read_text(errors="replace")
+    baseline = {"ours": "floor", "make_serve": "ours"}
+    return {
+        label: import_summary(text, logs.get(baseline.get(label, "")))
+        for label, text in logs.items()
+    }
+
+
+def load(
+    server: Server, rows: Sequence[dict[str, Any]], scenarios: Sequence[Scenario], cfg: RunConfig
 ) -> dict[str, Any]:
-    """A comparison app (bench/apps.py) on the same uvicorn configuration."""
-    port = free_port()
-    argv = uvicorn_factory_argv(factory, port)
-    logger.info("%s: uvicorn %s on 127.0.0.1:%d", label, factory, port)
-    with running(
-        argv, env=pinned_env(extra_env), port=port, log=cfg.work / f"{label}.log"
-    ) as server:
-        result: dict[str, Any] = {"start_to_ready_s": server.start_to_ready_s}
-        result |= load_suite(server, rows, cfg)
-        result["peak_rss_mib"] = server.peak_rss_mib()
+    """The scenarios against one server (a few sequential requests first, then warm-up runs)."""
+    url = f"{server.base_url}{PREDICT}"
+    with httpx.Client(timeout=60) as client:
+        for _ in range(10):
+            client.post(url, json={"instances": list(rows[:1])}).raise_for_status()
+    results: dict[str, Any] = {}
+    for scenario in scenarios:
+        body = body_of(rows[: scenario.batch])
+        if cfg.warmup_s:
+            run_wrk(url, body=body, connections=scenario.connections, duration_s=cfg.warmup_s,
+                    script_dir=cfg.work)  # fmt: skip
+        cpu0 = server.cpu_s()
+        result = run_wrk(url, body=body, connections=scenario.connections,
+                         duration_s=cfg.duration_s, script_dir=cfg.work)  # fmt: skip
+        results[scenario.name] = result.to_dict() | {"server_cpu_s": server.cpu_s() - cpu0}
+        logger.info(
+            "  %-12s p50 %7.2f ms  p99 %7.2f ms  %8.1f req/s  failed %d  CPU of 2 cores: "
+            "server %.0f %%, wrk %.0f %%",
+            scenario.name,
+            result.p50_ms,
+            result.p99_ms,
+            result.rps,
+            result.failed,
+            50 * results[scenario.name]["server_cpu_s"] / result.wall_s,
+            100 * result.cpu_share(2),
+        )
+    return results
+
+
+def measure_server(
+    label: str,
+    runs: dict[str, Launch],
+    rows: Sequence[dict[str, Any]],
+    scenarios: Sequence[Scenario],
+    cfg: RunConfig,
+    *,
+    vet: bool = False,
+) -> dict[str, Any]:
+    """One server under load: the scenarios, its peak RSS, and what /api/v1/model says
+    (``vet``: first keep the rows it accepts, under ``rows`` in the result)."""
+    logger.info("%s: under load", label)
+    with start(label, runs[label], cfg.work) as server:
+        result: dict[str, Any] = {"load_start_s": server.start_to_ready_s}
+        if vet:
+            rows = vet_rows(server.base_url, list(rows), BATCH100_1C.batch)
+            result["rows"] = rows
+        result |= load(server, rows, scenarios, cfg)
+        if label != "ours_2w":  # there, the process is uvicorn's supervisor, not a worker
+            result["peak_rss_mib"] = server.peak_rss_mib()
+        if label != "floor" and label != "skops":
+            result["model"] = httpx.get(f"{server.base_url}/api/v1/model", timeout=30).json()
+            result["scorer"] = result["model"].get("scorer")
+        if label == "shadow":
+            snap = httpx.get(f"{server.base_url}/api/v1/monitoring", timeout=30).json()["shadow"]
+            result["loaded"] = bool((snap or {}).get("loaded"))
+    features = cfg.work / f"features-{label}"
+    if features.is_dir():
+        result["feature_log_bytes"] = sum(p.stat().st_size for p in features.glob("features*"))
     return result
 
 
-def measure_make_serve(cfg: RunConfig, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """`make serve`'s configuration (registry on SQLite) against a temporary registry."""
-    from bench.registry_setup import register_champion
+@contextmanager
+def trusting(pem: str) -> Iterator[None]:
+    """The in-process loader verifies with ``pem`` (as the API does), so the champion's
+    compiled predictor is used by (b) exactly when the API uses it."""
+    before = os.environ.get("HOUSING_VERIFY_KEYS")
+    os.environ["HOUSING_VERIFY_KEYS"] = pem
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HOUSING_VERIFY_KEYS", None)
+        else:
+            os.environ["HOUSING_VERIFY_KEYS"] = before
 
-    root = cfg.work / "registry"
-    root.mkdir()
-    logger.info("make serve: registering the bundle as champion in %s", root)
-    uri, pem = register_champion(cfg.model_dir, root, pd.DataFrame(rows[:3]))
-    port = free_port()
-    env = pinned_env(
-        {
-            "MLFLOW_TRACKING_URI": uri,
-            "HOUSING_VERIFY_KEYS": pem,
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
-            # no local fallback: only the registry's champion can make it ready
-            "LOCAL_MODEL_DIR": str(root / "no-local-bundle"),
-            "WANDB_MODE": cfg.wandb_mode,
-            "WANDB_DIR": str(cfg.work),
-        }
-    )
-    env.pop("MODEL_SOURCES", None)
-    env.pop("GCS_BUCKET", None)
-    with running(serve_argv(), env=env, port=port, log=cfg.work / "make_serve.log") as server:
-        model = httpx.get(f"{server.base_url}/api/v1/model", timeout=30).json()
-        logger.info(
-            "  start to ready %.2f s (source %s, version %s)",
-            server.start_to_ready_s,
-            model.get("source"),
-            model.get("version"),
-        )
-        return {
-            "start_to_ready_s": server.start_to_ready_s,
-            "source": model.get("source"),
-            "version": model.get("version"),
-            "alias": model.get("alias"),
-        }
+
+def model_time(champion: Path, pem: str, rows: Sequence[dict[str, Any]], cfg: RunConfig) -> dict:
+    """(b) in this process, on the champion the API serves, with the scorer it loaded."""
+    with trusting(pem):
+        result = model_time_or_reason(champion, rows, repeats=cfg.repeats)
+        if result.get("available"):
+            from housing.serving import load_serving
+
+            result["scorer"] = load_serving(champion).scorer
+    return result
 
 
 # --- the run ---------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    """`lscpu`'s model name (what the README quotes), else /proc/cpuinfo's."""
-    lscpu = shutil.which("lscpu")
-    if lscpu:
-        out = subprocess.run([lscpu], capture_output=True, text=True, check=False).stdout
-        match = re.search(r"^Model name:\s*(.+)$", out, re.M)
-        if match:
-            return match.group(1).strip()
-    return platform.processor() or "unknown"
-
-
-def git_commit() -> str:
-    out = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return (out.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
-
-
 def new_report(cfg: RunConfig) -> dict[str, Any]:
+    import json
+
     meta = json.loads((cfg.model_dir / "model.json").read_text())
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -364,7 +413,7 @@ def new_report(cfg: RunConfig) -> dict[str, Any]:
         },
         "duration_s": cfg.duration_s,
         "client": "wrk",
-        "wandb_mode": cfg.wandb_mode,
+        "as_shipped": {**AS_SHIPPED, "FEATURE_LOG_DIR": "set", "workers": 1},
         "model": {k: meta.get(k) for k in ("name", "sha256", "serving_sha256", "spec")},
     }
 
@@ -379,35 +428,52 @@ def compile_sources() -> None:
 
 def run(cfg: RunConfig) -> dict[str, Any]:
     """Every measurement of one run, in a fixed order."""
+    began = time.perf_counter()
     compile_sources()
     report = new_report(cfg)
-    rows = candidate_rows(cfg.model_dir, cfg.data, BIG_BATCH + 300)
-    report["ours"], rows = measure_ours(cfg, rows)
-    report["model_time"] = model_time_or_reason(cfg.model_dir, rows, repeats=cfg.repeats)
-    report["floor"] = measure_app("floor", "bench.apps:make_floor_app", cfg, rows, {})
-    report["skops"] = measure_app(
-        "skops", "bench.apps:make_skops_app", cfg, rows, {"BENCH_MODEL_DIR": str(cfg.model_dir)}
-    )
-    if cfg.with_registry:
-        report["make_serve"] = measure_make_serve(cfg, rows)
+    champion, pem = local_champion(cfg.model_dir, cfg.work)
+    reg = registry(cfg, candidate_rows(cfg.model_dir, cfg.data, 10)) if cfg.with_registry else None
+    runs = launches(cfg, champion, pem, reg)
+    timed = ["floor", "ours", *(["make_serve"] if reg else [])]
+    starts = time_starts(timed, runs, cfg)
+    report["imports"] = import_times(timed, runs, cfg)
+    candidates = candidate_rows(cfg.model_dir, cfg.data, 300)
+    report["ours"] = measure_server("ours", runs, candidates, SCENARIOS, cfg, vet=True)
+    rows = report["ours"].pop("rows")
+    report["model_time"] = model_time(champion, pem, rows, cfg)
+    report["floor"] = measure_server("floor", runs, rows, SCENARIOS, cfg)
+    report["ours_2w"] = measure_server("ours_2w", runs, rows, [SINGLE_8C], cfg)
+    if reg is not None:
+        report["shadow"] = measure_server("shadow", runs, rows, [SINGLE_1C, SINGLE_8C], cfg)
+    if cfg.with_skops:
+        report["skops"] = measure_server("skops", runs, rows, [SINGLE_1C, BATCH100_1C], cfg)
+    for label, timing in starts.items():
+        report.setdefault(label, {}).update(timing)
     report["machine"]["loadavg_end"] = list(os.getloadavg())
+    report["machine"]["loadavg_end_1m"] = report["machine"]["loadavg_end"][0]
+    report["wall_s"] = time.perf_counter() - began
     report["targets"] = [t.to_dict() for t in evaluate(report)]
     return report
+
+
+LOAD_SIDES = ("ours", "floor", "ours_2w", "shadow", "skops")
 
 
 def failed_requests(report: dict[str, Any]) -> dict[str, int]:
     """Non-2xx answers or socket errors seen in any load run."""
     failed = {}
-    for side in ("ours", "floor", "skops"):
-        for name, *_ in SCENARIOS:
-            if report[side][name]["failed"]:
-                failed[f"{side}/{name}"] = report[side][name]["failed"]
+    for side in LOAD_SIDES:
+        for scenario in SCENARIOS:
+            result = (report.get(side) or {}).get(scenario.name)
+            if result and result["failed"]:
+                failed[f"{side}/{scenario.name}"] = result["failed"]
     return failed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parse_args(argv)
     try:
         require_wrk()
@@ -424,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or ROOT / "bench" / "results" / f"serve_load-{int(time.time())}.json"
     write_json(report, out)
     sys.stdout.write(markdown(report) + "\n")
-    logger.info("wrote %s", out)
+    logger.info("wrote %s (the run took %.0f s)", out, report["wall_s"])
     failed = failed_requests(report)
     if failed:
         logger.error("non-200 answers during the load: %s", failed)

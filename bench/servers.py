@@ -1,27 +1,32 @@
-"""Start, time and stop the servers the benchmark measures (127.0.0.1 only)."""
+"""Start, time and stop the servers the benchmarks measure (127.0.0.1 only), and the rows
+every API benchmark sends: real districts the served model accepts."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+PREDICT = "/api/v1/predict"
 POLL_S = 0.02  # /ready is polled every 20 ms
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 UVICORN_FLAGS = [
-    # The same uvicorn configuration as `python -m serve` (see serve/__main__.py).
+    # The same uvicorn configuration as `python -m serve` (see serve/__main__.py); the
+    # number of workers is given apart.
     "--host",
     "127.0.0.1",
-    "--workers",
-    "1",
     "--loop",
     "uvloop",
     "--http",
@@ -49,6 +54,10 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) of the server so far, its worker processes included."""
+        return process_ticks(self.process.pid) / CLK_TCK
+
     def peak_rss_mib(self) -> float:
         """Peak resident set size of the serving process so far (VmHWM), MiB."""
         return _vm_hwm_kib(self.process.pid) / 1024
@@ -73,7 +82,139 @@ def serve_argv() -> list[str]:
 
 def uvicorn_factory_argv(factory: str, port: int) -> list[str]:
     """A comparison app from bench/ on the same uvicorn configuration as ours."""
-    return [sys.executable, "-m", "uvicorn", "--factory", factory, "--port", str(port)]
+    return uvicorn_argv(factory, port, factory=True)
+
+
+def uvicorn_argv(app: str, port: int, *, workers: int = 1, factory: bool = False) -> list[str]:
+    """``app`` under uvicorn with `python -m serve`'s flags and ``workers`` processes."""
+    return [
+        *(sys.executable, "-m", "uvicorn", app, "--port", str(port)),
+        *(["--factory"] if factory else []),
+        *("--workers", str(workers)),
+        *UVICORN_FLAGS,
+    ]
+
+
+def local_env(champion: Path, pem: str, port: int, work: Path, **settings: str) -> dict[str, str]:
+    """The API's environment serving the signed champion directory ``champion`` (trusting
+    ``pem``) on 127.0.0.1:``port``; ``settings`` (env names) override or add."""
+    return pinned_env(
+        {
+            "MODEL_SOURCES": "local",
+            "LOCAL_MODEL_DIR": str(champion),
+            "HOUSING_VERIFY_KEYS": pem,
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+            "WANDB_DIR": str(work),
+            **settings,
+        }
+    )
+
+
+def registry_env(uri: str, pem: str, port: int, work: Path, **settings: str) -> dict[str, str]:
+    """`make serve`'s configuration against the registry at ``uri``: only its champion can
+    make the API ready (no local bundle, no GCS)."""
+    env = pinned_env(
+        {
+            "MLFLOW_TRACKING_URI": uri,
+            "HOUSING_VERIFY_KEYS": pem,
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+            "LOCAL_MODEL_DIR": str(work / "no-local-bundle"),
+            "WANDB_DIR": str(work),
+            **settings,
+        }
+    )
+    env.pop("MODEL_SOURCES", None)
+    env.pop("GCS_BUCKET", None)
+    return env
+
+
+@contextmanager
+def start_api(
+    env: Mapping[str, str], work: Path, label: str, argv: Sequence[str] | None = None
+) -> Iterator[Server]:
+    """Our API (`python -m serve` unless ``argv``) on the port ``env`` names, until exit."""
+    port = int(env["PORT"])
+    command = list(argv) if argv is not None else serve_argv()
+    with running(command, env=env, port=port, log=work / f"{label}-{port}.log") as server:
+        yield server
+
+
+def candidate_rows(model_dir: Path, data: Path, n: int) -> list[dict[str, Any]]:
+    """``n`` real districts inside the served model's bounds (the API still has the last word)."""
+    import pandas as pd
+
+    from housing.contract import RAW_FEATURES
+
+    features = json.loads((model_dir / "model.json").read_text())["contract"]["features"]
+    frame = pd.read_csv(data)[list(RAW_FEATURES)]
+    ok = frame["ocean_proximity"].isin(features["ocean_proximity"]["categories"])
+    for name in RAW_FEATURES[:-1]:
+        column, rule = frame[name], features[name]
+        ok &= column.isna() | column.between(rule["min"], rule["max"])
+        if not rule["nullable"]:
+            ok &= column.notna()
+    rows = frame[ok].sample(min(n, int(ok.sum())), random_state=0)
+    return json.loads(rows.to_json(orient="records"))
+
+
+def vet_rows(base_url: str, rows: list[dict[str, Any]], need: int) -> list[dict[str, Any]]:
+    """Drop the rows the API refuses (cross-field rules), so every load answer is a 200."""
+    import httpx
+
+    kept = list(rows)
+    for _ in range(20):
+        answer = httpx.post(f"{base_url}{PREDICT}", json={"instances": kept[:need]}, timeout=60)
+        if answer.status_code == 200:
+            return kept[:need]
+        fields = answer.json().get("error", {}).get("fields", []) if answer.content else []
+        bad = {
+            int(m.group(1)) for f in fields if (m := re.match(r"instances\[(\d+)\]", f["field"]))
+        }
+        if answer.status_code != 422 or not bad:
+            raise SystemExit(
+                f"the API refused the benchmark rows: {answer.status_code} {answer.text[:300]}"
+            )
+        kept = [row for i, row in enumerate(kept) if i not in bad]
+    raise SystemExit("could not find enough rows the API accepts")
+
+
+def stat_ticks(path: Path) -> int:
+    """utime + stime of a /proc stat file, in clock ticks (0 once it is gone)."""
+    try:
+        fields = path.read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (uvicorn's workers, wandb-core), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                kids = [int(x) for x in task.read_text().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def cpu_snapshot(pid: int) -> dict[str, Any]:
+    """CPU ticks per thread of ``pid`` and in all of its descendant processes."""
+    threads = {int(p.name): stat_ticks(p / "stat") for p in Path(f"/proc/{pid}/task").iterdir()}
+    children = {kid: stat_ticks(Path(f"/proc/{kid}/stat")) for kid in descendants(pid)}
+    return {"threads": threads, "children": children}
+
+
+def process_ticks(pid: int) -> int:
+    """CPU ticks of ``pid`` (every thread) and its descendant processes."""
+    snap = cpu_snapshot(pid)
+    return sum(snap["threads"].values()) + sum(snap["children"].values())
 
 
 def _vm_hwm_kib(pid: int) -> float:

@@ -1,15 +1,23 @@
-"""wrk as the load generator: one function per run, parsing its --latency report."""
+"""wrk as the load generator: one function per run, parsing its --latency report, with the
+CPU time wrk itself used (on two shared cores the load generator takes a share the server
+cannot have), and the scenarios the API benchmarks share."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 _UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+WAIT_S = 120.0  # a bounded run that has not exited by then has hung
 
 
 class WrkError(RuntimeError):
@@ -18,7 +26,8 @@ class WrkError(RuntimeError):
 
 @dataclass(frozen=True)
 class WrkResult:
-    """Latency percentiles (ms), throughput and failures of one wrk run."""
+    """Latency percentiles (ms), throughput and failures of one wrk run, and wrk's own CPU
+    seconds (user + system) over its wall seconds."""
 
     p50_ms: float
     p99_ms: float
@@ -26,9 +35,35 @@ class WrkResult:
     rps: float
     requests: int
     failed: int
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+    def cpu_share(self, cores: int) -> float:
+        """wrk's CPU seconds / wall seconds / cores: the part of the machine wrk used."""
+        return self.cpu_s / self.wall_s / cores if self.wall_s else 0.0
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One load shape: instances per request and open connections."""
+
+    name: str
+    batch: int
+    connections: int
+
+
+SINGLE_1C = Scenario("single_1c", 1, 1)
+SINGLE_8C = Scenario("single_8c", 1, 8)
+BATCH100_1C = Scenario("batch100_1c", 100, 1)
+SCENARIOS = (SINGLE_1C, SINGLE_8C, BATCH100_1C)
+
+
+def body_of(rows: Sequence[dict[str, Any]]) -> bytes:
+    """A predict request's JSON body with ``rows`` as its instances."""
+    return json.dumps({"instances": list(rows)}).encode()
 
 
 def require_wrk() -> str:
@@ -82,9 +117,20 @@ def _script(body: bytes | None) -> str:
     )
 
 
+@dataclass
+class WrkRun:
+    """A wrk process started by ``start_wrk``: its report goes to files, so ``finish_wrk``
+    can reap it with ``os.wait4`` and read its own CPU time."""
+
+    process: subprocess.Popen[bytes]
+    out: Path
+    err: Path
+    started: float
+
+
 def start_wrk(
     url: str, *, body: bytes | None, connections: int, duration_s: float, script_dir: Path
-) -> subprocess.Popen[str]:
+) -> WrkRun:
     """Start one bounded wrk run (POST ``body``, or GET when None) without waiting for it."""
     wrk = require_wrk()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", dir=script_dir, delete=False) as handle:
@@ -102,15 +148,33 @@ def start_wrk(
         handle.name,
         url,
     ]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = Path(f"{handle.name}.out"), Path(f"{handle.name}.err")
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=stdout, stderr=stderr)
+    return WrkRun(process, out, err, started)
 
 
-def finish_wrk(process: subprocess.Popen[str]) -> WrkResult:
-    """Wait for a run started by ``start_wrk`` and parse its report."""
-    out, err = process.communicate(timeout=120)
-    if process.returncode != 0:
-        raise WrkError(f"wrk exited {process.returncode}: {err.strip()[:300]}")
-    return parse_report(out)
+def finish_wrk(run: WrkRun) -> WrkResult:
+    """Wait for a run started by ``start_wrk``, parse its report, add its CPU and wall time."""
+    pid = run.process.pid
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            run.process.kill()
+            _, status, usage = os.wait4(pid, 0)
+            break
+        time.sleep(0.01)
+    wall_s = time.perf_counter() - run.started
+    run.process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    if run.process.returncode != 0:
+        err = run.err.read_text(errors="replace").strip()
+        raise WrkError(f"wrk exited {run.process.returncode}: {err[:300]}")
+    result = parse_report(run.out.read_text(errors="replace"))
+    return replace(result, cpu_s=usage.ru_utime + usage.ru_stime, wall_s=wall_s)
 
 
 def run_wrk(
@@ -121,4 +185,17 @@ def run_wrk(
         start_wrk(
             url, body=body, connections=connections, duration_s=duration_s, script_dir=script_dir
         )
+    )
+
+
+def run_scenario(
+    url: str, body: bytes, scenario: Scenario, *, duration_s: float, warmup_s: float, work: Path
+) -> WrkResult:
+    """A warm-up run (when ``warmup_s``) at the scenario's concurrency, then the measured one."""
+    if warmup_s:
+        run_wrk(
+            url, body=body, connections=scenario.connections, duration_s=warmup_s, script_dir=work
+        )
+    return run_wrk(
+        url, body=body, connections=scenario.connections, duration_s=duration_s, script_dir=work
     )
