@@ -383,7 +383,7 @@ def run_ablation(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         servers = {}
         for name, extra in ABLATIONS.items():
             port = free_port()
-            env = local_env(champion, pem, port, work, WANDB_MODE=args.wandb_mode, **extra)
+            env = local_env(champion, pem, port, work, **{"WANDB_MODE": args.wandb_mode, **extra})
             servers[name] = stack.enter_context(start_api(env, work, "ablation"))
         rows = candidate_rows(model_dir, args.data, max(args.batch, 1) + 50)
         body = body_of(vet_rows(servers["as shipped"].base_url, rows, args.batch))
@@ -407,7 +407,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     model_dir = args.model_dir.resolve()
     champion, pem = signed_champion(model_dir, work)
     port = free_port()
-    env = local_env(champion, pem, port, work, WANDB_MODE=args.wandb_mode, **dict(args.env))
+    env = local_env(champion, pem, port, work, **{"WANDB_MODE": args.wandb_mode, **dict(args.env)})
     opts = Options(args.duration, args.rate, args.connections, args.batch, work, args.gil)
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
