@@ -401,6 +401,11 @@ NAMED_IMPORTS = (
 )
 
 
+def _ranked(by_name: dict[str, float]) -> list[tuple[str, float]]:
+    """Largest first (the JSON report sorts its keys by name)."""
+    return sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
 def _top_ms(by_name: dict[str, int], top: int) -> dict[str, float]:
     ranked = sorted(by_name.items(), key=lambda kv: -kv[1])[:top]
     return {name: us / 1000 for name, us in ranked}
@@ -414,7 +419,7 @@ def _imports_cause(report: dict[str, Any], side: str, baseline: str) -> str:
     extra_s = 0.0
     if beyond is not None:
         extra_s = imports["beyond_baseline_ms"] / 1000
-        names = ", ".join(f"{name} {ms:.0f} ms" for name, ms in list(beyond.items())[:5])
+        names = ", ".join(f"{name} {ms:.0f} ms" for name, ms in _ranked(beyond)[:5])
         parts.append(
             f"imports {baseline} does not make: {1000 * extra_s:.0f} ms "
             f"(self time, under -X importtime: {names})"
@@ -614,10 +619,10 @@ def _import_lines(imports: dict[str, Any]) -> list[str]:
         lines.append(f"| {name} and what it imported | {cells} |")
     ours = sides[0]
     if ours.get("top_level_ms"):
-        ranked = ", ".join(f"{n} {ms:.0f}" for n, ms in ours["top_level_ms"].items())
+        ranked = ", ".join(f"{n} {ms:.0f}" for n, ms in _ranked(ours["top_level_ms"]))
         lines += ["", f"Ours, top-level imports by cumulative ms: {ranked}."]
     if ours.get("by_package_ms"):
-        ranked = ", ".join(f"{n} {ms:.0f}" for n, ms in ours["by_package_ms"].items())
+        ranked = ", ".join(f"{n} {ms:.0f}" for n, ms in _ranked(ours["by_package_ms"]))
         lines.append(f"Ours, self time by package (ms): {ranked}.")
     return lines
 

@@ -263,3 +263,16 @@ def test_quick_run_end_to_end(model_bundle_dir, tmp_path):
     assert table in run.stdout
     assert "| measure | ours | (a) floor | ours / (a) | shadow on | shadow / ours |" in table
     assert f"scorer **{scorer}**" in table
+
+
+def test_the_table_is_the_same_from_the_json_report():
+    """The JSON sorts its keys by name: the table ranks imports by time, not by key order."""
+    report = _with_header(full_report())
+    report["imports"]["ours"] |= {
+        "total_ms": 900.0,
+        "top_level_ms": {"uvicorn": 150.0, "fastapi": 450.0},
+        "by_package_ms": {"pydantic": 100.0, "fastapi": 280.0},
+    }
+    table = markdown(report)
+    assert "fastapi 450, uvicorn 150" in table and "fastapi 280, pydantic 100" in table
+    assert markdown(json.loads(json.dumps(report, sort_keys=True))) == table
