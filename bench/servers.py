@@ -259,6 +259,25 @@ def wait_ready(
         time.sleep(POLL_S)
 
 
+def wait_every_worker_ready(
+    port: int, workers: int, t0: float, log: Path, timeout_s: float
+) -> float:
+    """Seconds from ``t0`` until /ready answered 200 on 10 x ``workers`` new connections in a
+    row: each connection goes to whichever worker accepts it, and a worker still loading its
+    model answers 503."""
+    needed, streak = 10 * workers, 0
+    while streak < needed:
+        status, body = _ready(port)
+        streak = streak + 1 if status == 200 else 0
+        if time.perf_counter() - t0 > timeout_s:
+            raise ServerError(
+                f"not every worker ready after {timeout_s:.0f} s: {body[:400]} ({log})"
+            )
+        if streak == 0:
+            time.sleep(POLL_S)
+    return time.perf_counter() - t0
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL after 30 s: only this process, never by name."""
     if process.poll() is None:
@@ -279,13 +298,17 @@ def running(
     log: Path,
     cwd: Path = ROOT,
     timeout_s: float = 120.0,
+    workers: int = 1,
 ) -> Iterator[Server]:
-    """Start ``argv`` (clock starts just before exec), wait for /ready, stop it afterwards."""
+    """Start ``argv`` (clock starts just before exec), wait for /ready (from every one of
+    ``workers`` processes), stop it afterwards."""
     with log.open("wb") as sink:
         t0 = time.perf_counter()
         process = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdout=sink, stderr=sink)
     try:
         ready_s = wait_ready(process, port, t0, log, timeout_s)
+        if workers > 1:
+            ready_s = wait_every_worker_ready(port, workers, t0, log, timeout_s)
         yield Server(process=process, port=port, start_to_ready_s=ready_s, log=log)
     finally:
         stop(process)
