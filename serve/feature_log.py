@@ -59,6 +59,7 @@ class Batch(NamedTuple):
 Observer = Callable[[Sequence[Batch]], Sequence[dict[str, Any] | None] | None]
 # Batches taken from the queue at once: observers score and bin them together.
 _GROUP = 256
+_CHUNK_BYTES = 64 * 1024  # at most this much per write (and never more than max_bytes)
 
 
 class _CountingHandler(logging.handlers.RotatingFileHandler):
@@ -68,7 +69,7 @@ class _CountingHandler(logging.handlers.RotatingFileHandler):
         super().__init__(path, maxBytes=max_bytes, backupCount=backups, delay=True)
         self.setFormatter(logging.Formatter("%(message)s"))
         self._on_error = on_error
-        self.failures = 0  # writes that failed so far (the caller counts what was written)
+        self.failures = 0  # writes that failed so far (the caller counts their lines)
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
         self.failures += 1
@@ -135,7 +136,7 @@ class FeatureLog:
         backups: int = 4,
         queue_size: int = 10_000,
         on_drop: Callable[[float], None] = lambda n: None,
-        on_error: Callable[[], None] = lambda: None,
+        on_error: Callable[[float], None] = lambda n: None,
         on_written: Callable[[float], None] = lambda n: None,
         seed: int | None = None,
         observers: Sequence[Observer] = (),
@@ -228,7 +229,7 @@ class FeatureLog:
                 try:
                     self._handle(batches)
                 except Exception:  # never let the writer die: requests would pile up unseen
-                    self._on_error()
+                    self._on_error(float(sum(len(b.prices) for b in batches)))
                     self._warn("handle", "feature log: a group of batches failed (counted)")
                     logger.debug("feature log failure", exc_info=True)
             control = items[-1]
@@ -257,24 +258,38 @@ class FeatureLog:
         extras = self._observe(batches) if self.observers else [{}] * len(batches)
         if self._handler is None:
             return
+        # The group's lines go out in chunks of up to _CHUNK_BYTES, one write (and one
+        # rotation check) each: a write per line cost the thread more than the requests that
+        # made the lines (100-instance batches: two stat calls and a flush per line).
+        chunk, size, limit = [], 0, min(_CHUNK_BYTES, self._handler.maxBytes)
         for batch, extra in zip(batches, extras, strict=True):
             try:
                 out = lines(batch, self._keep, extra)
             except Exception:  # a record that cannot be serialised: counted, never fatal
                 logger.exception("feature log: a batch could not be serialised")
-                self._on_error()
+                self._on_error(float(len(batch.prices)))
                 continue
-            failed_before = self._handler.failures
             for line in out:
-                self._handler.handle(
-                    logging.makeLogRecord({"msg": line.decode(), "levelno": logging.INFO})
-                )
-            written = len(out) - (self._handler.failures - failed_before)
-            if written:
-                self._on_written(float(written))
+                if chunk and size + len(line) + 1 > limit:
+                    self._write(chunk)
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += len(line) + 1
+        if chunk:
+            self._write(chunk)
+
+    def _write(self, chunk: list[bytes]) -> None:
+        """One write of ``chunk``'s lines: every one written, or every one counted failed."""
+        assert self._handler is not None
+        failed_before = self._handler.failures
+        message = b"\n".join(chunk).decode()
+        self._handler.handle(logging.makeLogRecord({"msg": message, "levelno": logging.INFO}))
+        if self._handler.failures > failed_before:
+            self._on_error(float(len(chunk)))
+        else:
+            self._on_written(float(len(chunk)))
 
     def _failed(self, exc: BaseException | None = None) -> None:
-        self._on_error()
         reason = f": {exc}" if exc is not None else ""
         self._warn("write", f"feature log: cannot write {self.path}{reason} (counted; retried)")
 

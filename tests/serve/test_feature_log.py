@@ -204,3 +204,18 @@ def test_a_read_only_or_full_file_system_never_fails_a_request(champion_dir, tmp
         else:
             assert "No space left on device" in logs
             assert 0 < written < 10 * requests  # some fitted, the rest failed
+
+
+def test_a_batch_is_written_in_one_write_not_one_per_line(tmp_path, monkeypatch):
+    """A write per line (a flush and two stat calls each) cost the writer thread more than
+    the requests that made the lines; a 100-instance batch is one write now."""
+    log = FeatureLog(tmp_path)
+    writes = []
+    real = log._handler.emit
+    monkeypatch.setattr(log._handler, "emit", lambda record: writes.append(real(record)))
+    log.start()
+    log.submit(_batch(100, request_id="big"))
+    log.stop()
+    lines = (tmp_path / LOG_FILE).read_text().splitlines()
+    assert len(lines) == 100 and all(json.loads(x)["request_id"] == "big" for x in lines)
+    assert len(writes) == 1
