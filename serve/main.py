@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import signal
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = resolve()
         configure_logging(cfg.log_level, json=cfg.log_json)
+        sys.setswitchinterval(cfg.gil_switch_interval_ms / 1000)  # process-wide: one app
         sources, skipped = build_sources(cfg)
         _log_verification(cfg)
         from serve.replay import open_marks

@@ -51,7 +51,13 @@ def test_env_file_is_read(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("MODEL_SOURCES", "registry,ftp"), ("PORT", "0"), ("WANDB_MODE", "loud")]
+    ("name", "value"),
+    [
+        ("MODEL_SOURCES", "registry,ftp"),
+        ("PORT", "0"),
+        ("WANDB_MODE", "loud"),
+        ("GIL_SWITCH_INTERVAL_MS", "0"),
+    ],
 )
 def test_bad_values_are_refused(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
@@ -75,3 +81,20 @@ def test_graceful_drain_is_on_by_default_in_settings_image_and_compose(monkeypat
     assert compose_grace > 0
     stop = api["stop_grace_period"]
     assert stop.endswith("s") and float(stop[:-1]) > compose_grace + 30  # + uvicorn's 30 s
+
+
+def test_the_app_sets_the_gil_switch_interval(champion_dir):
+    """A process-wide setting, applied at start-up (Python's own default is 5 ms)."""
+    import sys
+
+    from fastapi.testclient import TestClient
+    from serve_support import settings_for
+
+    from serve.main import create_app
+
+    before = sys.getswitchinterval()
+    try:
+        with TestClient(create_app(settings_for(champion_dir, gil_switch_interval_ms=2.5))):
+            assert sys.getswitchinterval() == pytest.approx(0.0025)
+    finally:
+        sys.setswitchinterval(before)
