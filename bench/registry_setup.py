@@ -28,7 +28,8 @@ def signing_pair(root: Path) -> tuple[Path, str]:
 
 def signed_champion(model_dir: Path, root: Path) -> tuple[Path, str]:
     """``model_dir`` promoted and signed as a champion directory (what `make serve`'s local
-    source reads): (the directory, the public PEM the API must trust)."""
+    source reads), with ``compiled/`` as a promotion writes it (the bundle's own, else built
+    here when this machine can): (the directory, the public PEM the API must trust)."""
     from housing.signing import PromotionRecord, SigningKey, build_champion, now_utc
     from housing.signing.keys import public_pem
 
@@ -45,8 +46,10 @@ def signed_champion(model_dir: Path, root: Path) -> tuple[Path, str]:
         timestamp=now_utc(),
         who="bench",
     )
+    has_compiled = (model_dir / "compiled").is_dir()
+    include = ("model.json", "serving", *(("compiled",) if has_compiled else ()))
     dest = root / "champion"
-    build_champion(model_dir, dest, record, key, include=("model.json", "serving"))
+    build_champion(model_dir, dest, record, key, include=include, compiled=not has_compiled)
     return dest, public_pem(key.public_key).decode()
 
 

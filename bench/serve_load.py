@@ -156,40 +156,21 @@ def make_config(args: argparse.Namespace, work: Path) -> RunConfig:
 def local_champion(model_dir: Path, work: Path) -> tuple[Path, str]:
     """``model_dir`` promoted and signed as a champion directory, with ``compiled/`` when the
     bundle has one or this machine can compile it: (the directory, the public PEM)."""
-    import json
+    from bench.registry_setup import signed_champion
 
-    from housing.signing import PromotionRecord, SigningKey, build_champion, now_utc
-    from housing.signing.keys import public_pem
-
-    meta = json.loads((model_dir / "model.json").read_text())
-    key = SigningKey.generate()
-    record = PromotionRecord(
-        name=str(meta.get("name") or "housing_price_model"),
-        version="1",
-        alias="champion",
-        data_md5=str(meta.get("data_md5") or "unknown"),
-        git_commit="bench",
-        decision="benchmark",
-        sequence=1,
-        timestamp=now_utc(),
-        who="bench",
-    )
-    has_compiled = (model_dir / "compiled").is_dir()
-    include = ("model.json", "serving", *(("compiled",) if has_compiled else ()))
-    dest = work / "champion"
     start = time.perf_counter()
-    build_champion(model_dir, dest, record, key, include=include, compiled=not has_compiled)
+    dest, pem = signed_champion(model_dir, work)
     logger.info(
         "local champion in %.1f s, %s",
         time.perf_counter() - start,
         "compiled predictor included" if (dest / "compiled").is_dir() else "no compiled predictor",
     )
-    return dest, public_pem(key.public_key).decode()
+    return dest, pem
 
 
 @contextmanager
 def compiling_at_promotion() -> Iterator[None]:
-    """Promotions in this process compile the booster (as HOUSING_COMPILE_PREDICTOR=1 does)."""
+    """Promotions in this process compile the booster, as by default, whatever the shell says."""
     before = os.environ.get("HOUSING_COMPILE_PREDICTOR")
     os.environ["HOUSING_COMPILE_PREDICTOR"] = "1"
     try:
