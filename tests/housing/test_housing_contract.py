@@ -474,3 +474,59 @@ def test_a_version_1_contract_is_read_with_the_physical_checks_added(full):
         ("latitude", "longitude"),
         ("total_bedrooms", "total_rooms"),
     ]
+
+
+def _one_by_one(contract: Contract, x: np.ndarray) -> list[tuple[int, float]]:
+    """Each row alone through violations_array (the single-row fast path where it applies):
+    (total, field_total) per row."""
+    out = []
+    for row in x:
+        found = contract.violations_array(row[None, :])
+        out.append((found.total, found.field_total))
+    return out
+
+
+def test_single_rows_get_the_vectorised_verdict_on_every_district_and_near_misses(
+    full, housing_df
+):
+    """row_is_clean answers single rows in Python floats; it must never call a row clean
+    that the vectorised check refuses. Every district, then the same rows pushed across
+    each bound, moved along the coast and the borders, with missing and infinite values."""
+    from housing.contract import NUMERIC_FEATURES
+
+    x = housing_df[list(NUMERIC_FEATURES)].to_numpy(float)
+    rng = np.random.default_rng(0)
+    spec = full._compiled
+    edits = [x]
+    for k in range(len(NUMERIC_FEATURES)):
+        for bound in (spec["low_list"][k], spec["high_list"][k]):
+            if np.isfinite(bound):
+                moved = x[:500].copy()
+                moved[:, k] = bound + rng.choice([-1e-9, 0.0, 1e-9], 500) * max(1.0, abs(bound))
+                edits.append(moved)
+    jitter = x[rng.choice(len(x), 4000)].copy()
+    jitter[:, :2] += rng.normal(0, 0.3, (4000, 2))  # across the coast and the borders
+    edits.append(jitter)
+    special = x[:40].copy()
+    special[::4, 4] = np.nan
+    special[1::4, 0] = np.nan
+    special[2::4, 3] = np.inf
+    special[3::4, 4] = special[3::4, 3] + 1  # more bedrooms than rooms
+    edits.append(special)
+    every = np.vstack(edits)
+    vectorised = full.check_masks(every)
+    clean = ~(vectorised[0].any(axis=1) | vectorised[1].any(axis=1) | vectorised[2])
+    fast = np.array([full.row_is_clean(row) for row in every.tolist()])
+    assert not (fast & ~clean).any()  # never clean where the vectorised check refuses
+    assert fast[clean].mean() > 0.95  # and it does answer most clean rows itself
+    assert (~clean).sum() > 1000 and clean.sum() > 20_000  # both kinds were tried
+    # The answer a single row gets is the vectorised one, row by row.
+    sample = every[rng.choice(len(every), 3000, replace=False)]
+    whole = full.violations_array(sample)
+    per_row = {}
+    for v in whole:
+        per_row.setdefault(v.row, [0, 0])
+        per_row[v.row][0] += 1
+        per_row[v.row][1] += len(v.fields)
+    expected = [tuple(per_row.get(i, (0, 0))) for i in range(len(sample))]
+    assert _one_by_one(full, sample) == expected
