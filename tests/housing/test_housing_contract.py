@@ -486,9 +486,7 @@ def _one_by_one(contract: Contract, x: np.ndarray) -> list[tuple[int, float]]:
     return out
 
 
-def test_single_rows_get_the_vectorised_verdict_on_every_district_and_near_misses(
-    full, housing_df
-):
+def test_single_rows_get_the_vectorised_verdict_on_every_district_and_near_misses(full, housing_df):
     """row_is_clean answers single rows in Python floats; it must never call a row clean
     that the vectorised check refuses. Every district, then the same rows pushed across
     each bound, moved along the coast and the borders, with missing and infinite values."""
