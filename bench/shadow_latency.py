@@ -32,7 +32,7 @@ import httpx  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.report import write_json  # noqa: E402
-from bench.servers import free_port, pinned_env, running, serve_argv  # noqa: E402
+from bench.servers import free_port, registry_env, running, serve_argv  # noqa: E402
 from bench.wrk import require_wrk, run_wrk  # noqa: E402
 
 logger = logging.getLogger("bench.shadow_latency")
@@ -83,20 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         servers = {}
         for mode in ("off", "on"):
             port = free_port()
-            env = pinned_env(
-                {
-                    "MLFLOW_TRACKING_URI": uri,
-                    "HOUSING_VERIFY_KEYS": pem,
-                    "PORT": str(port),
-                    "HOST": "127.0.0.1",
-                    "LOCAL_MODEL_DIR": str(work / "no-local-bundle"),
-                    "FEATURE_LOG_DIR": str(work / f"features-{mode}"),
-                    "SHADOW": "true" if mode == "on" else "false",
-                    "WANDB_MODE": "disabled",
-                    "ACCESS_LOG": "false",
-                }
+            env = registry_env(
+                uri,
+                pem,
+                port,
+                work,
+                FEATURE_LOG_DIR=str(work / f"features-{mode}"),
+                SHADOW="true" if mode == "on" else "false",
+                WANDB_MODE="disabled",
+                ACCESS_LOG="false",
             )
-            env.pop("MODEL_SOURCES", None)
             servers[mode] = stack.enter_context(
                 running(serve_argv(), env=env, port=port, log=work / f"shadow-{mode}.log")
             )

@@ -3,9 +3,7 @@ its parsers and target logic on fixed inputs."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -195,10 +193,7 @@ def _with_header(report: dict) -> dict:
     }  # fmt: skip
 
 
-def can_compile() -> bool:
-    """What the promotion needs to compile the booster on this machine."""
-    modules = ("treelite", "tl2cgen")
-    return all(importlib.util.find_spec(m) for m in modules) and shutil.which("gcc") is not None
+from housing.serving.compiled import can_compile  # noqa: E402
 
 
 @pytest.mark.slow

@@ -306,6 +306,16 @@ def compiler() -> str:
     return found
 
 
+def can_compile() -> bool:
+    """Whether this machine has what a promotion needs to compile a booster: treelite,
+    tl2cgen and a C compiler (``CC``, else gcc)."""
+    import importlib.util
+
+    modules = ("treelite", "tl2cgen")
+    found = all(importlib.util.find_spec(m) is not None for m in modules)
+    return found and shutil.which(os.environ.get("CC", "gcc")) is not None
+
+
 def build_library(booster_text: str, n_features: int, workdir: Path) -> bytes:
     """Generate C for the booster (treelite → tl2cgen) and compile it; the library's bytes."""
     try:
@@ -342,9 +352,25 @@ def build_library(booster_text: str, n_features: int, workdir: Path) -> bytes:
         _BATCH_C % {"n_features": n_features, "units": ", ".join(units), "n_units": len(units)}
     )
     out = workdir / LIBRARY
-    _gcc([*sources, wrapper], out, cwd=src)
+    _gcc([*_bundles(src, sources), wrapper], out, cwd=src)
     logger.debug("compiled %d trees, %d splits", model.num_tree, splits)
     return out.read_bytes()
+
+
+def _bundles(src: Path, sources: list[Path]) -> list[Path]:
+    """tl2cgen's one-tree files joined into one file per core, each including the header
+    once: gcc's start-up and header parsing per file were half its time (350 files in two
+    processes 12.0 s, two bundles 6.1 s). The functions and flags are the same."""
+    trees = [p for p in sources if p.name.startswith("tu")]
+    jobs = max(1, min(len(trees), os.cpu_count() or 1))
+    bundles = []
+    for j in range(jobs):
+        bundle = src / f"bundle{j}.c"
+        parts = ['#include "header.h"\n']
+        parts += [p.read_text().replace('#include "header.h"', "", 1) for p in trees[j::jobs]]
+        bundle.write_text("".join(parts))
+        bundles.append(bundle)
+    return [*bundles, *(p for p in sources if not p.name.startswith("tu"))]
 
 
 def _gcc(sources: list[Path], out: Path, *, cwd: Path) -> None:
