@@ -340,6 +340,8 @@ def measure_server(
     logger.info("%s: under load", label)
     with start(label, runs[label], cfg.work) as server:
         result: dict[str, Any] = {"load_start_s": server.start_to_ready_s}
+        if label == "shadow":  # the challenger loads after /ready: measure with it loaded
+            result["shadow_wait_s"] = wait_for_shadow(server.base_url)
         if vet:
             rows = vet_rows(server.base_url, list(rows), BATCH100_1C.batch)
             result["rows"] = rows
@@ -356,6 +358,19 @@ def measure_server(
     if features.is_dir():
         result["feature_log_bytes"] = sum(p.stat().st_size for p in features.glob("features*"))
     return result
+
+
+def wait_for_shadow(base_url: str, timeout_s: float = 120.0) -> float:
+    """Seconds until /api/v1/monitoring says the shadow challenger is loaded (or timeout_s:
+    the report's ``loaded`` then says it never was). It loads in the background after the
+    champion makes the API ready, so figures taken before would be of an idle shadow."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        snap = httpx.get(f"{base_url}/api/v1/monitoring", timeout=30).json()["shadow"]
+        if (snap or {}).get("loaded"):
+            break
+        time.sleep(0.2)
+    return time.monotonic() - start
 
 
 @contextmanager
