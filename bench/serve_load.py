@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/serve_load.py` puts bench/, not the root, first
@@ -168,20 +169,6 @@ def local_champion(model_dir: Path, work: Path) -> tuple[Path, str]:
     return dest, pem
 
 
-@contextmanager
-def compiling_at_promotion() -> Iterator[None]:
-    """Promotions in this process compile the booster, as by default, whatever the shell says."""
-    before = os.environ.get("HOUSING_COMPILE_PREDICTOR")
-    os.environ["HOUSING_COMPILE_PREDICTOR"] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("HOUSING_COMPILE_PREDICTOR", None)
-        else:
-            os.environ["HOUSING_COMPILE_PREDICTOR"] = before
-
-
 def registry(cfg: RunConfig, rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
     """A SQLite registry: the bundle as champion v1 and, held, as signed challenger v2."""
     import pandas as pd
@@ -192,7 +179,8 @@ def registry(cfg: RunConfig, rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
     root.mkdir()
     start = time.perf_counter()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    with compiling_at_promotion():
+    # Promotions here compile the booster, as by default, whatever the shell says.
+    with mock.patch.dict(os.environ, {"HOUSING_COMPILE_PREDICTOR": "1"}):
         uri, pem = registry_with_challenger(cfg.model_dir, root, pd.DataFrame(rows[:3]))
     logger.info("registry with champion and challenger in %.1f s", time.perf_counter() - start)
     return uri, pem
@@ -373,24 +361,11 @@ def wait_for_shadow(base_url: str, timeout_s: float = 120.0) -> float:
     return time.monotonic() - start
 
 
-@contextmanager
-def trusting(pem: str) -> Iterator[None]:
-    """The in-process loader verifies with ``pem`` (as the API does), so the champion's
-    compiled predictor is used by (b) exactly when the API uses it."""
-    before = os.environ.get("HOUSING_VERIFY_KEYS")
-    os.environ["HOUSING_VERIFY_KEYS"] = pem
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("HOUSING_VERIFY_KEYS", None)
-        else:
-            os.environ["HOUSING_VERIFY_KEYS"] = before
-
-
 def model_time(champion: Path, pem: str, rows: Sequence[dict[str, Any]], cfg: RunConfig) -> dict:
-    """(b) in this process, on the champion the API serves, with the scorer it loaded."""
-    with trusting(pem):
+    """(b) in this process, on the champion the API serves, with the scorer it loaded: the
+    loader verifies with ``pem`` as the API does, so the compiled predictor is used exactly
+    when the API uses it."""
+    with mock.patch.dict(os.environ, {"HOUSING_VERIFY_KEYS": pem}):
         result = model_time_or_reason(champion, rows, repeats=cfg.repeats)
         if result.get("available"):
             from housing.serving import load_serving
